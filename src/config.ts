@@ -1,0 +1,160 @@
+import path from 'node:path';
+import ipaddr from 'ipaddr.js';
+import { booleanWord } from './booleans.js';
+
+/** A setting that cannot be used; its message is the one line printed at start-up. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export type CacheType = 'simple' | 'null';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+export type CidrRange = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+export interface Config {
+  /** Seconds since the last heartbeat after which a host is expired. */
+  readonly hostTtlSeconds: number;
+  /** Seconds a cached host list may be served without asking storage (CACHE_TYPE=simple). */
+  readonly cacheTtlSeconds: number;
+  readonly cacheType: CacheType;
+  /** `DynamoDB`, `InMemory`, `InFile`, or the name of a plugin under `<applicationDir>/plugins/`. */
+  readonly backendStorage: string;
+  readonly applicationDir: string;
+  readonly applicationEnv: string;
+  readonly debug: boolean;
+  readonly logLevel: LogLevel;
+  readonly port: number;
+  readonly listenAddress: string;
+  readonly dynamodb: {
+    readonly tableHosts: string;
+    /** Empty: AWS itself, or the embedded store in development. */
+    readonly url: string;
+    readonly createTablesInApp: boolean;
+    readonly connectionPoolSize: number;
+    readonly region: string;
+    /** Milliseconds one DynamoDB call may take, retries included, before the request fails with 503. */
+    readonly requestTimeoutMs: number;
+  };
+  readonly statsd: { readonly host: string; readonly port: number; readonly prefix: string };
+  /** `auto_ip` is honoured only for client addresses inside these ranges. */
+  readonly autoIpAllowedRanges: readonly CidrRange[];
+  /** How many proxies in front of discovery append to X-Forwarded-For; 0 trusts only the socket address. */
+  readonly trustedProxyHops: number;
+  /** Largest request body accepted, in bytes. */
+  readonly bodyLimitBytes: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const BACKENDS_BUILT_IN = ['DynamoDB', 'InMemory', 'InFile'];
+const PLUGIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function fail(name: string, value: string, accepted: string): never {
+  throw new ConfigError(`invalid setting ${name}=${JSON.stringify(value)}: expected ${accepted}`);
+}
+
+function text(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function number(env: Env, name: string, fallback: number, opts: { min: number; max?: number; integer?: boolean }): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw.trim());
+  const range = opts.max === undefined ? `>= ${opts.min}` : `${opts.min}..${opts.max}`;
+  const accepted = `${opts.integer ? 'an integer' : 'a number'} ${range}`;
+  if (!Number.isFinite(value) || value < opts.min || (opts.max !== undefined && value > opts.max)) fail(name, raw, accepted);
+  if (opts.integer && !Number.isInteger(value)) fail(name, raw, accepted);
+  return value;
+}
+
+/** Booleans parse as booleans: `false`, `0` and `no` are false (the original read any non-empty string as true). */
+export function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return booleanWord(raw) ?? fail(name, raw, 'true/false, 1/0 or yes/no');
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, accepted: Record<string, T>): T {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = accepted[raw.trim().toLowerCase()];
+  if (value === undefined) fail(name, raw, `one of ${[...new Set(Object.keys(accepted))].join(', ')}`);
+  return value;
+}
+
+const LOG_LEVELS: Record<string, LogLevel> = {
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  warn: 'warn',
+  error: 'error',
+  critical: 'fatal',
+};
+
+function backendStorage(env: Env): string {
+  const raw = text(env, 'BACKEND_STORAGE', 'DynamoDB').trim();
+  const builtIn = BACKENDS_BUILT_IN.find((name) => name.toLowerCase() === raw.toLowerCase());
+  if (builtIn) return builtIn;
+  if (!PLUGIN_NAME.test(raw)) {
+    fail('BACKEND_STORAGE', raw, `${BACKENDS_BUILT_IN.join(', ')}, or the folder name of a plugin under APPLICATION_DIR/plugins/`);
+  }
+  return raw;
+}
+
+function cidrRanges(env: Env, name: string, fallback: string): CidrRange[] {
+  const raw = text(env, name, fallback);
+  return raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => {
+      try {
+        return ipaddr.parseCIDR(part);
+      } catch {
+        return fail(name, raw, 'a comma-separated list of CIDR ranges such as 192.168.0.0/16,fd00::/8');
+      }
+    });
+}
+
+/** Reads and validates every setting once; the only reader of the environment. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const applicationDir = path.resolve(cwd, text(env, 'APPLICATION_DIR', cwd));
+  const config: Config = {
+    hostTtlSeconds: number(env, 'HOST_TTL', 600, { min: 0 }),
+    cacheTtlSeconds: number(env, 'CACHE_TTL', 30, { min: 0 }),
+    cacheType: oneOf<CacheType>(env, 'CACHE_TYPE', 'null', { simple: 'simple', null: 'null' }),
+    backendStorage: backendStorage(env),
+    applicationDir,
+    applicationEnv: text(env, 'APPLICATION_ENV', 'development'),
+    debug: parseBoolean('DEBUG', env.DEBUG, true),
+    logLevel: oneOf(env, 'LOG_LEVEL', 'debug', LOG_LEVELS),
+    port: number(env, 'PORT', 8080, { min: 0, max: 65535, integer: true }),
+    listenAddress: text(env, 'LISTEN_ADDRESS', '0.0.0.0'),
+    dynamodb: {
+      tableHosts: text(env, 'DYNAMODB_TABLE_HOSTS', 'discovery-hosts'),
+      url: text(env, 'DYNAMODB_URL', ''),
+      createTablesInApp: parseBoolean('DYNAMODB_CREATE_TABLES_IN_APP', env.DYNAMODB_CREATE_TABLES_IN_APP, false),
+      connectionPoolSize: number(env, 'CONNECTION_POOL_SIZE', 100, { min: 1, max: 10000, integer: true }),
+      region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', '')),
+      requestTimeoutMs: number(env, 'DYNAMODB_TIMEOUT_MS', 3000, { min: 100, max: 60000, integer: true }),
+    },
+    statsd: {
+      host: text(env, 'STATSD_HOST', 'localhost'),
+      port: number(env, 'STATSD_PORT', 8125, { min: 1, max: 65535, integer: true }),
+      prefix: text(env, 'STATSD_PREFIX', ''),
+    },
+    autoIpAllowedRanges: cidrRanges(env, 'AUTO_IP_ALLOWED_RANGES', '192.168.0.0/16'),
+    trustedProxyHops: number(env, 'TRUSTED_PROXY_HOPS', 1, { min: 0, max: 32, integer: true }),
+    bodyLimitBytes: number(env, 'BODY_LIMIT_BYTES', 64 * 1024, { min: 1024, max: 16 * 1024 * 1024, integer: true }),
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}

@@ -1,0 +1,290 @@
+import { createHash } from 'node:crypto';
+import type { CacheType, CidrRange } from '../config.js';
+import type { Clock } from '../clock.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
+import type { HostStore } from '../store/host-store.js';
+import { formatCheckIn, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
+import type { RegistrationBody } from './schemas.js';
+import { autoIp, canonicalIp, parseBoolean, parseTags, parseWeight, requireIp, type ClientAddress } from './validation.js';
+
+/** Counters sent to statsd; names are SPEC.md's. */
+export interface RegistryStats {
+  increment(metric: string): void;
+}
+
+/** The part of a pino logger the domain uses. */
+export interface Log {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/**
+ * The live hosts of one service (or repo) at one moment. Immutable and shared: the same object
+ * is handed out for as long as its content holds, so front ends may memoise what they derive
+ * from it (serialised bytes) by identity.
+ */
+export interface HostSnapshot {
+  /** Live hosts sorted by `ip_address` (by service first for repo snapshots). */
+  readonly hosts: readonly Host[];
+  /**
+   * Hash of everything a proxy routes on: the host set and every field but `last_check_in`.
+   * A heartbeat that changes nothing else leaves it unchanged.
+   */
+  readonly version: string;
+  /** Epoch ms at which the first of these hosts expires unless it heartbeats (Infinity if none). */
+  readonly nextExpiryAt: number;
+}
+
+export interface HostServiceOptions {
+  readonly store: HostStore;
+  readonly clock: Clock;
+  readonly hostTtlSeconds: number;
+  readonly cacheType: CacheType;
+  readonly cacheTtlSeconds: number;
+  readonly stats: RegistryStats;
+  readonly log: Log;
+  readonly autoIpAllowedRanges: readonly CidrRange[];
+  readonly trustedProxyHops: number;
+}
+
+interface CachedSnapshot {
+  readonly snapshot: HostSnapshot;
+  readonly builtAt: number;
+  readonly changeToken: number | undefined;
+}
+
+export type ServiceChangeListener = (service: string) => void;
+
+/**
+ * Every rule of the registry: validation, tag merging, expiry, caching and change events.
+ * Front ends parse and reply; stores keep records.
+ */
+export class HostService {
+  private readonly store: HostStore;
+  private readonly clock: Clock;
+  private readonly hostTtlMs: number;
+  private readonly cacheTtlMs: number;
+  private readonly cacheEnabled: boolean;
+  private readonly serviceSnapshots = new Map<string, CachedSnapshot>();
+  private readonly repoSnapshots = new Map<string, CachedSnapshot>();
+  private readonly listeners = new Set<ServiceChangeListener>();
+
+  constructor(private readonly options: HostServiceOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.hostTtlMs = options.hostTtlSeconds * 1000;
+    this.cacheTtlMs = options.cacheTtlSeconds * 1000;
+    this.cacheEnabled = options.cacheType === 'simple';
+  }
+
+  /** Seconds without a heartbeat after which a host is expired. */
+  get hostTtlSeconds(): number {
+    return this.options.hostTtlSeconds;
+  }
+
+  /**
+   * Called with a service name whenever what a proxy routes on may have changed for it
+   * (a host added, removed, expired, re-weighted or re-tagged). Returns an unsubscribe function.
+   */
+  onServiceChanged(listener: ServiceChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Records a heartbeat: creates the host or updates it with its tags merged. */
+  async heartbeat(service: string, body: RegistrationBody, client: ClientAddress): Promise<Host> {
+    let heartbeat: Heartbeat;
+    try {
+      heartbeat = this.parseHeartbeat(service, body, client);
+    } catch (error) {
+      this.options.stats.increment(`registration.${metricName(service)}.failure`);
+      throw error;
+    }
+    const { previous, current } = await this.store.heartbeat(heartbeat);
+    this.options.stats.increment(`registration.${metricName(service)}.success`);
+    if (previous === undefined || this.isExpired(previous, this.clock.now()) || routingChanged(previous, current)) {
+      this.changed(service);
+    }
+    return current;
+  }
+
+  /** The live hosts of `service`; expired ones found on the way are removed from storage. */
+  async listByService(service: string): Promise<HostSnapshot> {
+    const now = this.clock.now();
+    const cached = this.serviceSnapshots.get(service);
+    if (cached && this.cacheFresh(cached, now)) return cached.snapshot;
+    const { hosts, changeToken } = await this.store.listByService(service);
+    if (cached && changeToken !== undefined && changeToken === cached.changeToken && now <= cached.snapshot.nextExpiryAt) {
+      return cached.snapshot;
+    }
+    const live = await this.dropExpired(hosts, now);
+    const snapshot = buildSnapshot(live, this.hostTtlMs, byIp);
+    const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
+    const result = reused ? cached.snapshot : snapshot;
+    if (cached && cached.snapshot.version !== snapshot.version) this.emit(service);
+    this.serviceSnapshots.set(service, { snapshot: result, builtAt: now, changeToken });
+    return result;
+  }
+
+  /** The live hosts of every service registered with repo `repo`. */
+  async listByRepo(repo: string): Promise<HostSnapshot> {
+    const now = this.clock.now();
+    const cached = this.repoSnapshots.get(repo);
+    if (cached && this.cacheFresh(cached, now)) return cached.snapshot;
+    const hosts = await this.store.listByRepo(repo);
+    const live = await this.dropExpired(hosts, now);
+    const snapshot = buildSnapshot(live, this.hostTtlMs, byServiceThenIp);
+    const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
+    const result = reused ? cached.snapshot : snapshot;
+    this.repoSnapshots.set(repo, { snapshot: result, builtAt: now, changeToken: undefined });
+    return result;
+  }
+
+  /** Names of services with at least one stored host. */
+  async listServiceNames(): Promise<readonly string[]> {
+    return this.store.listServices();
+  }
+
+  /** Removes a host. A 400 when the address is not valid or no such host exists, as the original answered. */
+  async deregister(service: string, ipText: string): Promise<void> {
+    const ip = canonicalIp(ipText);
+    if (ip === undefined) throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
+    const removed = await this.store.delete(service, ip);
+    if (!removed) throw new InvalidInputError(`Host ${ip} of service '${service}' not found.`);
+    this.options.stats.increment(`service.host.delete.${metricName(service)}`);
+    this.changed(service);
+  }
+
+  /**
+   * Sets `tags.load_balancing_weight` on one live host, or on every live host of the service when
+   * `ipText` is undefined. Only the tag is written, so a heartbeat landing meanwhile is kept.
+   */
+  async setWeight(service: string, ipText: string | undefined, rawWeight: unknown): Promise<void> {
+    const weight = parseWeight(rawWeight);
+    const now = this.clock.now();
+    if (ipText !== undefined) {
+      const ip = canonicalIp(ipText);
+      const existing = ip === undefined ? undefined : await this.store.get(service, ip);
+      if (!existing || this.isExpired(existing, now)) throw new NotFoundError('Host not found');
+      const updated = await this.store.updateTags(service, existing.ip_address, { load_balancing_weight: weight });
+      if (!updated) throw new NotFoundError('Host not found');
+    } else {
+      const { hosts } = await this.store.listByService(service);
+      const live = hosts.filter((host) => !this.isExpired(host, now));
+      if (live.length === 0) throw new NotFoundError(`No live hosts for service '${service}'`);
+      for (const host of live) {
+        await this.store.updateTags(service, host.ip_address, { load_balancing_weight: weight });
+      }
+    }
+    this.changed(service);
+  }
+
+  private parseHeartbeat(service: string, body: RegistrationBody, client: ClientAddress): Heartbeat {
+    let ip: string;
+    if (body.ip !== undefined && body.ip !== '') {
+      ip = requireIp(body.ip);
+    } else if (body.auto_ip !== undefined && parseBoolean('auto_ip', body.auto_ip)) {
+      ip = autoIp(client, this.options.trustedProxyHops, this.options.autoIpAllowedRanges);
+    } else {
+      throw new InvalidInputError("Required parameter 'ip' is missing (or set 'auto_ip').");
+    }
+    return {
+      service,
+      ip_address: ip,
+      port: body.port,
+      revision: body.revision,
+      service_repo_name: body.service_repo_name ?? '',
+      last_check_in: formatCheckIn(this.clock.now()),
+      tags: parseTags(body.tags),
+    };
+  }
+
+  private isExpired(host: Host, now: number): boolean {
+    return now > parseCheckIn(host.last_check_in) + this.hostTtlMs;
+  }
+
+  private cacheFresh(cached: CachedSnapshot, now: number): boolean {
+    return this.cacheEnabled && now < cached.builtAt + this.cacheTtlMs && now <= cached.snapshot.nextExpiryAt;
+  }
+
+  /**
+   * Filters out expired hosts and removes them from storage. Each removal is conditional on the
+   * `last_check_in` judged expired, so a heartbeat that lands meanwhile survives. A failed
+   * removal is logged, not thrown: the host stays filtered out and the next read retries.
+   */
+  private async dropExpired(hosts: readonly Host[], now: number): Promise<Host[]> {
+    const live: Host[] = [];
+    const expired: Host[] = [];
+    for (const host of hosts) (this.isExpired(host, now) ? expired : live).push(host);
+    if (expired.length > 0) await Promise.all(expired.map((host) => this.sweep(host)));
+    return live;
+  }
+
+  private async sweep(host: Host): Promise<void> {
+    try {
+      const removed = await this.store.deleteIfCheckInIs(host.service, host.ip_address, host.last_check_in);
+      if (!removed) return;
+      this.options.stats.increment(`service.host.sweep.${metricName(host.service)}`);
+      this.options.log.debug({ service: host.service, ip: host.ip_address, last_check_in: host.last_check_in }, 'expired host removed');
+      this.changed(host.service);
+    } catch (error) {
+      this.options.log.warn({ err: error, service: host.service, ip: host.ip_address }, 'could not remove expired host');
+    }
+  }
+
+  /** A local write changed `service`: drop what was cached for it and tell the listeners. */
+  private changed(service: string): void {
+    this.serviceSnapshots.delete(service);
+    this.repoSnapshots.clear();
+    this.emit(service);
+  }
+
+  private emit(service: string): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(service);
+      } catch (error) {
+        this.options.log.error({ err: error, service }, 'service change listener failed');
+      }
+    }
+  }
+}
+
+function byIp(a: Host, b: Host): number {
+  return a.ip_address < b.ip_address ? -1 : a.ip_address > b.ip_address ? 1 : 0;
+}
+
+function byServiceThenIp(a: Host, b: Host): number {
+  if (a.service !== b.service) return a.service < b.service ? -1 : 1;
+  return byIp(a, b);
+}
+
+function buildSnapshot(live: Host[], hostTtlMs: number, order: (a: Host, b: Host) => number): HostSnapshot {
+  live.sort(order);
+  const hash = createHash('sha1');
+  let earliestCheckIn = Infinity;
+  for (const host of live) {
+    earliestCheckIn = Math.min(earliestCheckIn, parseCheckIn(host.last_check_in));
+    hash.update(
+      JSON.stringify([host.service, host.ip_address, host.port, host.revision, host.service_repo_name, sortedKeys(host.tags)]),
+    );
+    hash.update('\n');
+  }
+  return Object.freeze({
+    hosts: Object.freeze(live),
+    version: hash.digest('base64url').slice(0, 22),
+    nextExpiryAt: earliestCheckIn + hostTtlMs,
+  });
+}
+
+function sameCheckIns(a: HostSnapshot, b: HostSnapshot): boolean {
+  if (a.hosts.length !== b.hosts.length) return false;
+  return a.hosts.every((host, index) => host.last_check_in === b.hosts[index]?.last_check_in);
+}
+
+/** statsd metric names cannot hold `:`, `|`, `@` or whitespace; the service name is otherwise kept. */
+function metricName(service: string): string {
+  return service.replace(/[:|@#\s]/g, '_');
+}

@@ -1,0 +1,78 @@
+import Type, { type Static } from 'typebox';
+
+/**
+ * Request schemas: the single source for validation (Fastify), types (Static) and the API
+ * description. Limits keep one request from costing much memory or storage.
+ */
+
+export const NAME_MAX_LENGTH = 256;
+export const TAG_COUNT_MAX = 64;
+export const TAG_VALUE_DEPTH_MAX = 8;
+
+/** A path segment naming a service or repo: no slash and no control characters. */
+const NAME_PATTERN = '^[^/\\u0000-\\u001f\\u007f]+$';
+
+export const ServiceName = Type.String({
+  minLength: 1,
+  maxLength: NAME_MAX_LENGTH,
+  pattern: NAME_PATTERN,
+  description: 'service name',
+});
+
+export const RepoName = Type.String({
+  minLength: 1,
+  maxLength: NAME_MAX_LENGTH,
+  pattern: NAME_PATTERN,
+  description: 'service repository name',
+});
+
+/** Textual form only; the domain checks that it is an IPv4 or IPv6 address. */
+export const IpAddressText = Type.String({ minLength: 1, maxLength: 64, description: 'IPv4 or IPv6 address' });
+
+export const LoadBalancingWeight = Type.Integer({ minimum: 1, maximum: 100 });
+
+export const Tags = Type.Object(
+  {
+    az: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, description: 'availability zone' }),
+    region: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
+    instance_id: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
+    canary: Type.Optional(Type.Boolean()),
+    load_balancing_weight: Type.Optional(LoadBalancingWeight),
+  },
+  {
+    additionalProperties: true,
+    maxProperties: TAG_COUNT_MAX,
+    description: 'host tags; keys other than the named ones are kept and returned as given',
+  },
+);
+export type Tags = Static<typeof Tags>;
+
+export const ServiceParams = Type.Object({ service: ServiceName });
+export const RepoParams = Type.Object({ service_repo_name: RepoName });
+export const HostParams = Type.Object({ service: ServiceName, ip_address: IpAddressText });
+
+/**
+ * A heartbeat as form fields (every value a string, `tags` a JSON string) or as a JSON object
+ * (`tags` an object or a JSON string). Unknown fields are ignored, as the original did.
+ */
+export const RegistrationBody = Type.Object(
+  {
+    ip: Type.Optional(IpAddressText),
+    auto_ip: Type.Optional(Type.Union([Type.Boolean(), Type.String({ maxLength: 16 })])),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    revision: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
+    service_repo_name: Type.Optional(
+      Type.String({ maxLength: NAME_MAX_LENGTH, pattern: '^[^/\\u0000-\\u001f\\u007f]*$' }),
+    ),
+    tags: Type.Union([Type.String({ maxLength: 16 * 1024 }), Type.Object({}, { additionalProperties: true })]),
+  },
+  { additionalProperties: true },
+);
+export type RegistrationBody = Static<typeof RegistrationBody>;
+
+/** The weight as a form field (a string) or a JSON number; checked by the domain for the original's messages. */
+export const WeightBody = Type.Object(
+  { load_balancing_weight: Type.Optional(Type.Union([Type.Integer(), Type.String({ maxLength: 32 }), Type.Number()])) },
+  { additionalProperties: true },
+);
+export type WeightBody = Static<typeof WeightBody>;

@@ -1,0 +1,133 @@
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { Compile } from 'typebox/compile';
+import { booleanWord } from '../booleans.js';
+import type { CidrRange } from '../config.js';
+import { InvalidInputError } from '../errors.js';
+import type { HostTags } from './model.js';
+import { TAG_VALUE_DEPTH_MAX, Tags } from './schemas.js';
+
+const tagsValidator = Compile(Tags);
+
+export const WEIGHT_MISSING = "Required parameter 'weight' is missing.";
+export const WEIGHT_INVALID = 'Invalid load_balancing_weight. Supply an integer between 1 and 100.';
+export const TAGS_NOT_JSON = 'Invalid json supplied in tags';
+
+/**
+ * The canonical text of an IPv4 or IPv6 address, or undefined when `text` is neither.
+ * IPv6 is written in RFC 5952 form so that two spellings of one address are one host.
+ */
+export function canonicalIp(text: string): string | undefined {
+  const family = isIP(text);
+  if (family === 4) return text;
+  if (family === 6) {
+    if (text.includes('%')) return undefined; // a zone index only means something on the sender's machine
+    const parsed = ipaddr.IPv6.parse(text);
+    return parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toRFC5952String();
+  }
+  return undefined;
+}
+
+export function requireIp(text: string, field = 'ip'): string {
+  const ip = canonicalIp(text);
+  if (ip === undefined) throw new InvalidInputError(`Invalid parameter '${field}': not an IPv4 or IPv6 address.`);
+  return ip;
+}
+
+/** `tags` as sent: an object, or a JSON string of one. Checked against the tags schema. */
+export function parseTags(raw: unknown): HostTags {
+  let tags = raw;
+  if (typeof raw === 'string') {
+    try {
+      tags = JSON.parse(raw);
+    } catch {
+      throw new InvalidInputError(TAGS_NOT_JSON);
+    }
+  }
+  if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
+    throw new InvalidInputError("Invalid parameter 'tags': must be a JSON object.");
+  }
+  if (!tagsValidator.Check(tags)) {
+    const [first] = tagsValidator.Errors(tags);
+    throw new InvalidInputError(`Invalid parameter 'tags': ${describeSchemaError(first)}`);
+  }
+  for (const [key, value] of Object.entries(tags)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
+      throw new InvalidInputError(`Invalid parameter 'tags': the key '${key}' is not allowed.`);
+    }
+    if (depth(value) > TAG_VALUE_DEPTH_MAX) {
+      throw new InvalidInputError(`Invalid parameter 'tags.${key}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
+    }
+  }
+  return tags as HostTags;
+}
+
+function describeSchemaError(error: { instancePath: string; message: string; params?: unknown } | undefined): string {
+  if (!error) return 'not valid.';
+  const params = error.params as { requiredProperties?: string[] } | undefined;
+  if (params?.requiredProperties?.length) return `'${params.requiredProperties.join("', '")}' required.`;
+  const field = error.instancePath.replace(/^\//, '').replaceAll('/', '.');
+  return field ? `'${field}' ${error.message}.` : `${error.message}.`;
+}
+
+function depth(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  let deepest = 0;
+  for (const inner of Object.values(value)) {
+    deepest = Math.max(deepest, depth(inner));
+    if (deepest > TAG_VALUE_DEPTH_MAX) break;
+  }
+  return deepest + 1;
+}
+
+/** The load-balancing weight from a form string or a JSON number, with the original's messages. */
+export function parseWeight(raw: unknown): number {
+  if (raw === undefined || raw === null || raw === '') throw new InvalidInputError(WEIGHT_MISSING);
+  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
+  if (!/^\d{1,3}$/.test(text)) throw new InvalidInputError(WEIGHT_INVALID);
+  const weight = Number(text);
+  if (weight < 1 || weight > 100) throw new InvalidInputError(WEIGHT_INVALID);
+  return weight;
+}
+
+/** Where the request came from, as the HTTP front end saw it. */
+export interface ClientAddress {
+  /** The socket's remote address. */
+  readonly socketAddress: string;
+  /** Every X-Forwarded-For entry, in header order (nearest proxy last). */
+  readonly forwardedFor: readonly string[];
+}
+
+/**
+ * The client's own address seen through `trustedHops` proxies: each trusted proxy appends the
+ * address it received from, so the entry `trustedHops` from the end is the client (0 hops:
+ * the socket). With fewer entries than hops, the first one is the best available.
+ */
+export function resolveClientIp(client: ClientAddress, trustedHops: number): string {
+  if (trustedHops === 0 || client.forwardedFor.length === 0) return client.socketAddress;
+  const index = Math.max(0, client.forwardedFor.length - trustedHops);
+  return client.forwardedFor[index] ?? client.socketAddress;
+}
+
+/** The address `auto_ip` registers, or a 400 when it is not inside an allowed range. */
+export function autoIp(client: ClientAddress, trustedHops: number, allowed: readonly CidrRange[]): string {
+  const seen = resolveClientIp(client, trustedHops).trim();
+  const ip = canonicalIp(seen);
+  if (ip === undefined) throw new InvalidInputError(`Invalid parameter 'auto_ip': client address '${seen}' is not an IP address.`);
+  const parsed = ipaddr.parse(ip);
+  const inside = allowed.some(([range, bits]) => range.kind() === parsed.kind() && parsed.match(range, bits));
+  if (!inside) {
+    const ranges = allowed.map(([range, bits]) => `${range.toString()}/${bits}`).join(', ');
+    throw new InvalidInputError(`Invalid parameter 'auto_ip': client address ${ip} is outside the accepted ranges (${ranges || 'none'}).`);
+  }
+  return ip;
+}
+
+/** A flag sent as a JSON boolean or a form string (`true`, `1`, `yes`…); anything else is a 400. */
+export function parseBoolean(field: string, value: boolean | string): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value.trim() === '') return false;
+  const parsed = booleanWord(value);
+  if (parsed === undefined) throw new InvalidInputError(`Invalid parameter '${field}': use true or false.`);
+  return parsed;
+}

@@ -1,0 +1,51 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { DomainError } from '../errors.js';
+
+interface SchemaIssue {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/**
+ * One place that turns every failure into `{"error": "..."}`: domain errors carry their status,
+ * schema failures name the field, Fastify's own 4xx (body too large, bad content type, bad JSON)
+ * keep theirs, and anything else is a 500 whose detail is shown only in debug mode.
+ */
+export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean }): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof DomainError) {
+      if (error.statusCode >= 500) request.log.warn({ err: error }, error.message);
+      return reply.code(error.statusCode).send({ error: error.message });
+    }
+    if (error.validation) {
+      return reply.code(400).send({ error: describeValidation(error.validation as SchemaIssue[], error.validationContext) });
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send({ error: error.message });
+    }
+    request.log.error({ err: error }, 'request failed');
+    const body: Record<string, string> = { error: 'Internal server error' };
+    if (options.debug) body.detail = error.message;
+    return reply.code(500).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: `Not found: ${request.method} ${request.url.split('?')[0]}` });
+  });
+}
+
+function describeValidation(issues: SchemaIssue[], context: string | undefined): string {
+  const where = context === 'params' ? 'path parameter' : context === 'querystring' ? 'query parameter' : 'parameter';
+  const required = issues.find((issue) => issue.keyword === 'required');
+  if (required) return `Required ${where} '${String(required.params.missingProperty)}' is missing.`;
+  const union = issues.find((issue) => issue.keyword === 'anyOf');
+  const issue = union ?? issues[0];
+  if (!issue) return `Invalid ${where}.`;
+  const field = issue.instancePath.replace(/^\//, '').replaceAll('/', '.');
+  const message = issue.keyword === 'anyOf' ? 'has the wrong type' : (issue.message ?? 'is not valid');
+  if (field === '') return context === 'body' ? `Invalid request body: ${message}.` : `Invalid ${where}: ${message}.`;
+  return `Invalid ${where} '${field}': ${message}.`;
+}

@@ -1,0 +1,58 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { HostSnapshot } from '../hosts/host-service.js';
+import { sortedKeys, type Host } from '../hosts/model.js';
+
+/**
+ * The v1 GET body, byte for byte what the original's Flask `jsonify` wrote: keys sorted at
+ * every depth. Bytes are memoised per snapshot and each host's JSON per record, so a read
+ * whose hosts have not changed costs no serialisation at all.
+ */
+export class HostListEncoder {
+  private readonly bodies = new WeakMap<HostSnapshot, Buffer>();
+  private readonly hostJson = new WeakMap<Host, string>();
+  private readonly envJson: string;
+
+  constructor(env: string) {
+    this.envJson = JSON.stringify(env);
+  }
+
+  /** `{"env": …, "hosts": […], "<keyName>": <keyValue>}` */
+  encode(snapshot: HostSnapshot, keyName: 'service' | 'service_repo_name', keyValue: string): Buffer {
+    const memo = this.bodies.get(snapshot);
+    if (memo) return memo;
+    const parts = snapshot.hosts.map((host) => this.encodeHost(host));
+    const body = Buffer.from(`{"env":${this.envJson},"hosts":[${parts.join(',')}],"${keyName}":${JSON.stringify(keyValue)}}`);
+    this.bodies.set(snapshot, body);
+    return body;
+  }
+
+  private encodeHost(host: Host): string {
+    let json = this.hostJson.get(host);
+    if (json === undefined) {
+      json =
+        `{"ip_address":${JSON.stringify(host.ip_address)},"last_check_in":${JSON.stringify(host.last_check_in)},` +
+        `"port":${host.port},"revision":${JSON.stringify(host.revision)},"service":${JSON.stringify(host.service)},` +
+        `"service_repo_name":${JSON.stringify(host.service_repo_name)},"tags":${JSON.stringify(sortedKeys(host.tags))}}`;
+      this.hostJson.set(host, json);
+    }
+    return json;
+  }
+}
+
+/** Answers with the list, or 304 when the client's `If-None-Match` already names this version. */
+export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
+  const etag = `W/"${snapshot.version}"`;
+  reply.header('etag', etag);
+  if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
+  return reply.header('content-type', 'application/json').send(body());
+}
+
+function ifNoneMatchIncludes(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header === etag) return true;
+  const opaque = etag.slice(2);
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim();
+    return tag === '*' || tag === etag || tag === opaque || tag === `W/${opaque}`;
+  });
+}

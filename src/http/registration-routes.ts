@@ -1,0 +1,61 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { HostService } from '../hosts/host-service.js';
+import { HostParams, RegistrationBody, RepoParams, ServiceParams } from '../hosts/schemas.js';
+import type { ClientAddress } from '../hosts/validation.js';
+import { HostListEncoder, sendHostList } from './host-list-response.js';
+
+export interface RegistrationRoutesOptions {
+  readonly hostService: HostService;
+  readonly applicationEnv: string;
+}
+
+/** The v1 registration API of SPEC.md: list by service or repo, heartbeat, delete. */
+export const registrationRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, applicationEnv }) => {
+  const encoder = new HostListEncoder(applicationEnv);
+
+  app.get('/v1/registration/:service', { schema: { params: ServiceParams } }, async (request, reply) => {
+    const { service } = request.params;
+    const snapshot = await hostService.listByService(service);
+    return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service', service));
+  });
+
+  app.get('/v1/registration/repo/:service_repo_name', { schema: { params: RepoParams } }, async (request, reply) => {
+    const repo = request.params.service_repo_name;
+    const snapshot = await hostService.listByRepo(repo);
+    return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service_repo_name', repo));
+  });
+
+  app.post(
+    '/v1/registration/:service',
+    { schema: { params: ServiceParams, body: RegistrationBody }, preValidation: emptyBodyAsObject },
+    async (request, reply) => {
+      await hostService.heartbeat(request.params.service, request.body, clientAddress(request));
+      return reply.code(200).send({});
+    },
+  );
+
+  app.delete('/v1/registration/:service/:ip_address', { schema: { params: HostParams } }, async (request, reply) => {
+    await hostService.deregister(request.params.service, request.params.ip_address);
+    return reply.code(200).send({});
+  });
+
+  // The original answered this with a 500; a missing address is the caller's mistake.
+  app.delete('/v1/registration/:service', { schema: { params: ServiceParams } }, async (_request, reply) => {
+    return reply.code(400).send({ error: "Required path parameter 'ip_address' is missing: DELETE /v1/registration/:service/:ip_address" });
+  });
+};
+
+/** A POST without a body is validated as `{}`, so the answer names the missing fields. */
+export async function emptyBodyAsObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+function clientAddress(request: FastifyRequest): ClientAddress {
+  const header = request.headers['x-forwarded-for'];
+  const forwardedFor = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  return { socketAddress: request.socket.remoteAddress ?? '', forwardedFor };
+}

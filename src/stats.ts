@@ -1,0 +1,31 @@
+import { StatsD } from 'hot-shots';
+import type { Log, RegistryStats } from './hosts/host-service.js';
+
+/**
+ * statsd counters over UDP through hot-shots. Sending never blocks or fails a request:
+ * a missing statsd daemon only costs a debug log line.
+ */
+export class StatsdStats implements RegistryStats {
+  private readonly client: StatsD;
+
+  constructor(options: { host: string; port: number; prefix: string; log: Log }) {
+    this.client = new StatsD({
+      host: options.host,
+      port: options.port,
+      prefix: options.prefix,
+      protocol: 'udp',
+      // Batch counters into few datagrams; a heartbeat storm must not mean one syscall per counter.
+      maxBufferSize: 1400,
+      bufferFlushInterval: 100,
+      errorHandler: (error) => options.log.debug({ err: error }, 'statsd send failed'),
+    });
+  }
+
+  increment(metric: string): void {
+    this.client.increment(metric);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.client.close(() => resolve()));
+  }
+}

@@ -1,0 +1,77 @@
+import type { Heartbeat, Host } from '../hosts/model.js';
+
+/** What a heartbeat did: the record before (absent for a new host) and after the merge. */
+export interface HeartbeatResult {
+  readonly previous: Host | undefined;
+  readonly current: Host;
+}
+
+/** Hosts of one service as storage holds them, expired ones included. */
+export interface ServiceHosts {
+  readonly hosts: readonly Host[];
+  /**
+   * Optional: a value that changes whenever any record of the service changes. A store that
+   * gives one lets the domain reuse what it built from the same records; one that cannot
+   * (a shared remote table) leaves it undefined.
+   */
+  readonly changeToken?: number;
+}
+
+/**
+ * The one storage interface every backend implements (InMemory, InFile, DynamoDB, plugins).
+ * Stores keep records and apply writes atomically; every rule (validation, expiry, caching,
+ * change events) lives in the domain layer above. Failures are thrown, never swallowed:
+ * a store that cannot be reached throws `StorageUnavailableError`.
+ */
+export interface HostStore {
+  /**
+   * Creates the record or updates it: `port`, `revision`, `service_repo_name` and `last_check_in`
+   * are replaced and `tags` are merged (incoming keys overwrite, absent keys are kept), as one
+   * atomic write, so a weight set meanwhile survives. Idempotent for the same input.
+   */
+  heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult>;
+
+  get(service: string, ipAddress: string): Promise<Host | undefined>;
+
+  /** Every stored record of `service`, expired ones included, in no particular order. */
+  listByService(service: string): Promise<ServiceHosts>;
+
+  /** Every stored record whose `service_repo_name` is `repo` (never `""`), across services. */
+  listByRepo(repo: string): Promise<readonly Host[]>;
+
+  /** Names of the services that have at least one stored record. */
+  listServices(): Promise<readonly string[]>;
+
+  /** Removes the record; returns what was removed, or undefined when there was no such record. */
+  delete(service: string, ipAddress: string): Promise<Host | undefined>;
+
+  /**
+   * Removes the record only if its `last_check_in` is still `lastCheckIn`: the expiry path, which
+   * must never remove a host whose fresh heartbeat landed after it was judged expired.
+   * True when it removed the record.
+   */
+  deleteIfCheckInIs(service: string, ipAddress: string, lastCheckIn: string): Promise<boolean>;
+
+  /**
+   * Sets the named tags on an existing record without touching any other field (a heartbeat
+   * landing meanwhile keeps its `last_check_in`). Returns the updated record, or undefined when
+   * there is no such record (nothing is created).
+   */
+  updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined>;
+
+  /** Releases connections and flushes pending writes. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The methods a plugin module's store must have; checked when it is loaded. */
+export const HOST_STORE_METHODS = [
+  'heartbeat',
+  'get',
+  'listByService',
+  'listByRepo',
+  'listServices',
+  'delete',
+  'deleteIfCheckInIs',
+  'updateTags',
+  'close',
+] as const satisfies readonly (keyof HostStore)[];
