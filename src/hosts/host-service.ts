@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CacheType, CidrRange } from '../config.js';
 import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
-import type { HostStore } from '../store/host-store.js';
+import type { HeartbeatResult, HostStore } from '../store/host-store.js';
 import { formatCheckIn, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
 import type { RegistrationBody } from './schemas.js';
 import { autoIp, canonicalIp, parseBoolean, parseTags, parseWeight, requireIp, type ClientAddress } from './validation.js';
@@ -99,15 +99,27 @@ export class HostService {
     try {
       heartbeat = this.parseHeartbeat(service, body, client);
     } catch (error) {
-      this.options.stats.increment(`registration.${metricName(service)}.failure`);
+      this.countRejectedHeartbeat(service);
       throw error;
     }
-    const { previous, current } = await this.store.heartbeat(heartbeat);
+    let result: HeartbeatResult;
+    try {
+      result = await this.store.heartbeat(heartbeat);
+    } catch (error) {
+      this.countRejectedHeartbeat(service);
+      throw error;
+    }
+    const { previous, current } = result;
     this.options.stats.increment(`registration.${metricName(service)}.success`);
     if (previous === undefined || this.isExpired(previous, this.clock.now()) || routingChanged(previous, current)) {
       this.changed(service);
     }
     return current;
+  }
+
+  /** Counts a heartbeat that was not recorded (refused by the request schema, the rules, or storage). */
+  countRejectedHeartbeat(service: string): void {
+    this.options.stats.increment(`registration.${metricName(service)}.failure`);
   }
 
   /** The live hosts of `service`; expired ones found on the way are removed from storage. */

@@ -32,7 +32,7 @@ export interface Heartbeat {
 export function formatCheckIn(epochMs: number): string {
   const wholeMs = Math.floor(epochMs);
   const iso = new Date(wholeMs).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
-  const micros = Math.floor((epochMs - wholeMs) * 1000);
+  const micros = Math.min(999, Math.round((epochMs - wholeMs) * 1000));
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(micros).padStart(3, '0')}`;
 }
 

@@ -72,7 +72,7 @@ export type RegistrationBody = Static<typeof RegistrationBody>;
 
 /** The weight as a form field (a string) or a JSON number; checked by the domain for the original's messages. */
 export const WeightBody = Type.Object(
-  { load_balancing_weight: Type.Optional(Type.Union([Type.Integer(), Type.String({ maxLength: 32 }), Type.Number()])) },
+  { load_balancing_weight: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Number()])) },
   { additionalProperties: true },
 );
 export type WeightBody = Static<typeof WeightBody>;

@@ -28,8 +28,13 @@ export const registrationRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOpt
 
   app.post(
     '/v1/registration/:service',
-    { schema: { params: ServiceParams, body: RegistrationBody }, preValidation: emptyBodyAsObject },
+    { schema: { params: ServiceParams, body: RegistrationBody }, preValidation: emptyBodyAsObject, attachValidation: true },
     async (request, reply) => {
+      if (request.validationError) {
+        // Counted like every other rejected heartbeat, unless the service name itself is unusable.
+        if (request.validationError.validationContext !== 'params') hostService.countRejectedHeartbeat(request.params.service);
+        throw request.validationError;
+      }
       await hostService.heartbeat(request.params.service, request.body, clientAddress(request));
       return reply.code(200).send({});
     },

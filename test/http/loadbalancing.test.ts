@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WEIGHT_INVALID, WEIGHT_MISSING } from '../../src/hosts/validation.js';
+import { form, listHosts, register, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+
+describe('v1 load-balancing API', () => {
+  let server: RunningRegistry;
+  before(async () => {
+    server = await startRegistry();
+  });
+  after(async () => server.close());
+
+  async function setWeight(path: string, body?: URLSearchParams | string, headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(`${server.url}/v1/loadbalancing/${path}`, { method: 'POST', body, headers });
+  }
+
+  test('a weight for one host answers 204 with an empty body and is stored as a number', async () => {
+    await register(server.url, 'lb', { ip: '10.0.0.1' });
+    await register(server.url, 'lb', { ip: '10.0.0.2' });
+    const response = await setWeight('lb/10.0.0.1', form({ load_balancing_weight: 40 }));
+    assert.equal(response.status, 204);
+    assert.equal(await response.text(), '');
+    const hosts = (await listHosts(server.url, 'lb')).hosts;
+    assert.equal(hosts[0]!.tags.load_balancing_weight, 40);
+    assert.equal(hosts[1]!.tags.load_balancing_weight, undefined);
+  });
+
+  test('a weight set through loadbalancing survives the host\'s next heartbeat', async () => {
+    await register(server.url, 'sticky', { ip: '10.0.0.1' });
+    await setWeight('sticky/10.0.0.1', form({ load_balancing_weight: 77 }));
+    await register(server.url, 'sticky', { ip: '10.0.0.1', revision: 'later' });
+    const [host] = (await listHosts(server.url, 'sticky')).hosts;
+    assert.equal(host!.revision, 'later');
+    assert.equal(host!.tags.load_balancing_weight, 77);
+  });
+
+  test('a weight for the whole service answers 204 (not the original 500) and sets every host', async () => {
+    await register(server.url, 'all', { ip: '10.0.0.1' });
+    await register(server.url, 'all', { ip: '10.0.0.2' });
+    const response = await setWeight('all', form({ load_balancing_weight: 5 }));
+    assert.equal(response.status, 204);
+    assert.deepEqual((await listHosts(server.url, 'all')).hosts.map((host) => host.tags.load_balancing_weight), [5, 5]);
+  });
+
+  test('a missing weight answers 400 with the original message', async () => {
+    await register(server.url, 'lb2', { ip: '10.0.0.1' });
+    for (const body of [undefined, form({}), form({ load_balancing_weight: '' })]) {
+      const response = await setWeight('lb2/10.0.0.1', body);
+      assert.equal(response.status, 400);
+      assert.deepEqual(await response.json(), { error: WEIGHT_MISSING });
+    }
+  });
+
+  test('a weight that is not an integer in 1..100 answers 400 with the original message and changes nothing', async () => {
+    await register(server.url, 'lb3', { ip: '10.0.0.1' });
+    await setWeight('lb3/10.0.0.1', form({ load_balancing_weight: 10 }));
+    for (const weight of ['0', '101', '-5', 'abc', '2.5', '1e2', '50x']) {
+      const response = await setWeight('lb3/10.0.0.1', form({ load_balancing_weight: weight }));
+      assert.equal(response.status, 400, `weight ${weight}`);
+      assert.deepEqual(await response.json(), { error: WEIGHT_INVALID });
+    }
+    assert.equal((await listHosts(server.url, 'lb3')).hosts[0]!.tags.load_balancing_weight, 10);
+  });
+
+  test('a weight in a JSON body is accepted', async () => {
+    await register(server.url, 'lbjson', { ip: '10.0.0.1' });
+    const response = await setWeight('lbjson/10.0.0.1', JSON.stringify({ load_balancing_weight: 100 }), { 'content-type': 'application/json' });
+    assert.equal(response.status, 204);
+    assert.equal((await listHosts(server.url, 'lbjson')).hosts[0]!.tags.load_balancing_weight, 100);
+  });
+
+  test('a weight for an unknown host answers 404 Host not found and creates nothing', async () => {
+    const response = await setWeight('nohost/10.9.9.9', form({ load_balancing_weight: 5 }));
+    assert.equal(response.status, 404);
+    assert.deepEqual(await response.json(), { error: 'Host not found' });
+    assert.deepEqual((await listHosts(server.url, 'nohost')).hosts, []);
+  });
+
+  test('a weight for a service without hosts answers 404', async () => {
+    const response = await setWeight('empty-service', form({ load_balancing_weight: 5 }));
+    assert.equal(response.status, 404);
+    assert.ok(((await response.json()) as { error: string }).error);
+  });
+});

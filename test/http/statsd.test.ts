@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { after, before, describe, test } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
+import { composeRegistry } from '../../src/compose.js';
+import { loadConfig } from '../../src/config.js';
+import { pino } from 'pino';
+import { register } from '../helpers/registry.js';
+
+describe('statsd counters over UDP', () => {
+  const socket = createSocket('udp4');
+  const received: string[] = [];
+  let url: string;
+  let close: () => Promise<void>;
+  const clock = new ManualClock();
+
+  before(async () => {
+    socket.on('message', (message) => received.push(...message.toString().split('\n').filter(Boolean)));
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const config = loadConfig({
+      BACKEND_STORAGE: 'InMemory',
+      HOST_TTL: '10',
+      STATSD_HOST: '127.0.0.1',
+      STATSD_PORT: String(socket.address().port),
+    });
+    const registry = await composeRegistry(config, pino({ level: 'silent' }), { clock });
+    await registry.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = registry.app.server.address();
+    url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    close = () => registry.close();
+  });
+  after(async () => {
+    await close();
+    socket.close();
+  });
+
+  async function waitFor(metric: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!received.includes(metric)) {
+      if (Date.now() > deadline) assert.fail(`statsd never received ${metric}; got ${received.join(' ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  test('registration success and failure, delete and sweep are counted', async () => {
+    assert.equal((await register(url, 'users', { ip: '10.0.0.1' })).status, 200);
+    await waitFor('registration.users.success:1|c');
+    assert.equal((await register(url, 'users', { port: 'nope' })).status, 400);
+    await waitFor('registration.users.failure:1|c');
+    assert.equal((await fetch(`${url}/v1/registration/users/10.0.0.1`, { method: 'DELETE' })).status, 200);
+    await waitFor('service.host.delete.users:1|c');
+    await register(url, 'users', { ip: '10.0.0.2' });
+    clock.advance(11_000);
+    await fetch(`${url}/v1/registration/users`);
+    await waitFor('service.host.sweep.users:1|c');
+  });
+});
