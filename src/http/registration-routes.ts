@@ -10,8 +10,8 @@ export interface RegistrationRoutesOptions {
   readonly applicationEnv: string;
 }
 
-/** The v1 registration API of SPEC.md: list by service or repo, heartbeat, delete. */
-export const registrationRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, applicationEnv }) => {
+/** The reads of the v1 registration API: hosts by service or by repo. */
+export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, applicationEnv }) => {
   const encoder = new HostListEncoder(applicationEnv);
 
   app.get('/v1/registration/:service', { schema: { params: ServiceParams } }, async (request, reply) => {
@@ -25,7 +25,10 @@ export const registrationRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOpt
     const snapshot = await hostService.listByRepo(repo);
     return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service_repo_name', repo));
   });
+};
 
+/** The writes of the v1 registration API: heartbeat and delete. */
+export const registrationWriteRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService }> = async (app, { hostService }) => {
   app.post(
     '/v1/registration/:service',
     { schema: { params: ServiceParams, body: RegistrationBody }, preValidation: emptyBodyAsObject, attachValidation: true },
