@@ -3,7 +3,9 @@ import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { AuthConfig } from './config.js';
 import type { HostService } from './hosts/host-service.js';
+import { Authorizer } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
@@ -14,6 +16,7 @@ export interface AppDependencies {
   readonly applicationEnv: string;
   readonly debug: boolean;
   readonly bodyLimitBytes: number;
+  readonly auth: AuthConfig;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -41,6 +44,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerErrorHandling(app, { debug: deps.debug });
+  const authorizer = new Authorizer(deps.auth);
 
   if (deps.log.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
@@ -49,7 +53,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
 
   app.get('/healthcheck', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'));
-  await app.register(registrationReadRoutes, { hostService: deps.hostService, applicationEnv: deps.applicationEnv });
+  await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, applicationEnv: deps.applicationEnv });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {
@@ -58,8 +62,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       attachFieldsToBody: 'keyValues',
       limits: { fields: MULTIPART_FIELDS_MAX, fieldSize: deps.bodyLimitBytes, files: 0, parts: MULTIPART_FIELDS_MAX },
     });
-    await writes.register(registrationWriteRoutes, { hostService: deps.hostService });
-    await writes.register(loadBalancingRoutes, { hostService: deps.hostService });
+    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, authorizer });
+    await writes.register(loadBalancingRoutes, { hostService: deps.hostService, authorizer });
   });
   return app;
 }

@@ -43,6 +43,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     applicationEnv: config.applicationEnv,
     debug: config.debug,
     bodyLimitBytes: config.bodyLimitBytes,
+    auth: config.auth,
   });
   let closing: Promise<void> | undefined;
   return {

@@ -42,7 +42,24 @@ export interface Config {
   readonly trustedProxyHops: number;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
+  readonly auth: AuthConfig;
 }
+
+/** Who may do what; a role also has the rights of the roles below it (admin > register > read). */
+export type Role = 'read' | 'register' | 'admin';
+
+/**
+ * Credentials per role: a password for HTTP basic auth (the user name is the role's name) and
+ * bearer tokens. Writes need a credential once any register or admin credential is set; reads
+ * need one once a read credential is set.
+ */
+export interface AuthConfig {
+  readonly passwords: Readonly<Partial<Record<Role, string>>>;
+  readonly tokens: Readonly<Record<Role, readonly string[]>>;
+}
+
+export const ROLES: readonly Role[] = ['read', 'register', 'admin'];
+const CREDENTIAL_MIN_LENGTH = 8;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -147,8 +164,39 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     autoIpAllowedRanges: cidrRanges(env, 'AUTO_IP_ALLOWED_RANGES', '192.168.0.0/16'),
     trustedProxyHops: number(env, 'TRUSTED_PROXY_HOPS', 1, { min: 0, max: 32, integer: true }),
     bodyLimitBytes: number(env, 'BODY_LIMIT_BYTES', 64 * 1024, { min: 1024, max: 16 * 1024 * 1024, integer: true }),
+    auth: authConfig(env),
   };
   return deepFreeze(config);
+}
+
+function credential(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  // The value itself is never echoed: it is a secret.
+  if (raw.length < CREDENTIAL_MIN_LENGTH) throw new ConfigError(`invalid setting ${name}: expected at least ${CREDENTIAL_MIN_LENGTH} characters`);
+  return raw;
+}
+
+function authConfig(env: Env): AuthConfig {
+  const passwords: Partial<Record<Role, string>> = {};
+  const tokens = { read: [] as string[], register: [] as string[], admin: [] as string[] };
+  for (const role of ROLES) {
+    const upper = role.toUpperCase();
+    const password = credential(env, `AUTH_${upper}_PASSWORD`);
+    if (password !== undefined) passwords[role] = password;
+    const list = env[`AUTH_${upper}_TOKENS`];
+    if (list) {
+      tokens[role] = list
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '')
+        .map((token) => {
+          if (token.length < CREDENTIAL_MIN_LENGTH) throw new ConfigError(`invalid setting AUTH_${upper}_TOKENS: expected comma-separated tokens of at least ${CREDENTIAL_MIN_LENGTH} characters`);
+          return token;
+        });
+    }
+  }
+  return { passwords, tokens };
 }
 
 function deepFreeze<T>(value: T): T {

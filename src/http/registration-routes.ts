@@ -3,16 +3,20 @@ import type { FastifyRequest } from 'fastify';
 import type { HostService } from '../hosts/host-service.js';
 import { HostParams, RegistrationBody, RepoParams, ServiceParams } from '../hosts/schemas.js';
 import type { ClientAddress } from '../hosts/validation.js';
+import type { Authorizer } from './auth.js';
 import { HostListEncoder, sendHostList } from './host-list-response.js';
 
 export interface RegistrationRoutesOptions {
   readonly hostService: HostService;
+  readonly authorizer: Authorizer;
   readonly applicationEnv: string;
 }
 
 /** The reads of the v1 registration API: hosts by service or by repo. */
-export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, applicationEnv }) => {
+export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, authorizer, applicationEnv }) => {
   const encoder = new HostListEncoder(applicationEnv);
+  // Reads are open unless read credentials are configured; an open read path carries no hook at all.
+  if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
 
   app.get('/v1/registration/:service', { schema: { params: ServiceParams } }, async (request, reply) => {
     const { service } = request.params;
@@ -28,10 +32,15 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
 };
 
 /** The writes of the v1 registration API: heartbeat and delete. */
-export const registrationWriteRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService }> = async (app, { hostService }) => {
+export const registrationWriteRoutes: FastifyPluginAsyncTypebox<Omit<RegistrationRoutesOptions, 'applicationEnv'>> = async (app, { hostService, authorizer }) => {
   app.post(
     '/v1/registration/:service',
-    { schema: { params: ServiceParams, body: RegistrationBody }, preValidation: emptyBodyAsObject, attachValidation: true },
+    {
+      schema: { params: ServiceParams, body: RegistrationBody },
+      onRequest: authorizer.require('register'),
+      preValidation: emptyBodyAsObject,
+      attachValidation: true,
+    },
     async (request, reply) => {
       if (request.validationError) {
         // Counted like every other rejected heartbeat, unless the service name itself is unusable.
@@ -43,13 +52,13 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<{ readonly hostS
     },
   );
 
-  app.delete('/v1/registration/:service/:ip_address', { schema: { params: HostParams } }, async (request, reply) => {
+  app.delete('/v1/registration/:service/:ip_address', { schema: { params: HostParams }, onRequest: authorizer.require('admin') }, async (request, reply) => {
     await hostService.deregister(request.params.service, request.params.ip_address);
     return reply.code(200).send({});
   });
 
   // The original answered this with a 500; a missing address is the caller's mistake.
-  app.delete('/v1/registration/:service', { schema: { params: ServiceParams } }, async (_request, reply) => {
+  app.delete('/v1/registration/:service', { schema: { params: ServiceParams }, onRequest: authorizer.require('admin') }, async (_request, reply) => {
     return reply.code(400).send({ error: "Required path parameter 'ip_address' is missing: DELETE /v1/registration/:service/:ip_address" });
   });
 };

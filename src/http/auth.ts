@@ -1,0 +1,91 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { ROLES, type AuthConfig, type Role } from '../config.js';
+
+const RANK: Record<Role, number> = { read: 0, register: 1, admin: 2 };
+
+/**
+ * Checks credentials for a role. Off (everything allowed) until a credential is configured for
+ * the role or one above it, so the original's clients keep working. Secrets are compared as
+ * SHA-256 digests with `timingSafeEqual`, so neither their content nor their length leaks
+ * through timing; they are never logged (the logger redacts the Authorization header).
+ */
+export class Authorizer {
+  private readonly passwordDigests: Array<{ role: Role; digest: Buffer }>;
+  private readonly tokenDigests: Array<{ role: Role; digest: Buffer }>;
+
+  constructor(private readonly config: AuthConfig) {
+    this.passwordDigests = ROLES.flatMap((role) => (config.passwords[role] ? [{ role, digest: sha256(config.passwords[role]) }] : []));
+    this.tokenDigests = ROLES.flatMap((role) => config.tokens[role].map((token) => ({ role, digest: sha256(token) })));
+  }
+
+  /**
+   * Whether calls needing `role` need a credential at all. Every write is locked as soon as any
+   * write credential exists (a register token alone must not leave deletes open); reads are
+   * locked only by read credentials of their own.
+   */
+  isProtected(role: Role): boolean {
+    const configured = (candidate: Role) => this.config.passwords[candidate] !== undefined || this.config.tokens[candidate].length > 0;
+    return role === 'read' ? configured('read') : configured('register') || configured('admin');
+  }
+
+  /** Whether any write needs a credential (the dashboard then asks for one). */
+  get writesProtected(): boolean {
+    return this.isProtected('register');
+  }
+
+  /** The role an Authorization header proves, or undefined when it proves nothing. */
+  roleOf(header: string | undefined): Role | undefined {
+    if (!header) return undefined;
+    const space = header.indexOf(' ');
+    if (space < 0) return undefined;
+    const scheme = header.slice(0, space).toLowerCase();
+    const value = header.slice(space + 1).trim();
+    if (scheme === 'bearer') return best(this.tokenDigests, sha256(value));
+    if (scheme === 'basic') {
+      const decoded = Buffer.from(value, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon < 0) return undefined;
+      const user = decoded.slice(0, colon);
+      const password = sha256(decoded.slice(colon + 1));
+      // Every configured password is compared, whatever the user name, so timing says nothing about which exist.
+      const matched = this.passwordDigests.filter((entry) => timingSafeEqual(entry.digest, password));
+      return matched.find((entry) => entry.role === user)?.role;
+    }
+    return undefined;
+  }
+
+  /** An onRequest hook answering 401 without a valid credential and 403 with one too weak for `role`. */
+  require(role: Role): onRequestHookHandler {
+    const authorizer = this;
+    return function checkCredential(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) {
+      if (!authorizer.isProtected(role)) return done();
+      const header = request.headers.authorization;
+      const proven = authorizer.roleOf(header);
+      if (proven === undefined) {
+        reply
+          .code(401)
+          .header('www-authenticate', 'Basic realm="discovery", charset="UTF-8", Bearer realm="discovery"')
+          .send({ error: header ? 'Invalid credentials.' : `Authentication required: this call needs the '${role}' role.` });
+        return;
+      }
+      if (RANK[proven] < RANK[role]) {
+        reply.code(403).send({ error: `Forbidden: this call needs the '${role}' role; the credential has '${proven}'.` });
+        return;
+      }
+      done();
+    };
+  }
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function best(entries: Array<{ role: Role; digest: Buffer }>, digest: Buffer): Role | undefined {
+  let found: Role | undefined;
+  for (const entry of entries) {
+    if (timingSafeEqual(entry.digest, digest) && (found === undefined || RANK[entry.role] > RANK[found])) found = entry.role;
+  }
+  return found;
+}
