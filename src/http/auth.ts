@@ -57,11 +57,10 @@ export class Authorizer {
 
   /** An onRequest hook answering 401 without a valid credential and 403 with one too weak for `role`. */
   require(role: Role): onRequestHookHandler {
-    const authorizer = this;
-    return function checkCredential(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) {
-      if (!authorizer.isProtected(role)) return done();
+    return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
+      if (!this.isProtected(role)) return done();
       const header = request.headers.authorization;
-      const proven = authorizer.roleOf(header);
+      const proven = this.roleOf(header);
       if (proven === undefined) {
         reply
           .code(401)
