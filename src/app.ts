@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { AuthConfig } from './config.js';
 import type { HostService } from './hosts/host-service.js';
 import { Authorizer } from './http/auth.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
 
@@ -57,6 +57,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {
+    trackBodyParsing(writes);
     await writes.register(formBody, { bodyLimit: deps.bodyLimitBytes });
     await writes.register(multipart, {
       attachFieldsToBody: 'keyValues',

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { DomainError } from '../errors.js';
 
 interface SchemaIssue {
@@ -13,6 +13,25 @@ interface SchemaIssue {
  * schema failures name the field, Fastify's own 4xx (body too large, bad content type, bad JSON)
  * keep theirs, and anything else is a 500 whose detail is shown only in debug mode.
  */
+/** Requests between arrival and their handler in a context that parses bodies. */
+const beforeHandler = new WeakSet<FastifyRequest>();
+
+/**
+ * Hooks for contexts that parse bodies, so the error handler can tell a parser's failure (the
+ * request's fault: busboy throws plain errors on a malformed multipart body) from a handler's.
+ * Kept off the body-less read path.
+ */
+export function trackBodyParsing(app: FastifyInstance): void {
+  app.addHook('onRequest', (request, _reply, done) => {
+    beforeHandler.add(request);
+    done();
+  });
+  app.addHook('preHandler', (request, _reply, done) => {
+    beforeHandler.delete(request);
+    done();
+  });
+}
+
 export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean }): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
@@ -25,6 +44,9 @@ export function registerErrorHandling(app: FastifyInstance, options: { debug: bo
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       return reply.code(status).send({ error: error.message });
+    }
+    if (beforeHandler.has(request)) {
+      return reply.code(400).send({ error: `Malformed request: ${error.message}` });
     }
     request.log.error({ err: error }, 'request failed');
     const body: Record<string, string> = { error: 'Internal server error' };

@@ -94,6 +94,19 @@ describe('heartbeat validation', () => {
     assert.ok(((await response.json()) as { error: string }).error);
   });
 
+  test('a multipart body without a boundary answers 400, not 500 (found by the fuzz test)', async () => {
+    for (const method of ['POST', 'DELETE']) {
+      const response = await fetch(`${server.url}/v1/registration/guarded${method === 'DELETE' ? '/10.0.0.1' : ''}`, {
+        method,
+        headers: { 'content-type': 'multipart/form-data' },
+        body: 'ip=10.0.0.1',
+      });
+      assert.equal(response.status, 400, method);
+      assert.match(((await response.json()) as { error: string }).error, /Malformed request/);
+    }
+    assert.equal((await listHosts(server.url, 'guarded')).hosts.length, 1);
+  });
+
   test('malformed JSON answers 400 with a JSON error', async () => {
     const response = await fetch(`${server.url}/v1/registration/guarded`, {
       method: 'POST',
