@@ -288,7 +288,9 @@ function truncate(text: string): string {
 /** fetch reports every network failure as `TypeError: fetch failed`; the useful part (ECONNREFUSED, ENOTFOUND, ...) is in its cause. */
 function networkReason(error: unknown): string {
   const cause = error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
-  if (cause && typeof cause.code === 'string') return `${cause.code}${typeof cause.message === 'string' ? ` (${cause.message})` : ''}`;
-  if (cause && typeof cause.message === 'string') return cause.message;
+  if (cause && typeof cause.message === 'string' && cause.message !== '') {
+    return typeof cause.code === 'string' && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
+  }
+  if (cause && typeof cause.code === 'string') return cause.code;
   return error instanceof Error ? error.message : String(error);
 }

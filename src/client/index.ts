@@ -12,3 +12,4 @@ export {
   type RepoHostList,
   type ServiceHostList,
 } from './discovery-client.js';
+export { HeartbeatAgent, type HeartbeatAgentOptions, type AgentLogEntry } from '../agent/agent.js';

@@ -210,6 +210,7 @@ describe('the package entry point', () => {
     const name = 'discovery'; // a variable, so tsc does not resolve the package's own build output while building it
     const entry = (await import(name)) as Record<string, unknown>;
     assert.equal(entry.DiscoveryClient, DiscoveryClient);
+    assert.equal(typeof entry.HeartbeatAgent, 'function');
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
     await access(path.join(root, 'dist/src/client/index.d.ts'));
   });
