@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AGENT_CLI, exitCode, spawnAgent, waitForLog, type AgentProcess } from '../helpers/agent-process.js';
@@ -130,10 +130,11 @@ describe('discovery-agent as a process', () => {
     assert.match(slow.stderr(), /--interval 700 must be below --host-ttl 600/);
   });
 
-  test('package.json ships it as the discovery-agent command, with a shebang', async () => {
+  test('package.json ships it as the discovery-agent command: a shebang, and executable so npx runs it in a checkout', async () => {
     const root = path.resolve(path.dirname(AGENT_CLI), '../../..');
     const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     assert.equal(path.resolve(root, pkg.bin['discovery-agent']!), AGENT_CLI);
     assert.match(await readFile(AGENT_CLI, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+    assert.notEqual((await stat(AGENT_CLI)).mode & 0o111, 0);
   });
 });
