@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+import { DiscoveryClient, DiscoveryError } from '../client/discovery-client.js';
+import { HeartbeatAgent, type AgentLogEntry } from './agent.js';
+import { parseAgentArgs, UsageError, USAGE, type AgentSettings } from './agent-args.js';
+
+/** Added to the worst case of a stop (in-flight heartbeat + delete, each bounded by the timeout) before the process gives up waiting. */
+const SHUTDOWN_SLACK_MS = 2_000;
+
+/** Exit codes: 0 stopped by a signal; 1 discovery refused the registration (4xx) or the agent failed; 2 bad command line. */
+const EXIT_REFUSED = 1;
+const EXIT_USAGE = 2;
+
+function writeLog(entry: AgentLogEntry | Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify(entry)}\n`);
+}
+
+async function main(): Promise<void> {
+  let settings: AgentSettings | undefined;
+  try {
+    settings = parseAgentArgs(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`discovery-agent: ${error.message}\nRun discovery-agent --help for usage.\n`);
+    process.exit(EXIT_USAGE);
+  }
+  if (settings === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  for (const warning of settings.warnings) writeLog({ time: new Date().toISOString(), level: 'warn', msg: warning, service: settings.service });
+
+  const client = new DiscoveryClient({ baseUrl: settings.url, timeoutMs: settings.timeoutMs });
+  const agent = new HeartbeatAgent({
+    client,
+    service: settings.service,
+    registration: settings.registration,
+    intervalMs: settings.intervalMs,
+    log: writeLog,
+  });
+  const stop = new AbortController();
+  // Worst case of a stop: the in-flight heartbeat, then the delete, each bounded by the timeout.
+  const shutdownLimitMs = 2 * settings.timeoutMs + SHUTDOWN_SLACK_MS;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      writeLog({ time: new Date().toISOString(), level: 'warn', msg: `second ${signal}; exiting without waiting`, service: settings.service });
+      process.exit(EXIT_REFUSED);
+    }
+    writeLog({ time: new Date().toISOString(), level: 'info', msg: `${signal} received; deregistering`, service: settings.service });
+    setTimeout(() => {
+      writeLog({ time: new Date().toISOString(), level: 'error', msg: `stop took longer than ${shutdownLimitMs} ms; exiting`, service: settings.service });
+      process.exit(EXIT_REFUSED);
+    }, shutdownLimitMs).unref();
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  try {
+    await agent.run(stop.signal);
+  } catch (error) {
+    // Already logged by the agent as one JSON line naming discovery's reason.
+    if (error instanceof DiscoveryError) process.exit(EXIT_REFUSED);
+    throw error;
+  }
+  // Exit now rather than when idle keep-alive sockets close.
+  process.exit(0);
+}
+
+main().catch((error: unknown) => {
+  writeLog({ time: new Date().toISOString(), level: 'error', msg: `agent failed: ${error instanceof Error ? error.message : String(error)}` });
+  process.exit(EXIT_REFUSED);
+});

@@ -1,0 +1,15 @@
+/** The package's public API: `import { DiscoveryClient } from 'discovery'`. */
+export {
+  DEFAULT_TIMEOUT_MS,
+  DiscoveryClient,
+  DiscoveryError,
+  type CallOptions,
+  type DiscoveryClientOptions,
+  type DiscoveryErrorKind,
+  type Host,
+  type HostTags,
+  type Registration,
+  type RepoHostList,
+  type ServiceHostList,
+} from './discovery-client.js';
+export { HeartbeatAgent, type HeartbeatAgentOptions, type AgentLogEntry } from '../agent/agent.js';
