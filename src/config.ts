@@ -43,6 +43,13 @@ export interface Config {
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   readonly auth: AuthConfig;
+  /** Keep a service's hosts when too many of them stop heartbeating at once (see ExpiryProtection). */
+  readonly expiryProtection: {
+    readonly enabled: boolean;
+    readonly threshold: number;
+    readonly minHosts: number;
+    readonly maxSeconds: number;
+  };
 }
 
 /** Who may do what; a role also has the rights of the roles below it (admin > register > read). */
@@ -165,6 +172,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     trustedProxyHops: number(env, 'TRUSTED_PROXY_HOPS', 1, { min: 0, max: 32, integer: true }),
     bodyLimitBytes: number(env, 'BODY_LIMIT_BYTES', 64 * 1024, { min: 1024, max: 16 * 1024 * 1024, integer: true }),
     auth: authConfig(env),
+    expiryProtection: {
+      enabled: parseBoolean('EXPIRY_PROTECTION', env.EXPIRY_PROTECTION, false),
+      threshold: number(env, 'EXPIRY_PROTECTION_THRESHOLD', 0.5, { min: 0, max: 1 }),
+      minHosts: number(env, 'EXPIRY_PROTECTION_MIN_HOSTS', 3, { min: 1, integer: true }),
+      maxSeconds: number(env, 'EXPIRY_PROTECTION_MAX_SECONDS', 3600, { min: 0 }),
+    },
   };
   return deepFreeze(config);
 }

@@ -33,8 +33,26 @@ export interface HostSnapshot {
    * A heartbeat that changes nothing else leaves it unchanged.
    */
   readonly version: string;
-  /** Epoch ms at which the first of these hosts expires unless it heartbeats (Infinity if none). */
+  /**
+   * Epoch ms until which this list stays right without new writes: when its first host expires
+   * unless it heartbeats (Infinity if none), or the next re-check while expiry protection holds.
+   */
   readonly nextExpiryAt: number;
+  /** Hosts past HOST_TTL that expiry protection keeps serving (0 when it is not active). */
+  readonly protectedHosts: number;
+}
+
+/**
+ * Expiry protection: when more than `threshold` of one service's hosts are past HOST_TTL at
+ * once (and the service has at least `minHosts`), that looks like a partition between the hosts
+ * and discovery rather than hosts dying, so the hosts are kept and served, for at most `maxSeconds`
+ * past their expiry, until heartbeats return. Eureka's self-preservation, but per service.
+ */
+export interface ExpiryProtection {
+  readonly enabled: boolean;
+  readonly threshold: number;
+  readonly minHosts: number;
+  readonly maxSeconds: number;
 }
 
 export interface HostServiceOptions {
@@ -47,6 +65,16 @@ export interface HostServiceOptions {
   readonly log: Log;
   readonly autoIpAllowedRanges: readonly CidrRange[];
   readonly trustedProxyHops: number;
+  readonly expiryProtection?: ExpiryProtection;
+}
+
+/** While protection holds, a protected list is re-judged this often, so it ends soon after heartbeats return. */
+const PROTECTION_RECHECK_MS = 1000;
+
+interface Selection {
+  readonly hosts: Host[];
+  readonly protectedHosts: number;
+  readonly validUntil: number;
 }
 
 interface CachedSnapshot {
@@ -131,8 +159,7 @@ export class HostService {
     if (cached && changeToken !== undefined && changeToken === cached.changeToken && now <= cached.snapshot.nextExpiryAt) {
       return cached.snapshot;
     }
-    const live = await this.dropExpired(hosts, now);
-    const snapshot = buildSnapshot(live, this.hostTtlMs, byIp);
+    const snapshot = buildSnapshot(await this.selectLive(hosts, now), byIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     if (cached && cached.snapshot.version !== snapshot.version) this.emit(service);
@@ -146,8 +173,7 @@ export class HostService {
     const cached = this.repoSnapshots.get(repo);
     if (cached && this.cacheFresh(cached, now)) return cached.snapshot;
     const hosts = await this.store.listByRepo(repo);
-    const live = await this.dropExpired(hosts, now);
-    const snapshot = buildSnapshot(live, this.hostTtlMs, byServiceThenIp);
+    const snapshot = buildSnapshot(await this.selectLive(hosts, now), byServiceThenIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     this.repoSnapshots.set(repo, { snapshot: result, builtAt: now, changeToken: undefined });
@@ -222,16 +248,62 @@ export class HostService {
   }
 
   /**
-   * Filters out expired hosts and removes them from storage. Each removal is conditional on the
+   * The hosts to serve: expired ones are filtered out and removed from storage, service by
+   * service, unless expiry protection holds for that service. Each removal is conditional on the
    * `last_check_in` judged expired, so a heartbeat that lands meanwhile survives. A failed
    * removal is logged, not thrown: the host stays filtered out and the next read retries.
    */
-  private async dropExpired(hosts: readonly Host[], now: number): Promise<Host[]> {
-    const live: Host[] = [];
-    const expired: Host[] = [];
-    for (const host of hosts) (this.isExpired(host, now) ? expired : live).push(host);
-    if (expired.length > 0) await Promise.all(expired.map((host) => this.sweep(host)));
-    return live;
+  private async selectLive(hosts: readonly Host[], now: number): Promise<Selection> {
+    const byService = new Map<string, { live: Host[]; expired: Host[] }>();
+    for (const host of hosts) {
+      let group = byService.get(host.service);
+      if (!group) byService.set(host.service, (group = { live: [], expired: [] }));
+      (this.isExpired(host, now) ? group.expired : group.live).push(host);
+    }
+    const selected: Host[] = [];
+    const toSweep: Host[] = [];
+    let protectedHosts = 0;
+    let validUntil = Infinity;
+    for (const [service, { live, expired }] of byService) {
+      selected.push(...live);
+      for (const host of live) validUntil = Math.min(validUntil, parseCheckIn(host.last_check_in) + this.hostTtlMs);
+      const kept = this.protectedFromExpiry(service, live.length, expired, now);
+      selected.push(...kept);
+      protectedHosts += kept.length;
+      if (kept.length > 0) {
+        const limitMs = this.hostTtlMs + (this.options.expiryProtection?.maxSeconds ?? 0) * 1000;
+        validUntil = Math.min(validUntil, now + PROTECTION_RECHECK_MS);
+        for (const host of kept) validUntil = Math.min(validUntil, parseCheckIn(host.last_check_in) + limitMs);
+      }
+      for (const host of expired) if (!kept.includes(host)) toSweep.push(host);
+    }
+    if (toSweep.length > 0) await Promise.all(toSweep.map((host) => this.sweep(host)));
+    return { hosts: selected, protectedHosts, validUntil };
+  }
+
+  /** Services under expiry protection now, so the start and end are logged once each. */
+  private readonly protectedServices = new Set<string>();
+
+  private protectedFromExpiry(service: string, liveCount: number, expired: Host[], now: number): Host[] {
+    const protection = this.options.expiryProtection;
+    const total = liveCount + expired.length;
+    const active = protection !== undefined && protection.enabled && total >= protection.minHosts && expired.length / total > protection.threshold;
+    if (!active) {
+      if (this.protectedServices.delete(service)) {
+        this.options.log.info({ service, expired: expired.length, hosts: total }, 'expiry protection ended: heartbeats are back');
+      }
+      return [];
+    }
+    if (!this.protectedServices.has(service)) {
+      this.protectedServices.add(service);
+      this.options.log.warn(
+        { service, expired: expired.length, hosts: total, threshold: protection.threshold },
+        'expiry protection active: too many hosts of this service stopped heartbeating at once; keeping them',
+      );
+    }
+    this.options.stats.increment(`service.host.protected.${metricName(service)}`);
+    const limitMs = this.hostTtlMs + protection.maxSeconds * 1000;
+    return expired.filter((host) => now - parseCheckIn(host.last_check_in) <= limitMs);
   }
 
   private async sweep(host: Host): Promise<void> {
@@ -273,12 +345,10 @@ function byServiceThenIp(a: Host, b: Host): number {
   return byIp(a, b);
 }
 
-function buildSnapshot(live: Host[], hostTtlMs: number, order: (a: Host, b: Host) => number): HostSnapshot {
-  live.sort(order);
+function buildSnapshot(selection: Selection, order: (a: Host, b: Host) => number): HostSnapshot {
+  const live = selection.hosts.sort(order);
   const hash = createHash('sha1');
-  let earliestCheckIn = Infinity;
   for (const host of live) {
-    earliestCheckIn = Math.min(earliestCheckIn, parseCheckIn(host.last_check_in));
     hash.update(
       JSON.stringify([host.service, host.ip_address, host.port, host.revision, host.service_repo_name, sortedKeys(host.tags)]),
     );
@@ -287,7 +357,8 @@ function buildSnapshot(live: Host[], hostTtlMs: number, order: (a: Host, b: Host
   return Object.freeze({
     hosts: Object.freeze(live),
     version: hash.digest('base64url').slice(0, 22),
-    nextExpiryAt: earliestCheckIn + hostTtlMs,
+    nextExpiryAt: selection.validUntil,
+    protectedHosts: selection.protectedHosts,
   });
 }
 

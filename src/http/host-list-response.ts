@@ -39,10 +39,14 @@ export class HostListEncoder {
   }
 }
 
+/** Set while expiry protection keeps hosts that missed their heartbeats in the list. */
+export const EXPIRY_PROTECTION_HEADER = 'x-discovery-expiry-protection';
+
 /** Answers with the list, or 304 when the client's `If-None-Match` already names this version. */
 export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
   const etag = `W/"${snapshot.version}"`;
   reply.header('etag', etag);
+  if (snapshot.protectedHosts > 0) reply.header(EXPIRY_PROTECTION_HEADER, `${snapshot.protectedHosts} hosts past HOST_TTL kept`);
   if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
   return reply.header('content-type', 'application/json').send(body());
 }

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
+import { EXPIRY_PROTECTION_HEADER } from '../../src/http/host-list-response.js';
+import { MemoryHostStore } from '../../src/store/memory-host-store.js';
+import { RecordingStats, register, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+
+describe('expiry protection', () => {
+  let server: RunningRegistry | undefined;
+  afterEach(async () => server?.close());
+
+  const PROTECTED = { HOST_TTL: '10', EXPIRY_PROTECTION: 'true', EXPIRY_PROTECTION_THRESHOLD: '0.5', EXPIRY_PROTECTION_MIN_HOSTS: '3', EXPIRY_PROTECTION_MAX_SECONDS: '60' };
+
+  async function fleet(url: string, ips: string[]) {
+    for (const ip of ips) assert.equal((await register(url, 'web', { ip })).status, 200);
+  }
+  async function read(url: string) {
+    const response = await fetch(`${url}/v1/registration/web`);
+    const body = (await response.json()) as { hosts: { ip_address: string }[] };
+    return { ips: body.hosts.map((host) => host.ip_address), header: response.headers.get(EXPIRY_PROTECTION_HEADER) };
+  }
+
+  test('above the threshold (a partition), hosts past HOST_TTL are kept, marked and counted, and stay stored', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryHostStore();
+    const stats = new RecordingStats();
+    server = await startRegistry({ env: PROTECTED, clock, store, stats });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    clock.advance(5_000);
+    await fleet(server.url, ['10.0.0.4']);
+    clock.advance(6_000); // 3 of 4 (75%) missed their heartbeat
+    const seen = await read(server.url);
+    assert.deepEqual(seen.ips, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    assert.equal(seen.header, '3 hosts past HOST_TTL kept');
+    assert.equal((await store.listByService('web')).hosts.length, 4, 'nothing was swept');
+    assert.ok(stats.count('service.host.protected.web') >= 1);
+    assert.equal(stats.count('service.host.sweep.web'), 0);
+  });
+
+  test('at or below the threshold (hosts dying one by one), expiry works as usual', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryHostStore();
+    server = await startRegistry({ env: PROTECTED, clock, store });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    clock.advance(5_000);
+    await fleet(server.url, ['10.0.0.3', '10.0.0.4']);
+    clock.advance(6_000); // 2 of 4 (50%): not more than the threshold
+    const seen = await read(server.url);
+    assert.deepEqual(seen.ips, ['10.0.0.3', '10.0.0.4']);
+    assert.equal(seen.header, null);
+    assert.equal((await store.listByService('web')).hosts.length, 2, 'the expired hosts were swept');
+  });
+
+  test('when heartbeats return, protection ends and the hosts that stayed silent expire', async () => {
+    const clock = new ManualClock();
+    server = await startRegistry({ env: PROTECTED, clock });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    clock.advance(11_000);
+    assert.equal((await read(server.url)).header, '4 hosts past HOST_TTL kept');
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3']); // the partition heals; one host really died
+    clock.advance(1_001);
+    const seen = await read(server.url);
+    assert.deepEqual(seen.ips, ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    assert.equal(seen.header, null);
+  });
+
+  test('protection keeps hosts for at most EXPIRY_PROTECTION_MAX_SECONDS past HOST_TTL', async () => {
+    const clock = new ManualClock();
+    server = await startRegistry({ env: PROTECTED, clock });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    clock.advance(10_000 + 60_000);
+    assert.equal((await read(server.url)).ips.length, 3);
+    clock.advance(1);
+    assert.deepEqual((await read(server.url)).ips, []);
+  });
+
+  test('off by default: the original expiry behaviour stays', async () => {
+    const clock = new ManualClock();
+    server = await startRegistry({ env: { HOST_TTL: '10' }, clock });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    clock.advance(11_000);
+    assert.deepEqual((await read(server.url)).ips, []);
+  });
+
+  test('services below the minimum size are never protected', async () => {
+    const clock = new ManualClock();
+    server = await startRegistry({ env: PROTECTED, clock });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2']);
+    clock.advance(11_000);
+    assert.deepEqual((await read(server.url)).ips, []);
+  });
+});
