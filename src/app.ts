@@ -7,6 +7,7 @@ import type { HostService } from './hosts/host-service.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationRoutes } from './http/registration-routes.js';
+import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -14,6 +15,8 @@ export interface AppDependencies {
   readonly applicationEnv: string;
   readonly debug: boolean;
   readonly bodyLimitBytes: number;
+  /** The xDS control plane's REST and admin routes; left out when absent. */
+  readonly xds?: XdsRoutesOptions;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -53,5 +56,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.get('/healthcheck', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'));
   await app.register(registrationRoutes, { hostService: deps.hostService, applicationEnv: deps.applicationEnv });
   await app.register(loadBalancingRoutes, { hostService: deps.hostService });
+  if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;
 }

@@ -42,6 +42,21 @@ export interface Config {
   readonly trustedProxyHops: number;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
+  readonly xds: XdsConfig;
+}
+
+/** The Envoy xDS v3 control plane (docs/xds.md). */
+export interface XdsConfig {
+  /** Whether the xDS gRPC server runs at all (`XDS_ENABLED`); the REST route is always there. */
+  readonly enabled: boolean;
+  /** gRPC port (`XDS_PORT`, default 18000, the port Envoy's examples use for a control plane); 0 picks a free one. */
+  readonly port: number;
+  /** Address the gRPC server binds (`XDS_LISTEN_ADDRESS`, default `LISTEN_ADDRESS`). */
+  readonly listenAddress: string;
+  /** Milliseconds between re-reads of the services xDS clients watch, to see other replicas' writes (`XDS_POLL_INTERVAL_MS`). */
+  readonly pollIntervalMs: number;
+  /** Milliseconds between re-reads of the service list while a client subscribes to all of them (`XDS_WILDCARD_POLL_INTERVAL_MS`). */
+  readonly wildcardPollIntervalMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -147,6 +162,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     autoIpAllowedRanges: cidrRanges(env, 'AUTO_IP_ALLOWED_RANGES', '192.168.0.0/16'),
     trustedProxyHops: number(env, 'TRUSTED_PROXY_HOPS', 1, { min: 0, max: 32, integer: true }),
     bodyLimitBytes: number(env, 'BODY_LIMIT_BYTES', 64 * 1024, { min: 1024, max: 16 * 1024 * 1024, integer: true }),
+    xds: {
+      enabled: parseBoolean('XDS_ENABLED', env.XDS_ENABLED, true),
+      port: number(env, 'XDS_PORT', 18000, { min: 0, max: 65535, integer: true }),
+      listenAddress: text(env, 'XDS_LISTEN_ADDRESS', text(env, 'LISTEN_ADDRESS', '0.0.0.0')),
+      pollIntervalMs: number(env, 'XDS_POLL_INTERVAL_MS', 1000, { min: 100, max: 600_000, integer: true }),
+      wildcardPollIntervalMs: number(env, 'XDS_WILDCARD_POLL_INTERVAL_MS', 30_000, { min: 1000, max: 3_600_000, integer: true }),
+    },
   };
   return deepFreeze(config);
 }
