@@ -9,6 +9,7 @@ import { Authorizer } from './http/auth.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
+import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -17,6 +18,8 @@ export interface AppDependencies {
   readonly debug: boolean;
   readonly bodyLimitBytes: number;
   readonly auth: AuthConfig;
+  /** The xDS control plane's REST and admin routes; left out when absent. */
+  readonly xds?: XdsRoutesOptions;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -66,5 +69,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await writes.register(registrationWriteRoutes, { hostService: deps.hostService, authorizer });
     await writes.register(loadBalancingRoutes, { hostService: deps.hostService, authorizer });
   });
+  if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;
 }

@@ -7,12 +7,23 @@ import { HostService, type RegistryStats } from './hosts/host-service.js';
 import { StatsdStats } from './stats.js';
 import { createStore } from './store/create-store.js';
 import type { HostStore } from './store/host-store.js';
+import { XdsGrpcServer } from './xds/grpc-server.js';
+import { XdsSnapshotCache } from './xds/snapshot-cache.js';
+import { XdsStreamServer } from './xds/stream-server.js';
 
 /** Everything one discovery process runs, wired together; `close` releases it in order. */
 export interface Registry {
   readonly app: FastifyInstance;
   readonly hostService: HostService;
   readonly store: HostStore;
+  readonly xds: {
+    readonly cache: XdsSnapshotCache;
+    readonly streamServer: XdsStreamServer;
+    /** Absent when `XDS_ENABLED=false`; not yet bound until `start` resolves. */
+    readonly grpcServer: XdsGrpcServer | undefined;
+  };
+  /** Binds the xDS gRPC server (when enabled); resolves with its port. The HTTP app is listened on by the caller. */
+  startXds(): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -26,9 +37,10 @@ export interface ComposeOverrides {
 export async function composeRegistry(config: Config, log: Logger, overrides: ComposeOverrides = {}): Promise<Registry> {
   const store = overrides.store ?? (await createStore(config, log));
   const stats = overrides.stats ?? new StatsdStats({ ...config.statsd, log });
+  const clock = overrides.clock ?? systemClock;
   const hostService = new HostService({
     store,
-    clock: overrides.clock ?? systemClock,
+    clock,
     hostTtlSeconds: config.hostTtlSeconds,
     cacheType: config.cacheType,
     cacheTtlSeconds: config.cacheTtlSeconds,
@@ -38,6 +50,17 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     trustedProxyHops: config.trustedProxyHops,
     expiryProtection: config.expiryProtection,
   });
+  const xdsCache = new XdsSnapshotCache({
+    hostService,
+    clock,
+    log,
+    pollIntervalMs: config.xds.pollIntervalMs,
+    wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
+  });
+  const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
+  const grpcServer = config.xds.enabled
+    ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port })
+    : undefined;
   const app = await buildApp({
     hostService,
     log,
@@ -45,14 +68,21 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     debug: config.debug,
     bodyLimitBytes: config.bodyLimitBytes,
     auth: config.auth,
+    xds: { cache: xdsCache, streamServer },
   });
   let closing: Promise<void> | undefined;
   return {
     app,
     hostService,
     store,
+    xds: { cache: xdsCache, streamServer, grpcServer },
+    startXds: async () => grpcServer?.start(),
     close: () =>
       (closing ??= (async () => {
+        // xDS first: its streams end cleanly so clients move to another replica while this one drains.
+        streamServer.closeAll();
+        await grpcServer?.close();
+        xdsCache.close();
         await app.close();
         await store.close();
         await stats.close?.();

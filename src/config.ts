@@ -50,6 +50,21 @@ export interface Config {
     readonly minHosts: number;
     readonly maxSeconds: number;
   };
+  readonly xds: XdsConfig;
+}
+
+/** The Envoy xDS v3 control plane (docs/xds.md). */
+export interface XdsConfig {
+  /** Whether the xDS gRPC server runs at all (`XDS_ENABLED`); the REST route is always there. */
+  readonly enabled: boolean;
+  /** gRPC port (`XDS_PORT`, default 18000, the port Envoy's examples use for a control plane); 0 picks a free one. */
+  readonly port: number;
+  /** Address the gRPC server binds (`XDS_LISTEN_ADDRESS`, default `LISTEN_ADDRESS`). */
+  readonly listenAddress: string;
+  /** Milliseconds between re-reads of the services xDS clients watch, to see other replicas' writes (`XDS_POLL_INTERVAL_MS`). */
+  readonly pollIntervalMs: number;
+  /** Milliseconds between re-reads of the service list while a client subscribes to all of them (`XDS_WILDCARD_POLL_INTERVAL_MS`). */
+  readonly wildcardPollIntervalMs: number;
 }
 
 /** Who may do what; a role also has the rights of the roles below it (admin > register > read). */
@@ -177,6 +192,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       threshold: number(env, 'EXPIRY_PROTECTION_THRESHOLD', 0.5, { min: 0, max: 1 }),
       minHosts: number(env, 'EXPIRY_PROTECTION_MIN_HOSTS', 3, { min: 1, integer: true }),
       maxSeconds: number(env, 'EXPIRY_PROTECTION_MAX_SECONDS', 3600, { min: 0 }),
+    },
+    xds: {
+      enabled: parseBoolean('XDS_ENABLED', env.XDS_ENABLED, true),
+      port: number(env, 'XDS_PORT', 18000, { min: 0, max: 65535, integer: true }),
+      listenAddress: text(env, 'XDS_LISTEN_ADDRESS', text(env, 'LISTEN_ADDRESS', '0.0.0.0')),
+      pollIntervalMs: number(env, 'XDS_POLL_INTERVAL_MS', 1000, { min: 100, max: 600_000, integer: true }),
+      wildcardPollIntervalMs: number(env, 'XDS_WILDCARD_POLL_INTERVAL_MS', 30_000, { min: 1000, max: 3_600_000, integer: true }),
     },
   };
   return deepFreeze(config);

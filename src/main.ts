@@ -29,6 +29,8 @@ async function main(): Promise<void> {
   }
   const address = await registry.app.listen({ port: config.port, host: config.listenAddress });
   log.info({ address, backend: config.backendStorage, env: config.applicationEnv }, `discovery listening on ${address}`);
+  const xdsPort = await registry.startXds();
+  if (xdsPort !== undefined) log.info({ port: xdsPort, host: config.xds.listenAddress }, `xDS control plane listening on port ${xdsPort}`);
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down');

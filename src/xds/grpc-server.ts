@@ -1,0 +1,152 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Log } from '../hosts/host-service.js';
+import { xdsProtos } from './protos.js';
+import {
+  StreamError,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+  type StreamKind,
+  type XdsStreamServer,
+} from './stream-server.js';
+
+/** Paths of the two state-of-the-world services discovery implements. */
+export const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+export const EDS_METHOD = '/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints';
+
+export interface XdsGrpcServerOptions {
+  readonly streamServer: XdsStreamServer;
+  readonly log: Log;
+  /** Address to bind, e.g. `0.0.0.0` or `127.0.0.1`. */
+  readonly host: string;
+  /** TCP port; 0 picks a free one (see `port` after `start`). */
+  readonly port: number;
+}
+
+/**
+ * Pings on an idle connection after this long, so a client that vanished without closing
+ * (a killed pod, a dropped NAT entry) frees its stream within minutes, not hours.
+ */
+const KEEPALIVE_TIME_MS = 60_000;
+/** A ping unanswered for this long closes the connection. */
+const KEEPALIVE_TIMEOUT_MS = 20_000;
+/** Clients (Envoy, gRPC) ping at most every few minutes; this refuses only abusive rates. */
+const MIN_CLIENT_PING_INTERVAL_MS = 10_000;
+/** How long shutdown waits for clients to leave after their streams were ended. */
+const SHUTDOWN_GRACE_MS = 3_000;
+
+/**
+ * The xDS gRPC server: ADS and EDS-alone, both bidirectional streams of DiscoveryRequest and
+ * DiscoveryResponse, encoded with the Envoy protos. Each call becomes one `XdsStream`; a
+ * client that cancels, errors or half-closes has its stream closed and its watches dropped.
+ */
+export class XdsGrpcServer {
+  private readonly server: grpc.Server;
+  private boundPort: number | undefined;
+
+  constructor(private readonly options: XdsGrpcServerOptions) {
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+      'grpc.http2.min_ping_interval_without_data_ms': MIN_CLIENT_PING_INTERVAL_MS,
+    });
+    const protos = xdsProtos();
+    const requestType = protos.discoveryRequest;
+    const responseType = protos.discoveryResponse;
+    const method = (path: string): grpc.MethodDefinition<DiscoveryRequest, DiscoveryResponse> => ({
+      path,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (request) => Buffer.from(requestType.encode(requestType.fromObject(request as object)).finish()),
+      requestDeserialize: (bytes) =>
+        requestType.toObject(requestType.decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as DiscoveryRequest,
+      responseSerialize: (response) =>
+        Buffer.from(
+          responseType
+            .encode({
+              version_info: response.version_info,
+              resources: response.resources.map((resource) => ({ type_url: resource.typeUrl, value: resource.body })),
+              type_url: response.type_url,
+              nonce: response.nonce,
+            })
+            .finish(),
+        ),
+      responseDeserialize: (bytes) => responseType.toObject(responseType.decode(bytes)) as DiscoveryResponse,
+    });
+    this.server.addService(
+      { StreamAggregatedResources: method(ADS_METHOD) },
+      { StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.serve('ads', call) },
+    );
+    this.server.addService(
+      { StreamEndpoints: method(EDS_METHOD) },
+      { StreamEndpoints: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.serve('eds', call) },
+    );
+  }
+
+  /** Binds and starts serving; resolves with the bound port. */
+  start(): Promise<number> {
+    const address = this.options.host.includes(':') ? `[${this.options.host}]:${this.options.port}` : `${this.options.host}:${this.options.port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+        if (error) return reject(error);
+        this.boundPort = port;
+        resolve(port);
+      });
+    });
+  }
+
+  /** The bound port, once started. */
+  get port(): number | undefined {
+    return this.boundPort;
+  }
+
+  /**
+   * Ends every stream cleanly (status OK: clients reconnect, to another replica behind the same
+   * address), waits briefly for connections to drain, then cuts whatever is left.
+   */
+  async close(): Promise<void> {
+    this.options.streamServer.closeAll();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, SHUTDOWN_GRACE_MS);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private serve(kind: StreamKind, call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+    let ended = false;
+    const stream = this.options.streamServer.openStream(kind, {
+      peer: call.getPeer(),
+      send: (response) => {
+        if (!ended) call.write(response);
+      },
+      end: (error?: StreamError) => {
+        if (ended) return;
+        ended = true;
+        if (error) call.emit('error', { code: error.code, details: error.message });
+        else call.end();
+      },
+    });
+    call.on('data', (request: DiscoveryRequest) => void stream.receive(request));
+    const gone = () => {
+      ended = true;
+      stream.close();
+    };
+    call.on('end', () => {
+      // The client half-closed: nothing more to ask, so the stream is over.
+      stream.close();
+      if (!ended) {
+        ended = true;
+        call.end();
+      }
+    });
+    call.on('cancelled', gone);
+    call.on('error', gone);
+    call.on('close', gone);
+  }
+}

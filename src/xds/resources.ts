@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import type { HostSnapshot } from '../hosts/host-service.js';
+import type { Host } from '../hosts/model.js';
+import { NAME_MAX_LENGTH } from '../hosts/schemas.js';
+import { TYPE_URL, encodeMessage, packAny, type ResourceTypeUrl } from './protos.js';
+
+/**
+ * One xDS resource ready to send: its name, a version derived from its encoded bytes (so two
+ * replicas, or two builds of the same content, agree), and the bytes of its `google.protobuf.Any`
+ * value. Immutable; shared by every stream that sends it.
+ */
+export interface XdsResource {
+  readonly typeUrl: ResourceTypeUrl;
+  readonly name: string;
+  readonly version: string;
+  readonly body: Uint8Array;
+}
+
+/** Weight of a host without a valid `tags.load_balancing_weight`. */
+export const DEFAULT_ENDPOINT_WEIGHT = 1;
+/** Bounds of `tags.load_balancing_weight` (SPEC.md); anything else falls back to the default. */
+const WEIGHT_MIN = 1;
+const WEIGHT_MAX = 100;
+/** Envoy's default; the cluster needs one, discovery has no better value to offer. */
+const CONNECT_TIMEOUT_SECONDS = 5;
+/** A service name as the v1 API accepts it: no slash, no control characters. */
+// eslint-disable-next-line no-control-regex -- the control characters are what the pattern refuses
+const SERVICE_NAME = /^[^/\u0000-\u001f\u007f]+$/;
+
+/**
+ * Whether `name` can name a service. Anything else (an `xdstp://` name, an empty or over-long
+ * name) is an unknown resource: it is never sent, and a client waiting for it declares it missing.
+ */
+export function isServiceName(name: string): boolean {
+  return name.length <= NAME_MAX_LENGTH && SERVICE_NAME.test(name);
+}
+
+/** `tags.load_balancing_weight` when it is an integer 1..100 (a number or its decimal text), else 1. */
+export function endpointWeight(host: Host): number {
+  const raw = host.tags.load_balancing_weight;
+  const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+  return typeof value === 'number' && Number.isInteger(value) && value >= WEIGHT_MIN && value <= WEIGHT_MAX
+    ? value
+    : DEFAULT_ENDPOINT_WEIGHT;
+}
+
+function isCanary(host: Host): boolean {
+  const canary = host.tags.canary;
+  return canary === true || (typeof canary === 'string' && canary.trim().toLowerCase() === 'true');
+}
+
+function tagText(host: Host, key: string): string {
+  const value = host.tags[key];
+  return typeof value === 'string' ? value : value === undefined || value === null ? '' : String(value);
+}
+
+/**
+ * The `ClusterLoadAssignment` of service `service` as a plain object (proto field names): one
+ * locality per (`tags.region`, `tags.az`), sorted, each weighted with the sum of its hosts'
+ * weights (gRPC clients drop a locality without a weight); one `LbEndpoint` per host at
+ * `ip_address:port`, weighted with `tags.load_balancing_weight`; canary hosts carry
+ * `metadata.filter_metadata["envoy.lb"].canary = true`. The snapshot holds only live hosts.
+ */
+export function clusterLoadAssignment(service: string, snapshot: HostSnapshot): Record<string, unknown> {
+  const localities = new Map<string, { region: string; zone: string; hosts: Host[] }>();
+  for (const host of snapshot.hosts) {
+    const region = tagText(host, 'region');
+    const zone = tagText(host, 'az');
+    const key = JSON.stringify([region, zone]);
+    let locality = localities.get(key);
+    if (!locality) {
+      locality = { region, zone, hosts: [] };
+      localities.set(key, locality);
+    }
+    locality.hosts.push(host);
+  }
+  const ordered = [...localities.values()].sort((a, b) =>
+    a.region !== b.region ? (a.region < b.region ? -1 : 1) : a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0,
+  );
+  return {
+    cluster_name: service,
+    endpoints: ordered.map((locality) => {
+      let total = 0;
+      const lbEndpoints = locality.hosts.map((host) => {
+        const weight = endpointWeight(host);
+        total += weight;
+        const lbEndpoint: Record<string, unknown> = {
+          // TCP is the default protocol; proto3 defaults are left out so the bytes match a re-encoding.
+          endpoint: { address: { socket_address: { address: host.ip_address, port_value: host.port } } },
+          health_status: 'HEALTHY',
+          load_balancing_weight: { value: weight },
+        };
+        if (isCanary(host)) {
+          // google.protobuf.Value's fields are spelt in camelCase by protobufjs's bundled copy.
+          lbEndpoint.metadata = { filter_metadata: { 'envoy.lb': { fields: { canary: { boolValue: true } } } } };
+        }
+        return lbEndpoint;
+      });
+      return {
+        locality: { region: locality.region, zone: locality.zone },
+        lb_endpoints: lbEndpoints,
+        load_balancing_weight: { value: total },
+      };
+    }),
+  };
+}
+
+/**
+ * The `Cluster` named `service`: endpoints by EDS over the same ADS stream, round robin (the
+ * default `lb_policy`; gRPC clients run it under `xds_wrr_locality`, which honours locality
+ * weights, while Envoy also honours each endpoint's weight).
+ */
+export function cluster(service: string): Record<string, unknown> {
+  return {
+    name: service,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: service },
+    connect_timeout: { seconds: CONNECT_TIMEOUT_SECONDS },
+    // lb_policy is left at its default, ROUND_ROBIN.
+  };
+}
+
+/** The `RouteConfiguration` named `service`: every request to cluster `service`. */
+export function routeConfiguration(service: string): Record<string, unknown> {
+  return {
+    name: service,
+    virtual_hosts: [{ name: service, domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: service } }] }],
+  };
+}
+
+/**
+ * The `Listener` named `service`, for proxyless gRPC clients dialling `xds:///service`: an
+ * `api_listener` holding an `HttpConnectionManager` with the route configuration inline (no RDS
+ * round trip) and the router filter, which gRPC requires as the last filter.
+ */
+export function listener(service: string): Record<string, unknown> {
+  const httpConnectionManager = {
+    stat_prefix: service,
+    route_config: routeConfiguration(service),
+    http_filters: [{ name: 'envoy.filters.http.router', typed_config: packAny(TYPE_URL.router, {}) }],
+  };
+  return { name: service, api_listener: { api_listener: packAny(TYPE_URL.httpConnectionManager, httpConnectionManager) } };
+}
+
+/** Encodes a translated resource and derives its version from the bytes. */
+export function toResource(typeUrl: ResourceTypeUrl, name: string, value: Record<string, unknown>): XdsResource {
+  const body = encodeMessage(typeUrl, value);
+  return Object.freeze({ typeUrl, name, version: contentVersion([body]), body });
+}
+
+/** The resource of type `typeUrl` that does not depend on hosts (Listener, RouteConfiguration, Cluster). */
+export function staticResource(typeUrl: Exclude<ResourceTypeUrl, typeof TYPE_URL.clusterLoadAssignment>, service: string): XdsResource {
+  switch (typeUrl) {
+    case TYPE_URL.listener:
+      return toResource(typeUrl, service, listener(service));
+    case TYPE_URL.routeConfiguration:
+      return toResource(typeUrl, service, routeConfiguration(service));
+    case TYPE_URL.cluster:
+      return toResource(typeUrl, service, cluster(service));
+  }
+}
+
+/** A short stable hash of some bytes or strings: the version of a resource or of a set of them. */
+export function contentVersion(parts: readonly (Uint8Array | string)[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) {
+    hash.update(part);
+    hash.update('\n');
+  }
+  return hash.digest('base64url').slice(0, 16);
+}

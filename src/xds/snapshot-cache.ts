@@ -1,0 +1,313 @@
+import type { Clock } from '../clock.js';
+import type { HostService, HostSnapshot, Log } from '../hosts/host-service.js';
+import { TYPE_URL } from './protos.js';
+import { clusterLoadAssignment, isServiceName, staticResource, toResource, type XdsResource } from './resources.js';
+
+/** What the cache needs of the domain: reads, and the change events it publishes. */
+export type SnapshotSource = Pick<HostService, 'listByService' | 'listServiceNames' | 'onServiceChanged'>;
+
+export interface SnapshotCacheOptions {
+  readonly hostService: SnapshotSource;
+  readonly clock: Clock;
+  readonly log: Log;
+  /**
+   * Milliseconds between re-reads of every watched service, which is how changes written by
+   * another replica (a shared DynamoDB table) reach this one's subscribers. Only watched
+   * services are read; never a scan.
+   */
+  readonly pollIntervalMs: number;
+  /**
+   * Milliseconds between re-reads of the list of service names, done only while some client
+   * subscribes to every Listener or Cluster (a wildcard). Listing names can be a table scan on
+   * DynamoDB, hence its own, longer interval; local changes update the list at once.
+   */
+  readonly wildcardPollIntervalMs: number;
+}
+
+/** Called when a watched resource changed; the cache already holds the new one. */
+export type ChangeWatcher = () => void;
+
+interface EndpointEntry {
+  readonly name: string;
+  readonly watchers: Set<ChangeWatcher>;
+  resource: XdsResource | undefined;
+  /** The read in flight, if any; a change seen meanwhile sets `dirty` so it runs once more. */
+  refreshing: Promise<void> | undefined;
+  dirty: boolean;
+  expiryTimer: NodeJS.Timeout | undefined;
+}
+
+/** Refreshes of watched services run this many at a time, so a poll does not burst the store. */
+const POLL_CONCURRENCY = 16;
+/**
+ * Expiry is "now > last_check_in + TTL", so the timer fires a little after the instant; the
+ * margin also absorbs timer and clock jitter. A service whose first host has not expired yet
+ * when the timer fires is re-armed at least this far ahead, never in a tight loop.
+ */
+const EXPIRY_MARGIN_MS = 5;
+/** setTimeout's longest delay; a later expiry is re-armed when this one fires. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** Static resources are cheap to rebuild; this bounds the memo against clients naming endless services. */
+const STATIC_MEMO_MAX = 10_000;
+
+/**
+ * Which xDS resources exist and at which version, kept apart from how they are streamed (the
+ * shape of go-control-plane's LinearCache): one entry per watched service name holding its
+ * current `ClusterLoadAssignment`, and only the watchers of a name that changed are told.
+ *
+ * It learns of changes from the domain, never from storage: `onServiceChanged` events (local
+ * writes, sweeps, remote changes a read detected), a timer at each watched service's next expiry,
+ * and a poll of the watched services for writes made through other replicas. Listener, Cluster
+ * and RouteConfiguration depend only on the name, so they have no entry; what can change for
+ * them is the set of service names a wildcard subscriber sees.
+ */
+export class XdsSnapshotCache {
+  private readonly entries = new Map<string, EndpointEntry>();
+  private readonly staticMemo = new Map<string, XdsResource>();
+  private readonly endpointMemo = new WeakMap<HostSnapshot, XdsResource>();
+  private readonly nameWatchers = new Set<ChangeWatcher>();
+  private serviceNameSet: Set<string> | undefined;
+  private serviceNamesLoading: Promise<Set<string>> | undefined;
+  private readonly unsubscribe: () => void;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private wildcardTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: SnapshotCacheOptions) {
+    this.unsubscribe = options.hostService.onServiceChanged((service) => this.serviceChanged(service));
+    this.schedulePoll();
+  }
+
+  /**
+   * Starts watching the endpoints of `name`: `watcher` is called each time its
+   * ClusterLoadAssignment changes. Returns the function that stops watching. The first watcher
+   * of a name makes the cache read it, arm its expiry timer and include it in polls.
+   */
+  watchEndpoints(name: string, watcher: ChangeWatcher): () => void {
+    let entry = this.entries.get(name);
+    if (!entry) {
+      entry = { name, watchers: new Set(), resource: undefined, refreshing: undefined, dirty: false, expiryTimer: undefined };
+      this.entries.set(name, entry);
+      void this.refresh(entry);
+    }
+    entry.watchers.add(watcher);
+    const watched = entry;
+    return () => {
+      watched.watchers.delete(watcher);
+      if (watched.watchers.size === 0 && this.entries.get(name) === watched) {
+        clearTimeout(watched.expiryTimer);
+        this.entries.delete(name);
+      }
+    };
+  }
+
+  /**
+   * The current ClusterLoadAssignment of `name`: the watched one, or, for a name nobody watches
+   * (a REST request), one read now. Rejects when the domain cannot read the service.
+   */
+  async endpoints(name: string): Promise<XdsResource> {
+    const entry = this.entries.get(name);
+    if (entry) {
+      if (entry.resource === undefined) await (entry.refreshing ?? this.refresh(entry));
+      if (entry.resource !== undefined) return entry.resource;
+    }
+    return this.endpointResource(name, await this.options.hostService.listByService(name));
+  }
+
+  /** The Listener, RouteConfiguration or Cluster named `name`: derived from the name alone. */
+  staticResource(typeUrl: typeof TYPE_URL.listener | typeof TYPE_URL.routeConfiguration | typeof TYPE_URL.cluster, name: string): XdsResource {
+    const key = `${typeUrl}\n${name}`;
+    let resource = this.staticMemo.get(key);
+    if (!resource) {
+      if (this.staticMemo.size >= STATIC_MEMO_MAX) this.staticMemo.clear();
+      resource = staticResource(typeUrl, name);
+      this.staticMemo.set(key, resource);
+    }
+    return resource;
+  }
+
+  /** Calls `watcher` when the set of service names changes; for wildcard subscribers. */
+  watchServiceNames(watcher: ChangeWatcher): () => void {
+    this.nameWatchers.add(watcher);
+    this.scheduleWildcardPoll();
+    return () => {
+      this.nameWatchers.delete(watcher);
+      if (this.nameWatchers.size === 0) {
+        clearTimeout(this.wildcardTimer);
+        this.wildcardTimer = undefined;
+      }
+    };
+  }
+
+  /** Every service with hosts, sorted, as far as this replica knows (see `wildcardPollIntervalMs`). */
+  async serviceNames(): Promise<readonly string[]> {
+    const names = this.serviceNameSet ?? (await this.loadServiceNames());
+    return [...names].sort();
+  }
+
+  /** Names currently watched for endpoints, for the admin view and tests. */
+  watchedServices(): readonly string[] {
+    return [...this.entries.keys()].sort();
+  }
+
+  /** Stops every timer and the domain subscription. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    clearTimeout(this.pollTimer);
+    clearTimeout(this.wildcardTimer);
+    for (const entry of this.entries.values()) clearTimeout(entry.expiryTimer);
+    this.entries.clear();
+    this.nameWatchers.clear();
+  }
+
+  private endpointResource(name: string, snapshot: HostSnapshot): XdsResource {
+    let resource = this.endpointMemo.get(snapshot);
+    if (!resource) {
+      resource = toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
+      this.endpointMemo.set(snapshot, resource);
+    }
+    return resource;
+  }
+
+  private serviceChanged(service: string): void {
+    if (this.closed) return;
+    const entry = this.entries.get(service);
+    if (entry) {
+      void this.refresh(entry);
+    } else if (this.nameWatchers.size > 0 && this.serviceNameSet && isServiceName(service)) {
+      // Nobody watches its endpoints, but a wildcard subscriber sees whether it exists.
+      this.options.hostService.listByService(service).then(
+        (snapshot) => this.noteMembership(service, snapshot),
+        (error: unknown) => this.options.log.warn({ err: error, service }, 'xds: could not read a changed service'),
+      );
+    }
+  }
+
+  /** Reads `entry`'s service again; at most one read per name in flight, and none lost. */
+  private refresh(entry: EndpointEntry): Promise<void> {
+    if (entry.refreshing) {
+      entry.dirty = true;
+      return entry.refreshing;
+    }
+    entry.refreshing = (async () => {
+      do {
+        entry.dirty = false;
+        let snapshot: HostSnapshot;
+        try {
+          snapshot = await this.options.hostService.listByService(entry.name);
+        } catch (error) {
+          // Keep serving the last good resource; the next poll or event tries again.
+          this.options.log.warn({ err: error, service: entry.name }, 'xds: could not read a watched service');
+          return;
+        }
+        if (this.closed || this.entries.get(entry.name) !== entry) return;
+        this.apply(entry, snapshot);
+      } while (entry.dirty);
+    })().finally(() => {
+      entry.refreshing = undefined;
+    });
+    return entry.refreshing;
+  }
+
+  private apply(entry: EndpointEntry, snapshot: HostSnapshot): void {
+    this.armExpiry(entry, snapshot.nextExpiryAt);
+    this.noteMembership(entry.name, snapshot);
+    const resource = this.endpointResource(entry.name, snapshot);
+    if (entry.resource?.version === resource.version) return;
+    entry.resource = resource;
+    for (const watcher of [...entry.watchers]) {
+      try {
+        watcher();
+      } catch (error) {
+        this.options.log.error({ err: error, service: entry.name }, 'xds: endpoint watcher failed');
+      }
+    }
+  }
+
+  private armExpiry(entry: EndpointEntry, nextExpiryAt: number): void {
+    clearTimeout(entry.expiryTimer);
+    entry.expiryTimer = undefined;
+    if (!Number.isFinite(nextExpiryAt)) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(EXPIRY_MARGIN_MS, nextExpiryAt - this.options.clock.now() + EXPIRY_MARGIN_MS));
+    entry.expiryTimer = setTimeout(() => {
+      entry.expiryTimer = undefined;
+      if (this.entries.get(entry.name) === entry) void this.refresh(entry);
+    }, delay);
+    entry.expiryTimer.unref();
+  }
+
+  private noteMembership(service: string, snapshot: HostSnapshot): void {
+    const names = this.serviceNameSet;
+    if (!names) return;
+    const present = snapshot.hosts.length > 0;
+    if (present === names.has(service)) return;
+    if (present) names.add(service);
+    else names.delete(service);
+    this.notifyNameWatchers();
+  }
+
+  private notifyNameWatchers(): void {
+    for (const watcher of [...this.nameWatchers]) {
+      try {
+        watcher();
+      } catch (error) {
+        this.options.log.error({ err: error }, 'xds: service-name watcher failed');
+      }
+    }
+  }
+
+  private loadServiceNames(): Promise<Set<string>> {
+    this.serviceNamesLoading ??= this.options.hostService
+      .listServiceNames()
+      .then((names) => {
+        const loaded = new Set(names.filter(isServiceName));
+        const previous = this.serviceNameSet;
+        this.serviceNameSet = loaded;
+        if (previous && !sameSet(previous, loaded)) this.notifyNameWatchers();
+        return loaded;
+      })
+      .finally(() => {
+        this.serviceNamesLoading = undefined;
+      });
+    return this.serviceNamesLoading;
+  }
+
+  private schedulePoll(): void {
+    if (this.closed) return;
+    this.pollTimer = setTimeout(() => {
+      void this.pollWatched().finally(() => this.schedulePoll());
+    }, this.options.pollIntervalMs);
+    this.pollTimer.unref();
+  }
+
+  private async pollWatched(): Promise<void> {
+    const queue = [...this.entries.values()];
+    const worker = async () => {
+      for (let entry = queue.shift(); entry; entry = queue.shift()) {
+        if (this.entries.get(entry.name) === entry) await this.refresh(entry);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(POLL_CONCURRENCY, queue.length) }, worker));
+  }
+
+  private scheduleWildcardPoll(): void {
+    if (this.closed || this.wildcardTimer || this.nameWatchers.size === 0) return;
+    this.wildcardTimer = setTimeout(() => {
+      this.loadServiceNames()
+        .catch((error: unknown) => this.options.log.warn({ err: error }, 'xds: could not list services'))
+        .finally(() => {
+          this.wildcardTimer = undefined;
+          this.scheduleWildcardPoll();
+        });
+    }, this.options.wildcardPollIntervalMs);
+    this.wildcardTimer.unref();
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const item of a) if (!b.has(item)) return false;
+  return true;
+}

@@ -1,0 +1,410 @@
+import type { Log, RegistryStats } from '../hosts/host-service.js';
+import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
+import { contentVersion, isServiceName, type XdsResource } from './resources.js';
+import type { XdsSnapshotCache } from './snapshot-cache.js';
+
+/** The fields of an `envoy.service.discovery.v3.DiscoveryRequest` the server reads. */
+export interface DiscoveryRequest {
+  readonly version_info: string;
+  readonly node?: NodeInfo | null;
+  readonly resource_names: readonly string[];
+  readonly type_url: string;
+  readonly response_nonce: string;
+  readonly error_detail?: { readonly code?: number; readonly message?: string } | null;
+}
+
+/** The parts of `envoy.config.core.v3.Node` an operator needs to recognise a client. */
+export interface NodeInfo {
+  readonly id?: string;
+  readonly cluster?: string;
+  readonly locality?: { readonly region?: string; readonly zone?: string; readonly sub_zone?: string } | null;
+  readonly user_agent_name?: string;
+  readonly user_agent_version?: string;
+}
+
+/** A response to write: the transport encodes it as a `DiscoveryResponse`. */
+export interface DiscoveryResponse {
+  readonly version_info: string;
+  readonly resources: readonly XdsResource[];
+  readonly type_url: ResourceTypeUrl;
+  readonly nonce: string;
+}
+
+/** How a stream reaches its client; implemented over a grpc-js duplex call, or by tests. */
+export interface StreamTransport {
+  /** Where the client connects from, for logs and the admin view. */
+  readonly peer: string;
+  send(response: DiscoveryResponse): void;
+  /** Ends the stream: cleanly (OK) without an error, else with the error's status. */
+  end(error?: StreamError): void;
+}
+
+/** A protocol violation that ends the stream with a gRPC status code. */
+export class StreamError extends Error {
+  override readonly name = 'StreamError';
+  constructor(
+    message: string,
+    /** gRPC status code: 3 INVALID_ARGUMENT, 14 UNAVAILABLE (shutting down). */
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+export type StreamKind = 'ads' | 'eds';
+
+/** What `GET /v1/xds/clients` shows per resource type of a stream. */
+export interface TypeStatus {
+  readonly type_url: string;
+  /** True when the client subscribes to every resource of the type. */
+  readonly wildcard: boolean;
+  readonly resource_names: readonly string[];
+  readonly version_sent: string | null;
+  readonly nonce_sent: string | null;
+  readonly version_acked: string | null;
+  /** Whether the client acknowledged the last response sent. */
+  readonly up_to_date: boolean;
+  readonly nack_count: number;
+  readonly last_nack: { readonly error: string; readonly nonce: string; readonly version_kept: string; readonly at: string } | null;
+}
+
+/** What `GET /v1/xds/clients` shows per connected stream. */
+export interface ClientStatus {
+  readonly stream_id: number;
+  readonly kind: StreamKind;
+  readonly peer: string;
+  readonly connected_at: string;
+  readonly node: {
+    readonly id: string;
+    readonly cluster: string;
+    readonly locality: { readonly region: string; readonly zone: string; readonly sub_zone: string } | null;
+    readonly user_agent: string;
+  } | null;
+  readonly resources: readonly TypeStatus[];
+}
+
+export interface StreamServerOptions {
+  readonly cache: XdsSnapshotCache;
+  readonly log: Log;
+  readonly stats: RegistryStats;
+}
+
+const SUPPORTED_TYPES: readonly ResourceTypeUrl[] = [
+  TYPE_URL.listener,
+  TYPE_URL.routeConfiguration,
+  TYPE_URL.cluster,
+  TYPE_URL.clusterLoadAssignment,
+];
+/** Types whose every response must list every subscribed resource (an omitted one counts as deleted). */
+const FULL_STATE_TYPES = new Set<string>([TYPE_URL.listener, TYPE_URL.cluster]);
+/** Types a client may subscribe to as a whole; for the others an empty name list means "nothing". */
+const WILDCARD_TYPES = new Set<string>([TYPE_URL.listener, TYPE_URL.cluster]);
+/** A request naming more resources than this is refused, so one client cannot make the server build unbounded sets. */
+const MAX_RESOURCE_NAMES = 10_000;
+
+/**
+ * The state-of-the-world xDS protocol over any transport, for ADS (every type on one stream) and
+ * EDS alone. Per stream and type it keeps the subscription, the version and nonce last sent,
+ * the version last ACKed and the last NACK. It answers:
+ * - the first request of a type on a stream, always (a client that reconnects gets the state);
+ * - a change of the subscribed content (a push from the cache, or new names), once per change;
+ * - never an ACK or a NACK whose content is unchanged: clients ACK every response, so answering
+ *   them would loop; after a NACK the client keeps its last good version until content changes.
+ * A request whose nonce is not the last one sent is stale (a newer response crossed it) and is
+ * ignored. Versions are hashes of content, so replicas and restarts agree on them.
+ */
+export class XdsStreamServer {
+  private readonly streams = new Map<number, XdsStream>();
+  private nextStreamId = 1;
+  private closing = false;
+
+  constructor(private readonly options: StreamServerOptions) {}
+
+  /** Starts the protocol for one new stream; the caller feeds it requests and tells it when the client left. */
+  openStream(kind: StreamKind, transport: StreamTransport): XdsStream {
+    const id = this.nextStreamId++;
+    const stream = new XdsStream(id, kind, transport, this.options, () => this.streams.delete(id));
+    if (this.closing) {
+      stream.shutdown();
+      return stream;
+    }
+    this.streams.set(id, stream);
+    return stream;
+  }
+
+  /** Every open stream, oldest first. */
+  clients(): ClientStatus[] {
+    return [...this.streams.values()].map((stream) => stream.status());
+  }
+
+  /** Ends every stream cleanly (clients reconnect, to another replica if this one is going away) and refuses new ones. */
+  closeAll(): void {
+    this.closing = true;
+    for (const stream of [...this.streams.values()]) stream.shutdown();
+  }
+}
+
+interface TypeState {
+  readonly typeUrl: ResourceTypeUrl;
+  wildcard: boolean;
+  names: Set<string>;
+  /** Name -> version of what the client holds after the last response (EDS: only the names sent). */
+  sent: Map<string, string>;
+  versionSent: string | undefined;
+  nonceSent: string | undefined;
+  versionAcked: string | undefined;
+  nackCount: number;
+  lastNack: TypeStatus['last_nack'];
+  readonly unwatch: Map<string, () => void>;
+  unwatchNames: (() => void) | undefined;
+  /** A push is queued and not yet started; later pushes fold into it. */
+  pushQueued: boolean;
+}
+
+/** One client stream. Requests and pushes run one at a time, in arrival order. */
+export class XdsStream {
+  private readonly types = new Map<string, TypeState>();
+  private readonly connectedAt = new Date();
+  private node: NodeInfo | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private nonceCounter = 0;
+  private closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly kind: StreamKind,
+    private readonly transport: StreamTransport,
+    private readonly options: StreamServerOptions,
+    private readonly onClosed: () => void,
+  ) {}
+
+  /** Handles one request from the client. Settles once the request is processed (for tests). */
+  receive(request: DiscoveryRequest): Promise<void> {
+    return this.enqueue(() => this.handle(request));
+  }
+
+  /** The client went away (stream ended, cancelled or failed): drop every watch. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of this.types.values()) {
+      for (const unwatch of state.unwatch.values()) unwatch();
+      state.unwatch.clear();
+      state.unwatchNames?.();
+    }
+    this.onClosed();
+  }
+
+  /** Server shutdown: end the stream cleanly, then drop its watches. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.close();
+    this.transport.end();
+  }
+
+  status(): ClientStatus {
+    const node = this.node;
+    return {
+      stream_id: this.id,
+      kind: this.kind,
+      peer: this.transport.peer,
+      connected_at: this.connectedAt.toISOString(),
+      node: node
+        ? {
+            id: node.id ?? '',
+            cluster: node.cluster ?? '',
+            locality: node.locality
+              ? { region: node.locality.region ?? '', zone: node.locality.zone ?? '', sub_zone: node.locality.sub_zone ?? '' }
+              : null,
+            user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
+          }
+        : null,
+      resources: [...this.types.values()].map((state) => ({
+        type_url: state.typeUrl,
+        wildcard: state.wildcard,
+        resource_names: [...state.names].sort(),
+        version_sent: state.versionSent ?? null,
+        nonce_sent: state.nonceSent ?? null,
+        version_acked: state.versionAcked ?? null,
+        up_to_date: state.versionSent !== undefined && state.versionAcked === state.versionSent,
+        nack_count: state.nackCount,
+        last_nack: state.lastNack,
+      })),
+    };
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        await task();
+      } catch (error) {
+        if (error instanceof StreamError) {
+          this.options.log.warn({ stream: this.id, peer: this.transport.peer, err: error }, 'xds: ending stream');
+          this.close();
+          this.transport.end(error);
+        } else {
+          this.options.log.error({ stream: this.id, err: error }, 'xds: request failed');
+        }
+      }
+    });
+    this.queue = run;
+    return run;
+  }
+
+  private async handle(request: DiscoveryRequest): Promise<void> {
+    // Clients send the node only on a stream's first request.
+    if (request.node && this.node === undefined) this.node = request.node;
+    const typeUrl = this.typeOf(request);
+    if (typeUrl === undefined) return;
+    if (request.resource_names.length > MAX_RESOURCE_NAMES) {
+      throw new StreamError(`too many resource names (${request.resource_names.length} > ${MAX_RESOURCE_NAMES})`, 3);
+    }
+    let state = this.types.get(typeUrl);
+    const first = state === undefined;
+    if (!state) {
+      state = {
+        typeUrl,
+        wildcard: false,
+        names: new Set(),
+        sent: new Map(),
+        versionSent: undefined,
+        nonceSent: undefined,
+        versionAcked: undefined,
+        nackCount: 0,
+        lastNack: null,
+        unwatch: new Map(),
+        unwatchNames: undefined,
+        pushQueued: false,
+      };
+      this.types.set(typeUrl, state);
+    }
+    const nonce = request.response_nonce;
+    if (nonce !== '' && nonce !== state.nonceSent) {
+      this.options.log.debug({ stream: this.id, type: typeUrl, nonce, current: state.nonceSent }, 'xds: stale request ignored');
+      return;
+    }
+    if (nonce !== '') {
+      if (request.error_detail) {
+        state.nackCount++;
+        state.lastNack = {
+          error: request.error_detail.message ?? '',
+          nonce,
+          version_kept: request.version_info,
+          at: new Date().toISOString(),
+        };
+        this.options.stats.increment('xds.nack');
+        this.options.log.warn(
+          { stream: this.id, node: this.node?.id, type: typeUrl, nonce, versionKept: request.version_info, error: request.error_detail.message },
+          'xds: client rejected a response (NACK)',
+        );
+      } else {
+        state.versionAcked = request.version_info;
+      }
+    }
+    this.subscribe(state, request.resource_names, first);
+    await this.respond(state, nonce === '');
+  }
+
+  private typeOf(request: DiscoveryRequest): ResourceTypeUrl | undefined {
+    const typeUrl = request.type_url === '' && this.kind === 'eds' ? TYPE_URL.clusterLoadAssignment : request.type_url;
+    if (this.kind === 'eds' && typeUrl !== TYPE_URL.clusterLoadAssignment) {
+      throw new StreamError(`the EDS service serves only ${TYPE_URL.clusterLoadAssignment}, not '${typeUrl}'`, 3);
+    }
+    if (!(SUPPORTED_TYPES as readonly string[]).includes(typeUrl)) {
+      // Nothing of that type exists here; the client's own timeout tells it so.
+      this.options.log.info({ stream: this.id, type: typeUrl }, 'xds: request for an unsupported resource type ignored');
+      return undefined;
+    }
+    return typeUrl as ResourceTypeUrl;
+  }
+
+  /**
+   * Applies a request's names. An empty list on the first request of a wildcard type, or the
+   * name `*`, subscribes to everything; a later empty list keeps a wildcard and otherwise means
+   * "nothing" (the legacy rule Envoy and gRPC follow).
+   */
+  private subscribe(state: TypeState, requested: readonly string[], first: boolean): void {
+    const wildcardType = WILDCARD_TYPES.has(state.typeUrl);
+    const wildcard = wildcardType && (requested.includes('*') || (requested.length === 0 && (first || state.wildcard)));
+    const names = new Set(requested.filter((name) => name !== '*'));
+    if (wildcard && !state.unwatchNames) {
+      state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
+    } else if (!wildcard && state.unwatchNames) {
+      state.unwatchNames();
+      state.unwatchNames = undefined;
+    }
+    state.wildcard = wildcard;
+    if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+      for (const [name, unwatch] of state.unwatch) {
+        if (!names.has(name)) {
+          unwatch();
+          state.unwatch.delete(name);
+        }
+      }
+      for (const name of names) {
+        if (!state.unwatch.has(name) && isServiceName(name)) {
+          state.unwatch.set(name, this.options.cache.watchEndpoints(name, () => this.push(state)));
+        }
+      }
+    }
+    // A name the client dropped is forgotten, so subscribing to it again sends it again.
+    for (const name of state.sent.keys()) if (!names.has(name) && !wildcard) state.sent.delete(name);
+    state.names = names;
+  }
+
+  /** The cache changed something this type subscribes to: answer once, after queued requests. */
+  private push(state: TypeState): void {
+    if (this.closed || state.pushQueued) return;
+    state.pushQueued = true;
+    void this.enqueue(async () => {
+      state.pushQueued = false;
+      await this.respond(state, false);
+    });
+  }
+
+  private async desired(state: TypeState): Promise<Map<string, XdsResource>> {
+    const names = new Set([...state.names].filter(isServiceName));
+    if (state.wildcard) for (const name of await this.options.cache.serviceNames()) names.add(name);
+    const resources = new Map<string, XdsResource>();
+    for (const name of [...names].sort()) {
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+        try {
+          resources.set(name, await this.options.cache.endpoints(name));
+        } catch (error) {
+          // Not sent now; the cache's next successful read of the service pushes it.
+          this.options.log.warn({ err: error, service: name }, 'xds: endpoints unavailable');
+        }
+      } else {
+        resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
+      }
+    }
+    return resources;
+  }
+
+  private async respond(state: TypeState, initial: boolean): Promise<void> {
+    const desired = await this.desired(state);
+    if (this.closed) return;
+    const version = contentVersion([...desired.values()].map((resource) => `${resource.name}:${resource.version}`));
+    let resources: XdsResource[];
+    if (initial || FULL_STATE_TYPES.has(state.typeUrl)) {
+      if (!initial && version === state.versionSent && sameVersions(state.sent, desired)) return;
+      resources = [...desired.values()];
+      state.sent = new Map(resources.map((resource) => [resource.name, resource.version]));
+    } else {
+      // EDS and RDS: only what changed need be sent; the client keeps the rest.
+      resources = [...desired.values()].filter((resource) => state.sent.get(resource.name) !== resource.version);
+      if (resources.length === 0) return;
+      for (const resource of resources) state.sent.set(resource.name, resource.version);
+    }
+    state.versionSent = version;
+    state.nonceSent = `${this.id}-${++this.nonceCounter}`;
+    this.transport.send({ version_info: version, resources, type_url: state.typeUrl, nonce: state.nonceSent });
+  }
+}
+
+function sameVersions(sent: ReadonlyMap<string, string>, desired: ReadonlyMap<string, XdsResource>): boolean {
+  if (sent.size !== desired.size) return false;
+  for (const [name, resource] of desired) if (sent.get(name) !== resource.version) return false;
+  return true;
+}

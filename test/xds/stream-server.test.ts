@@ -1,0 +1,324 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import pino from 'pino';
+import { systemClock, type Clock } from '../../src/clock.js';
+import { HostService } from '../../src/hosts/host-service.js';
+import { MemoryHostStore } from '../../src/store/memory-host-store.js';
+import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
+import { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
+import {
+  StreamError,
+  XdsStreamServer,
+  type DiscoveryRequest,
+  type DiscoveryResponse,
+  type XdsStream,
+} from '../../src/xds/stream-server.js';
+import { CountingStats, waitFor } from '../helpers/xds.js';
+
+const EDS = TYPE_URL.clusterLoadAssignment;
+const CDS = TYPE_URL.cluster;
+const LDS = TYPE_URL.listener;
+
+/** A transport that records what the server sends. */
+class RecordingTransport {
+  readonly peer = 'test';
+  readonly sent: DiscoveryResponse[] = [];
+  ended: { error?: StreamError } | undefined;
+  send(response: DiscoveryResponse): void {
+    this.sent.push(response);
+  }
+  end(error?: StreamError): void {
+    this.ended = { error };
+  }
+  last(): DiscoveryResponse {
+    const response = this.sent.at(-1);
+    assert.ok(response, 'a response was sent');
+    return response;
+  }
+}
+
+function request(typeUrl: string, names: string[], previous?: DiscoveryResponse, extra: Partial<DiscoveryRequest> = {}): DiscoveryRequest {
+  return {
+    type_url: typeUrl,
+    resource_names: names,
+    version_info: previous?.version_info ?? '',
+    response_nonce: previous?.nonce ?? '',
+    ...extra,
+  };
+}
+
+function endpointsOf(response: DiscoveryResponse): Record<string, string[]> {
+  const type = xdsProtos().typeOf(EDS);
+  assert.ok(type);
+  const out: Record<string, string[]> = {};
+  for (const resource of response.resources) {
+    const cla = type.toObject(type.decode(resource.body)) as {
+      cluster_name: string;
+      endpoints?: { lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[];
+    };
+    out[cla.cluster_name] = (cla.endpoints ?? []).flatMap((locality) =>
+      (locality.lb_endpoints ?? []).map((lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`),
+    );
+  }
+  return out;
+}
+
+describe('xDS state-of-the-world stream protocol', () => {
+  let store: MemoryHostStore;
+  let hostService: HostService;
+  let cache: XdsSnapshotCache;
+  let server: XdsStreamServer;
+  let stats: CountingStats;
+
+  function setUp(options: { clock?: Clock; hostTtlSeconds?: number; pollIntervalMs?: number } = {}) {
+    store = new MemoryHostStore();
+    stats = new CountingStats();
+    const log = pino({ level: 'silent' });
+    hostService = new HostService({
+      store,
+      clock: options.clock ?? systemClock,
+      hostTtlSeconds: options.hostTtlSeconds ?? 600,
+      cacheType: 'null',
+      cacheTtlSeconds: 30,
+      stats,
+      log,
+      autoIpAllowedRanges: [],
+      trustedProxyHops: 0,
+    });
+    cache = new XdsSnapshotCache({
+      hostService,
+      clock: options.clock ?? systemClock,
+      log,
+      pollIntervalMs: options.pollIntervalMs ?? 600_000,
+      wildcardPollIntervalMs: 600_000,
+    });
+    server = new XdsStreamServer({ cache, log, stats });
+  }
+
+  function heartbeat(service: string, ip: string, tags: Record<string, unknown> = {}, port = 8080) {
+    return hostService.heartbeat(
+      service,
+      { ip, port, revision: 'r1', tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}`, ...tags } },
+      { socketAddress: '127.0.0.1', forwardedFor: [] },
+    );
+  }
+
+  function open(kind: 'ads' | 'eds' = 'ads'): { stream: XdsStream; transport: RecordingTransport } {
+    const transport = new RecordingTransport();
+    return { stream: server.openStream(kind, transport), transport };
+  }
+
+  /** Lets queued pushes and reads settle. */
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  beforeEach(() => setUp());
+  afterEach(() => {
+    server.closeAll();
+    cache.close();
+  });
+
+  test('the first request of a type is answered with every subscribed resource, a version and a nonce', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users'], undefined, { node: { id: 'envoy-1', cluster: 'edge' } }));
+    const response = transport.last();
+    assert.equal(response.type_url, EDS);
+    assert.notEqual(response.version_info, '');
+    assert.notEqual(response.nonce, '');
+    assert.deepEqual(endpointsOf(response), { users: ['10.0.0.1:8080'] });
+  });
+
+  test('an ACK is never answered while content is unchanged', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    await stream.receive(request(EDS, ['users'], transport.last()));
+    await stream.receive(request(EDS, ['users'], transport.last()));
+    await settle();
+    assert.equal(transport.sent.length, 1);
+    const status = server.clients()[0]?.resources[0];
+    assert.equal(status?.version_acked, transport.last().version_info);
+    assert.equal(status?.up_to_date, true);
+  });
+
+  test('a heartbeat that changes nothing sends nothing; a weight change pushes a new version', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    await stream.receive(request(EDS, ['users'], transport.last()));
+    await heartbeat('users', '10.0.0.1');
+    await settle();
+    assert.equal(transport.sent.length, 1, 'an unchanged heartbeat pushed nothing');
+    const before = transport.last().version_info;
+    await hostService.setWeight('users', '10.0.0.1', 42);
+    await waitFor('a push', () => transport.sent.length === 2, 2000, 5);
+    assert.notEqual(transport.last().version_info, before);
+  });
+
+  test('registration, delete and a second service reach only the streams watching them', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const watcher = open();
+    const other = open();
+    await watcher.stream.receive(request(EDS, ['users']));
+    await other.stream.receive(request(EDS, ['orders']));
+    await heartbeat('users', '10.0.0.2');
+    await waitFor('a push of the new host', () => watcher.transport.sent.length === 2, 2000, 5);
+    assert.deepEqual(endpointsOf(watcher.transport.last()), { users: ['10.0.0.1:8080', '10.0.0.2:8080'] });
+    await hostService.deregister('users', '10.0.0.1');
+    await waitFor('a push of the delete', () => watcher.transport.sent.length === 3, 2000, 5);
+    assert.deepEqual(endpointsOf(watcher.transport.last()), { users: ['10.0.0.2:8080'] });
+    await settle();
+    assert.equal(other.transport.sent.length, 1, 'a stream watching another service was not woken');
+  });
+
+  test('a NACK is logged and counted, the client keeps its version, and nothing is resent', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    const good = transport.last();
+    await stream.receive(request(EDS, ['users'], good));
+    await heartbeat('users', '10.0.0.2');
+    await waitFor('a push', () => transport.sent.length === 2, 2000, 5);
+    const rejected = transport.last();
+    await stream.receive(request(EDS, ['users'], rejected, { version_info: good.version_info, error_detail: { code: 3, message: 'bad endpoint' } }));
+    await settle();
+    assert.equal(transport.sent.length, 2, 'a NACK is not answered with the same content');
+    assert.equal(stats.counts.get('xds.nack'), 1);
+    const status = server.clients()[0]?.resources[0];
+    assert.equal(status?.version_acked, good.version_info);
+    assert.equal(status?.version_sent, rejected.version_info);
+    assert.equal(status?.up_to_date, false);
+    assert.equal(status?.nack_count, 1);
+    assert.equal(status?.last_nack?.error, 'bad endpoint');
+    // New content after a NACK is sent again.
+    await heartbeat('users', '10.0.0.3');
+    await waitFor('a push after the NACK', () => transport.sent.length === 3, 2000, 5);
+  });
+
+  test('a request carrying a stale nonce is ignored', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    const first = transport.last();
+    await heartbeat('users', '10.0.0.2');
+    await waitFor('a push', () => transport.sent.length === 2, 2000, 5);
+    // The ACK of the first response crossed the push: its subscription change must not apply.
+    await stream.receive(request(EDS, ['users', 'orders'], first));
+    await settle();
+    assert.equal(transport.sent.length, 2);
+    assert.deepEqual(server.clients()[0]?.resources[0]?.resource_names, ['users']);
+    assert.equal(server.clients()[0]?.resources[0]?.version_acked, null);
+  });
+
+  test('subscription changes: an added name is sent alone; a dropped and re-added name is sent again', async () => {
+    await heartbeat('users', '10.0.0.1');
+    await heartbeat('orders', '10.0.1.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    await stream.receive(request(EDS, ['users', 'orders'], transport.last()));
+    assert.equal(transport.sent.length, 2);
+    assert.deepEqual(endpointsOf(transport.last()), { orders: ['10.0.1.1:8080'] }, 'EDS sends only what the client lacks');
+    await stream.receive(request(EDS, ['users'], transport.last()));
+    assert.equal(transport.sent.length, 2, 'dropping a name needs no EDS response');
+    await stream.receive(request(EDS, ['users', 'orders'], transport.last()));
+    assert.equal(transport.sent.length, 3);
+    assert.deepEqual(endpointsOf(transport.last()), { orders: ['10.0.1.1:8080'] });
+    assert.deepEqual(cache.watchedServices(), ['orders', 'users']);
+  });
+
+  test('Listener and Cluster responses list every subscribed resource', async () => {
+    const { stream, transport } = open();
+    await stream.receive(request(LDS, ['users']));
+    await stream.receive(request(LDS, ['users', 'orders'], transport.last()));
+    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['orders', 'users']);
+    await stream.receive(request(CDS, ['users']));
+    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+  });
+
+  test('unknown resource names are never sent', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    const unknown = 'xdstp://example/envoy.config.listener.v3.Listener/users';
+    await stream.receive(request(LDS, [unknown, 'users']));
+    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+    await stream.receive(request(EDS, [unknown]));
+    assert.deepEqual(transport.last().resources, [], 'answered, with nothing');
+    assert.deepEqual(cache.watchedServices(), [], 'an unknown name is not watched');
+  });
+
+  test('a wildcard Cluster subscription lists every service and follows new ones', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(CDS, []));
+    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+    await stream.receive(request(CDS, [], transport.last()));
+    await heartbeat('orders', '10.0.1.1');
+    await waitFor('the new service to be pushed', () => transport.sent.length === 2, 2000, 5);
+    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['orders', 'users']);
+    assert.equal(server.clients()[0]?.resources[0]?.wildcard, true);
+    await hostService.deregister('orders', '10.0.1.1');
+    await waitFor('the emptied service to be dropped', () => transport.sent.length === 3, 2000, 5);
+    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+  });
+
+  test('a client that disconnects leaves no watch behind', async () => {
+    const { stream } = open();
+    await stream.receive(request(EDS, ['users', 'orders']));
+    assert.deepEqual(cache.watchedServices(), ['orders', 'users']);
+    stream.close();
+    assert.deepEqual(cache.watchedServices(), []);
+    assert.deepEqual(server.clients(), []);
+  });
+
+  test('the EDS-only service refuses other resource types', async () => {
+    const { stream, transport } = open('eds');
+    await stream.receive(request(CDS, []));
+    assert.equal(transport.ended?.error?.code, 3);
+  });
+
+  test('an expiry is pushed when the host expires, with no write and no poll', async () => {
+    cache.close();
+    setUp({ hostTtlSeconds: 0.3 });
+    await heartbeat('users', '10.0.0.1');
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    const expiresAt = Date.now() + 300;
+    await waitFor('the expiry push', () => transport.sent.length === 2, 3000, 5);
+    assert.ok(Date.now() >= expiresAt - 5, 'not before the host expired');
+    assert.deepEqual(endpointsOf(transport.last()), { users: [] });
+  });
+
+  test("another replica's write reaches subscribers through the poll", async () => {
+    cache.close();
+    setUp({ pollIntervalMs: 100 });
+    // A second HostService over the same store stands for another replica writing to the shared table.
+    const otherReplica = new HostService({
+      store,
+      clock: systemClock,
+      hostTtlSeconds: 600,
+      cacheType: 'null',
+      cacheTtlSeconds: 30,
+      stats,
+      log: pino({ level: 'silent' }),
+      autoIpAllowedRanges: [],
+      trustedProxyHops: 0,
+    });
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    await otherReplica.heartbeat(
+      'users',
+      { ip: '10.0.0.9', port: 8080, revision: 'r1', tags: { az: 'a', region: 'r', instance_id: 'i' } },
+      { socketAddress: '127.0.0.1', forwardedFor: [] },
+    );
+    await waitFor('the remote write to be pushed', () => transport.sent.length === 2, 3000, 10);
+    assert.deepEqual(endpointsOf(transport.last()), { users: ['10.0.0.9:8080'] });
+  });
+
+  test('closeAll ends every stream cleanly', async () => {
+    const { stream, transport } = open();
+    await stream.receive(request(EDS, ['users']));
+    server.closeAll();
+    assert.deepEqual(transport.ended, { error: undefined });
+    assert.deepEqual(cache.watchedServices(), []);
+  });
+});
