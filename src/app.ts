@@ -3,7 +3,7 @@ import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { AuthConfig } from './config.js';
+import type { AuthConfig, TlsFiles } from './config.js';
 import type { HostService } from './hosts/host-service.js';
 import { Authorizer } from './http/auth.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
@@ -18,6 +18,8 @@ export interface AppDependencies {
   readonly debug: boolean;
   readonly bodyLimitBytes: number;
   readonly auth: AuthConfig;
+  /** Serve HTTPS with these; with `ca`, clients must present a certificate signed by it. */
+  readonly tls?: TlsFiles;
   /** The xDS control plane's REST and admin routes; left out when absent. */
   readonly xds?: XdsRoutesOptions;
 }
@@ -32,13 +34,16 @@ const MULTIPART_FIELDS_MAX = 32;
 
 /** The HTTP application with every route; it never listens and never reads the environment. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
-  const app = Fastify({
+  const https = deps.tls ? { cert: deps.tls.cert, key: deps.tls.key, ca: deps.tls.ca, requestCert: deps.tls.ca !== undefined, rejectUnauthorized: true } : null;
+  // Fastify types the instance by server kind; the routes do not care whether it is HTTP or HTTPS.
+  const app = (Fastify as unknown as (options: object) => FastifyInstance)({
+    https,
     loggerInstance: deps.log as FastifyBaseLogger,
     // Per-request lines are written at debug level by the hook below, not at info by Fastify.
     logController: new LogController({ disableRequestLogging: true }),
     // One pino child per request costs as much as the rest of a cached GET; request lines are
     // logged with method and URL by the hook below instead of through a per-request child.
-    childLoggerFactory: (logger) => logger,
+    childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: deps.bodyLimitBytes,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,

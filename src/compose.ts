@@ -11,6 +11,9 @@ import { XdsGrpcServer } from './xds/grpc-server.js';
 import { XdsSnapshotCache } from './xds/snapshot-cache.js';
 import { XdsStreamServer } from './xds/stream-server.js';
 
+/** While draining, connections that finish their last request are closed this soon after. */
+const IDLE_SWEEP_MS = 50;
+
 /** Everything one discovery process runs, wired together; `close` releases it in order. */
 export interface Registry {
   readonly app: FastifyInstance;
@@ -59,7 +62,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
   });
   const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
   const grpcServer = config.xds.enabled
-    ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port })
+    ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port, tls: config.xds.tls })
     : undefined;
   const app = await buildApp({
     hostService,
@@ -68,6 +71,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     debug: config.debug,
     bodyLimitBytes: config.bodyLimitBytes,
     auth: config.auth,
+    tls: config.httpTls,
     xds: { cache: xdsCache, streamServer },
   });
   let closing: Promise<void> | undefined;
@@ -83,7 +87,14 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
         streamServer.closeAll();
         await grpcServer?.close();
         xdsCache.close();
-        await app.close();
+        // Node closes idle keep-alive connections once, when closing starts; a connection whose
+        // request was still in flight then would hold the server open until its keep-alive timeout.
+        const closeIdle = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(closeIdle);
+        }
         await store.close();
         await stats.close?.();
       })()),

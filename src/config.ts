@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { booleanWord } from './booleans.js';
@@ -51,6 +52,18 @@ export interface Config {
     readonly maxSeconds: number;
   };
   readonly xds: XdsConfig;
+  /** TLS on the HTTP port (`TLS_CERT_FILE`, `TLS_KEY_FILE`); undefined: plain HTTP. */
+  readonly httpTls: TlsFiles | undefined;
+}
+
+/**
+ * Certificate material read from files named in settings. With `ca`, the peer must present a
+ * certificate signed by it (mutual TLS).
+ */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca: Buffer | undefined;
 }
 
 /** The Envoy xDS v3 control plane (docs/xds.md). */
@@ -65,6 +78,8 @@ export interface XdsConfig {
   readonly pollIntervalMs: number;
   /** Milliseconds between re-reads of the service list while a client subscribes to all of them (`XDS_WILDCARD_POLL_INTERVAL_MS`). */
   readonly wildcardPollIntervalMs: number;
+  /** TLS on the xDS port (`XDS_TLS_CERT_FILE`, `XDS_TLS_KEY_FILE`; with `XDS_TLS_CA_FILE`, mutual TLS); undefined: plaintext. */
+  readonly tls: TlsFiles | undefined;
 }
 
 /** Who may do what; a role also has the rights of the roles below it (admin > register > read). */
@@ -199,9 +214,35 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       listenAddress: text(env, 'XDS_LISTEN_ADDRESS', text(env, 'LISTEN_ADDRESS', '0.0.0.0')),
       pollIntervalMs: number(env, 'XDS_POLL_INTERVAL_MS', 1000, { min: 100, max: 600_000, integer: true }),
       wildcardPollIntervalMs: number(env, 'XDS_WILDCARD_POLL_INTERVAL_MS', 30_000, { min: 1000, max: 3_600_000, integer: true }),
+      tls: tlsFiles(env, 'XDS_TLS'),
     },
+    httpTls: tlsFiles(env, 'TLS'),
   };
   return deepFreeze(config);
+}
+
+function readSetting(env: Env, name: string): Buffer | undefined {
+  const file = env[name];
+  if (file === undefined || file === '') return undefined;
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new ConfigError(`invalid setting ${name}=${JSON.stringify(file)}: expected a readable file (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
+
+/** `<prefix>_CERT_FILE` and `<prefix>_KEY_FILE` go together; `<prefix>_CA_FILE` turns on client certificates. */
+function tlsFiles(env: Env, prefix: string): TlsFiles | undefined {
+  const cert = readSetting(env, `${prefix}_CERT_FILE`);
+  const key = readSetting(env, `${prefix}_KEY_FILE`);
+  const ca = readSetting(env, `${prefix}_CA_FILE`);
+  if (!cert && !key) {
+    if (ca) throw new ConfigError(`invalid setting ${prefix}_CA_FILE: expected ${prefix}_CERT_FILE and ${prefix}_KEY_FILE too`);
+    return undefined;
+  }
+  if (!cert) throw new ConfigError(`invalid setting ${prefix}_CERT_FILE: expected a certificate file to go with ${prefix}_KEY_FILE`);
+  if (!key) throw new ConfigError(`invalid setting ${prefix}_KEY_FILE: expected a private key file to go with ${prefix}_CERT_FILE`);
+  return { cert, key, ca };
 }
 
 function credential(env: Env, name: string): string | undefined {
@@ -235,7 +276,7 @@ function authConfig(env: Env): AuthConfig {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !ArrayBuffer.isView(value)) {
     Object.freeze(value);
     for (const inner of Object.values(value)) deepFreeze(inner);
   }

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { TlsFiles } from '../config.js';
 import type { Log } from '../hosts/host-service.js';
 import { xdsProtos } from './protos.js';
 import {
@@ -20,6 +21,8 @@ export interface XdsGrpcServerOptions {
   readonly host: string;
   /** TCP port; 0 picks a free one (see `port` after `start`). */
   readonly port: number;
+  /** TLS material; with `ca`, clients must present a certificate signed by it. Undefined: plaintext. */
+  readonly tls?: TlsFiles;
 }
 
 /**
@@ -86,12 +89,19 @@ export class XdsGrpcServer {
   start(): Promise<number> {
     const address = this.options.host.includes(':') ? `[${this.options.host}]:${this.options.port}` : `${this.options.host}:${this.options.port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      this.server.bindAsync(address, this.credentials(), (error, port) => {
         if (error) return reject(error);
         this.boundPort = port;
         resolve(port);
       });
     });
+  }
+
+  private credentials(): grpc.ServerCredentials {
+    const tls = this.options.tls;
+    if (!tls) return grpc.ServerCredentials.createInsecure();
+    // With a CA, a client without a certificate it signed is refused during the handshake.
+    return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.ca !== undefined);
   }
 
   /** The bound port, once started. */

@@ -16,7 +16,7 @@ export interface DiscoveryProcess {
 /** Runs `node dist/src/main.js` as a real process on a free loopback port and waits until it listens. */
 export async function spawnDiscovery(env: Record<string, string>, timeoutMs = 20_000): Promise<DiscoveryProcess> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', LISTEN_ADDRESS: '127.0.0.1', LOG_LEVEL: 'INFO', STATSD_HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH ?? '', PORT: '0', XDS_PORT: '0', LISTEN_ADDRESS: '127.0.0.1', LOG_LEVEL: 'INFO', STATSD_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -25,7 +25,7 @@ export async function spawnDiscovery(env: Record<string, string>, timeoutMs = 20
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`discovery did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
     const check = () => {
-      const match = /discovery listening on (http:\/\/[^"\s]+)/.exec(output);
+      const match = /discovery listening on (https?:\/\/[^"\s]+)/.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
@@ -53,7 +53,7 @@ export async function spawnDiscovery(env: Record<string, string>, timeoutMs = 20
 
 /** Runs main.js to completion (for start-up failures) and returns its exit code and output. */
 export async function runDiscoveryToExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', PORT: '0', XDS_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { listHosts, register } from '../helpers/registry.js';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { RawXdsStream } from '../helpers/ads-client.js';
+import { form, listHosts, register, TAGS } from '../helpers/registry.js';
 import { runDiscoveryToExit, spawnDiscovery } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -55,6 +59,46 @@ describe('the discovery process', () => {
       assert.equal(await restarted.stop('SIGTERM'), 0);
     }
     await dir.remove();
+  });
+
+  test('SIGTERM finishes a request in flight, refuses new connections, flushes storage and exits 0', async () => {
+    const dir = await tempDir();
+    const env = { BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path };
+    const server = await spawnDiscovery(env);
+    const { port } = new URL(server.url);
+    const body = form({ ip: '10.9.9.9', port: 80, revision: 'in-flight', tags: TAGS }).toString();
+    // Headers and half the body now, the rest after SIGTERM: the request is in flight during shutdown.
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    let response = '';
+    socket.on('data', (chunk: Buffer) => (response += chunk.toString()));
+    socket.write(`POST /v1/registration/inflight HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    const exited = server.stop('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await assert.rejects(fetch(`${server.url}/healthcheck`), 'a new connection is refused while draining');
+    socket.write(body.slice(20));
+    assert.equal(await exited, 0);
+    assert.ok(Date.now() - started < 10_000, 'shutdown is bounded');
+    assert.match(response, /^HTTP\/1\.1 200 /, `the in-flight request was answered: ${response}`);
+    socket.destroy();
+    const restarted = await spawnDiscovery(env);
+    assert.deepEqual((await listHosts(restarted.url, 'inflight')).hosts.map((host) => host.revision), ['in-flight']);
+    assert.equal(await restarted.stop('SIGINT'), 0, 'SIGINT shuts down the same way');
+    await dir.remove();
+  });
+
+  test('SIGTERM ends xDS streams cleanly (status OK), so proxies move to another replica', async () => {
+    const server = await spawnDiscovery({ BACKEND_STORAGE: 'InMemory' });
+    const xdsPort = Number(/xDS control plane listening on port (\d+)/.exec(server.output())?.[1]);
+    const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
+    const stream = new RawXdsStream(client);
+    stream.send({ node: { id: 'envoy-1' }, type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', resource_names: ['users'] });
+    await stream.next(5000);
+    assert.equal(await server.stop('SIGTERM'), 0);
+    assert.equal((await stream.status).code, grpc.status.OK);
+    client.close();
   });
 
   test('SIGTERM shuts down cleanly with exit code 0', async () => {
