@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 describe('xDS settings', () => {
   test('defaults: enabled on port 18000, the HTTP listen address, a 1 s poll', () => {
     const { xds } = loadConfig({ LISTEN_ADDRESS: '127.0.0.1' });
-    assert.deepEqual(xds, { enabled: true, port: 18000, listenAddress: '127.0.0.1', pollIntervalMs: 1000, wildcardPollIntervalMs: 30_000 });
+    assert.deepEqual(xds, { enabled: true, port: 18000, listenAddress: '127.0.0.1', pollIntervalMs: 1000, wildcardPollIntervalMs: 30_000, tls: undefined });
   });
 
   test('XDS_PORT=0 picks a free port; XDS_ENABLED=false turns the gRPC server off', () => {
