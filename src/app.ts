@@ -5,6 +5,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { AuthConfig, TlsFiles } from './config.js';
 import type { HostService } from './hosts/host-service.js';
+import { registerApiDescription } from './http/api-description.js';
+import { trackRoutes } from './http/route-list.js';
 import { Authorizer } from './http/auth.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
@@ -51,8 +53,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  trackRoutes(app);
   registerErrorHandling(app, { debug: deps.debug });
   const authorizer = new Authorizer(deps.auth);
+  await registerApiDescription(app);
 
   if (deps.log.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
@@ -60,7 +64,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     });
   }
 
-  app.get('/healthcheck', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'));
+  app.get(
+    '/healthcheck',
+    { schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } } },
+    async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
+  );
   await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, applicationEnv: deps.applicationEnv });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.

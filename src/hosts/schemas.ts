@@ -76,3 +76,21 @@ export const WeightBody = Type.Object(
   { additionalProperties: true },
 );
 export type WeightBody = Static<typeof WeightBody>;
+
+/** One host as every GET returns it (documentation of the wire format; bodies are pre-encoded). */
+export const HostRecord = Type.Object({
+  ip_address: Type.String(),
+  last_check_in: Type.String({ description: 'UTC, YYYY-MM-DD HH:MM:SS.ffffff' }),
+  port: Type.Integer(),
+  revision: Type.String(),
+  service: Type.String(),
+  service_repo_name: Type.String({ description: '"" when never set' }),
+  tags: Type.Object({}, { additionalProperties: true }),
+});
+
+export const ServiceHostList = Type.Object({ env: Type.String(), hosts: Type.Array(HostRecord), service: Type.String() });
+export const RepoHostList = Type.Object({ env: Type.String(), hosts: Type.Array(HostRecord), service_repo_name: Type.String() });
+export const ErrorBody = Type.Object({ error: Type.String() }, { description: 'what was wrong, naming the field' });
+export const EmptyObject = Type.Object({}, { additionalProperties: false });
+export const NotModified = Type.Null({ description: 'Not Modified: If-None-Match named the current ETag' });
+export const NoContent = Type.Null({ description: 'No Content' });

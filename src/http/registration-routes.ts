@@ -1,7 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import type { HostService } from '../hosts/host-service.js';
-import { HostParams, RegistrationBody, RepoParams, ServiceParams } from '../hosts/schemas.js';
+import {
+  EmptyObject,
+  ErrorBody,
+  HostParams,
+  NotModified,
+  RegistrationBody,
+  RepoHostList,
+  RepoParams,
+  ServiceHostList,
+  ServiceParams,
+} from '../hosts/schemas.js';
 import type { ClientAddress } from '../hosts/validation.js';
 import type { Authorizer } from './auth.js';
 import { HostListEncoder, sendHostList } from './host-list-response.js';
@@ -18,13 +28,34 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
   // Reads are open unless read credentials are configured; an open read path carries no hook at all.
   if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
 
-  app.get('/v1/registration/:service', { schema: { params: ServiceParams } }, async (request, reply) => {
+  app.get(
+    '/v1/registration/:service',
+    {
+      schema: {
+        summary: 'Live hosts of a service',
+        description: 'Answers 304 when If-None-Match names the current weak ETag, which changes only when routing data changes.',
+        tags: ['registration'],
+        params: ServiceParams,
+        response: { 200: ServiceHostList, 304: NotModified, 400: ErrorBody },
+      },
+    },
+    async (request, reply) => {
     const { service } = request.params;
     const snapshot = await hostService.listByService(service);
     return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service', service));
   });
 
-  app.get('/v1/registration/repo/:service_repo_name', { schema: { params: RepoParams } }, async (request, reply) => {
+  app.get(
+    '/v1/registration/repo/:service_repo_name',
+    {
+      schema: {
+        summary: 'Live hosts of every service registered with a repo',
+        tags: ['registration'],
+        params: RepoParams,
+        response: { 200: RepoHostList, 304: NotModified, 400: ErrorBody },
+      },
+    },
+    async (request, reply) => {
     const repo = request.params.service_repo_name;
     const snapshot = await hostService.listByRepo(repo);
     return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service_repo_name', repo));
@@ -36,7 +67,14 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<Omit<Registratio
   app.post(
     '/v1/registration/:service',
     {
-      schema: { params: ServiceParams, body: RegistrationBody },
+      schema: {
+        summary: 'Heartbeat: register a host or refresh it (tags are merged)',
+        tags: ['registration'],
+        consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
+        params: ServiceParams,
+        body: RegistrationBody,
+        response: { 200: EmptyObject, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody },
+      },
       onRequest: authorizer.require('register'),
       preValidation: emptyBodyAsObject,
       attachValidation: true,
@@ -52,13 +90,30 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<Omit<Registratio
     },
   );
 
-  app.delete('/v1/registration/:service/:ip_address', { schema: { params: HostParams }, onRequest: authorizer.require('admin') }, async (request, reply) => {
+  app.delete(
+    '/v1/registration/:service/:ip_address',
+    {
+      schema: {
+        summary: 'Remove a host (400 when it does not exist)',
+        tags: ['registration'],
+        params: HostParams,
+        response: { 200: EmptyObject, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
+      },
+      onRequest: authorizer.require('admin'),
+    },
+    async (request, reply) => {
     await hostService.deregister(request.params.service, request.params.ip_address);
     return reply.code(200).send({});
   });
 
   // The original answered this with a 500; a missing address is the caller's mistake.
-  app.delete('/v1/registration/:service', { schema: { params: ServiceParams }, onRequest: authorizer.require('admin') }, async (_request, reply) => {
+  app.delete(
+    '/v1/registration/:service',
+    {
+      schema: { summary: 'Always a 400: the address is required', tags: ['registration'], params: ServiceParams, response: { 400: ErrorBody } },
+      onRequest: authorizer.require('admin'),
+    },
+    async (_request, reply) => {
     return reply.code(400).send({ error: "Required path parameter 'ip_address' is missing: DELETE /v1/registration/:service/:ip_address" });
   });
 };

@@ -21,7 +21,17 @@ export interface XdsRoutesOptions {
  *   sent, ACKed and last NACKed per type, so an operator sees which proxy is stuck.
  */
 export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cache, streamServer }) => {
-  app.post('/v3/discovery::endpoints', async (request, reply) => {
+  app.post(
+    '/v3/discovery::endpoints',
+    {
+      schema: {
+        summary: "Envoy's REST EDS: ClusterLoadAssignments for the named services",
+        description: 'A proto3-JSON DiscoveryRequest in, a proto3-JSON DiscoveryResponse out; 304 when version_info is already current.',
+        tags: ['xds'],
+        body: { type: 'object', additionalProperties: true, description: 'envoy.service.discovery.v3.DiscoveryRequest as proto3 JSON' },
+      },
+    },
+    async (request, reply) => {
     const protos = xdsProtos();
     let discoveryRequest: { version_info?: string; resource_names?: string[]; type_url?: string };
     try {
@@ -45,7 +55,12 @@ export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cac
       type_url: typeUrl,
     });
     return reply.type('application/json').send(messageToJson(protos.discoveryResponse, response));
-  });
+    },
+  );
 
-  app.get('/v1/xds/clients', async () => ({ clients: streamServer.clients(), watched_services: cache.watchedServices() }));
+  app.get(
+    '/v1/xds/clients',
+    { schema: { summary: 'Connected xDS clients: node, subscriptions, versions sent and ACKed, last NACK', tags: ['xds'] } },
+    async () => ({ clients: streamServer.clients(), watched_services: cache.watchedServices() }),
+  );
 };

@@ -1,0 +1,35 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * The OpenAPI 3 description, generated from the same schemas that validate requests (every
+ * route registered after this is collected), at `/openapi.json`, and a browsable page at
+ * `/docs` served from the swagger-ui package itself (no CDN).
+ */
+export async function registerApiDescription(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'discovery',
+        description: 'Service-discovery registry: the v1 SDS REST API of the original Python service, and more.',
+        version: '1',
+      },
+      tags: [
+        { name: 'registration', description: 'hosts of services: list, heartbeat, delete' },
+        { name: 'loadbalancing', description: 'load-balancing weights' },
+        { name: 'xds', description: 'the Envoy xDS v3 control plane over HTTP' },
+        { name: 'health' },
+      ],
+      components: {
+        securitySchemes: {
+          basic: { type: 'http', scheme: 'basic', description: 'user name = role (register, admin, read), when auth is on' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'a token of a role, when auth is on' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
