@@ -10,7 +10,7 @@ interface OpenApi {
 
 /** Fastify path -> OpenAPI path: `:name` becomes `{name}`, and `::` is a literal colon. */
 function openApiPath(url: string): string {
-  return url.replace(/::/g, '\u0000').replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\u0000/g, ':');
+  return url.replace(/::/g, '\uE000').replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\uE000/g, ':');
 }
 
 describe('OpenAPI description', () => {
