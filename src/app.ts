@@ -9,6 +9,8 @@ import { Authorizer } from './http/auth.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
+import { serviceRoutes } from './http/service-routes.js';
+import type { ServiceDirectory } from './hosts/service-directory.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -17,6 +19,7 @@ export interface AppDependencies {
   readonly debug: boolean;
   readonly bodyLimitBytes: number;
   readonly auth: AuthConfig;
+  readonly serviceDirectory: ServiceDirectory;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -54,6 +57,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   app.get('/healthcheck', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'));
   await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, applicationEnv: deps.applicationEnv });
+  await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, authorizer, applicationEnv: deps.applicationEnv });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {

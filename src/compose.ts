@@ -4,6 +4,7 @@ import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { HostService, type RegistryStats } from './hosts/host-service.js';
+import { ServiceDirectory } from './hosts/service-directory.js';
 import { StatsdStats } from './stats.js';
 import { createStore } from './store/create-store.js';
 import type { HostStore } from './store/host-store.js';
@@ -12,6 +13,7 @@ import type { HostStore } from './store/host-store.js';
 export interface Registry {
   readonly app: FastifyInstance;
   readonly hostService: HostService;
+  readonly serviceDirectory: ServiceDirectory;
   readonly store: HostStore;
   close(): Promise<void>;
 }
@@ -20,6 +22,8 @@ export interface ComposeOverrides {
   readonly clock?: Clock;
   readonly store?: HostStore;
   readonly stats?: RegistryStats & { close?(): Promise<void> };
+  /** Longest time between full re-reads of the services summary (tests shorten it). */
+  readonly serviceRefreshIntervalMs?: number;
 }
 
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
@@ -37,6 +41,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     autoIpAllowedRanges: config.autoIpAllowedRanges,
     trustedProxyHops: config.trustedProxyHops,
   });
+  const serviceDirectory = new ServiceDirectory({ hostService, clock: overrides.clock ?? systemClock, log, refreshIntervalMs: overrides.serviceRefreshIntervalMs });
   const app = await buildApp({
     hostService,
     log,
@@ -44,15 +49,18 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     debug: config.debug,
     bodyLimitBytes: config.bodyLimitBytes,
     auth: config.auth,
+    serviceDirectory,
   });
   let closing: Promise<void> | undefined;
   return {
     app,
     hostService,
+    serviceDirectory,
     store,
     close: () =>
       (closing ??= (async () => {
         await app.close();
+        serviceDirectory.close();
         await store.close();
         await stats.close?.();
       })()),
