@@ -97,6 +97,8 @@ export class ServiceDirectory {
   private changes = 0;
   private reads = 0;
   private lastFullRefreshAt: number | undefined;
+  /** When the last full refresh started, successful or not, so a failing storage is retried once per interval, not per call. */
+  private lastAttemptAt = -Infinity;
   private fullRefresh: Promise<void> | undefined;
   private dirtyRefresh: Promise<void> | undefined;
 
@@ -117,7 +119,7 @@ export class ServiceDirectory {
   async list(query: ServiceQuery): Promise<ServicePage> {
     if (this.lastFullRefreshAt === undefined) {
       await this.refreshAll();
-    } else if (this.clock.now() - this.lastFullRefreshAt >= this.refreshIntervalMs && this.fullRefresh === undefined) {
+    } else if (this.clock.now() - this.lastAttemptAt >= this.refreshIntervalMs && this.fullRefresh === undefined) {
       this.refreshAll().catch((error: unknown) => this.log.warn({ err: error }, 'service directory refresh failed; serving the previous summary'));
     }
     await this.refreshDirty();
@@ -158,6 +160,7 @@ export class ServiceDirectory {
   private refreshAll(): Promise<void> {
     this.fullRefresh ??= (async () => {
       const startedAt = this.clock.now();
+      this.lastAttemptAt = startedAt;
       const startSeq = this.reads;
       try {
         const names = await this.hostService.listServiceNames();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ManualClock } from '../../src/clock.js';
+import { StorageUnavailableError } from '../../src/errors.js';
 import { formatCheckIn } from '../../src/hosts/model.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { listHosts, register, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
@@ -22,8 +23,10 @@ async function services(url: string, query = '', headers: Record<string, string>
 /** A MemoryHostStore that counts `listServices`, the call that is a table scan on DynamoDB. */
 class ScanCountingStore extends MemoryHostStore {
   scans = 0;
+  down = false;
   override async listServices() {
     this.scans++;
+    if (this.down) throw new StorageUnavailableError('storage is down (test)');
     return super.listServices();
   }
 }
@@ -148,6 +151,34 @@ describe('GET /v1/services', () => {
     assert.equal(store.scans, 2);
     for (let call = 0; call < 20; call++) await services(server.url);
     assert.equal(store.scans, 2);
+  });
+
+  test('while storage is down the last summary is served, and the scan is retried once per interval', async () => {
+    const clock = new ManualClock();
+    const store = new ScanCountingStore();
+    server = await startRegistry({ clock, store, serviceRefreshIntervalMs: 60_000 });
+    await register(server.url, 'users', { ip: '10.0.0.1' });
+    assert.equal((await services(server.url)).total, 1);
+    store.down = true;
+    clock.advance(60_000);
+    for (let call = 0; call < 20; call++) assert.equal((await services(server.url)).total, 1);
+    assert.equal(store.scans, 2, 'one failed background refresh, not one per call');
+    store.down = false;
+    clock.advance(60_000);
+    await services(server.url);
+    for (let waited = 0; store.scans < 3 && waited < 2_000; waited += 10) await sleep(10);
+    assert.equal(store.scans, 3);
+  });
+
+  test('the first list fails with 503 while storage is down, and works once it is back', async () => {
+    const store = new ScanCountingStore();
+    store.down = true;
+    server = await startRegistry({ store });
+    const response = await fetch(`${server.url}/v1/services`);
+    assert.equal(response.status, 503);
+    assert.match(((await response.json()) as { error: string }).error, /storage is down/);
+    store.down = false;
+    assert.equal((await services(server.url)).total, 0);
   });
 
   test('hosts that expire unread leave the count at the next refresh; reading them removes them at once', async () => {
