@@ -12,6 +12,9 @@ import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
 import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
+import { serviceRoutes } from './http/service-routes.js';
+import { dashboardRoutes } from './dashboard/dashboard-routes.js';
+import type { ServiceDirectory } from './hosts/service-directory.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -24,6 +27,8 @@ export interface AppDependencies {
   readonly tls?: TlsFiles;
   /** The xDS control plane's REST and admin routes; left out when absent. */
   readonly xds?: XdsRoutesOptions;
+  /** Summaries behind `GET /v1/services` and the dashboard's service list. */
+  readonly serviceDirectory: ServiceDirectory;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -70,6 +75,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
   await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, applicationEnv: deps.applicationEnv });
+  await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, authorizer, applicationEnv: deps.applicationEnv });
+  await app.register(dashboardRoutes, { authorizer, applicationEnv: deps.applicationEnv, hostTtlSeconds: deps.hostService.hostTtlSeconds });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {

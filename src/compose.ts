@@ -4,6 +4,7 @@ import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { HostService, type RegistryStats } from './hosts/host-service.js';
+import { ServiceDirectory } from './hosts/service-directory.js';
 import { StatsdStats } from './stats.js';
 import { createStore } from './store/create-store.js';
 import type { HostStore } from './store/host-store.js';
@@ -18,6 +19,7 @@ const IDLE_SWEEP_MS = 50;
 export interface Registry {
   readonly app: FastifyInstance;
   readonly hostService: HostService;
+  readonly serviceDirectory: ServiceDirectory;
   readonly store: HostStore;
   readonly xds: {
     readonly cache: XdsSnapshotCache;
@@ -34,6 +36,8 @@ export interface ComposeOverrides {
   readonly clock?: Clock;
   readonly store?: HostStore;
   readonly stats?: RegistryStats & { close?(): Promise<void> };
+  /** Longest time between full re-reads of the services summary (tests shorten it). */
+  readonly serviceRefreshIntervalMs?: number;
 }
 
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
@@ -64,6 +68,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
   const grpcServer = config.xds.enabled
     ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port, tls: config.xds.tls })
     : undefined;
+  const serviceDirectory = new ServiceDirectory({ hostService, clock: overrides.clock ?? systemClock, log, refreshIntervalMs: overrides.serviceRefreshIntervalMs });
   const app = await buildApp({
     hostService,
     log,
@@ -73,11 +78,13 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     auth: config.auth,
     tls: config.httpTls,
     xds: { cache: xdsCache, streamServer },
+    serviceDirectory,
   });
   let closing: Promise<void> | undefined;
   return {
     app,
     hostService,
+    serviceDirectory,
     store,
     xds: { cache: xdsCache, streamServer, grpcServer },
     startXds: async () => grpcServer?.start(),
@@ -95,6 +102,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
         } finally {
           clearInterval(closeIdle);
         }
+        serviceDirectory.close();
         await store.close();
         await stats.close?.();
       })()),

@@ -94,3 +94,21 @@ export const ErrorBody = Type.Object({ error: Type.String() }, { description: 'w
 export const EmptyObject = Type.Object({}, { additionalProperties: false });
 export const NotModified = Type.Null({ description: 'Not Modified: If-None-Match named the current ETag' });
 export const NoContent = Type.Null({ description: 'No Content' });
+
+export const SERVICES_LIMIT_DEFAULT = 1000;
+/** A page of 10,000 summaries is about 1 MB of JSON: the most one request may ask for. */
+export const SERVICES_LIMIT_MAX = 10_000;
+
+/**
+ * `GET /v1/services`: a bounded page of service summaries by name. `cursor` is the opaque
+ * `next_cursor` of the previous page (base64url), so pages stay consistent while services come and go.
+ */
+export const ServicesQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: SERVICES_LIMIT_MAX, default: SERVICES_LIMIT_DEFAULT, description: 'most services per page' }),
+  prefix: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, description: 'only services whose name starts with this (case-sensitive)' })),
+  filter: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, description: 'only services whose name contains this, ignoring case' })),
+  cursor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 400, pattern: '^[A-Za-z0-9_-]+$', description: 'next_cursor of the previous page' }),
+  ),
+});
+export type ServicesQuery = Static<typeof ServicesQuery>;

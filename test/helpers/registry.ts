@@ -17,6 +17,7 @@ export interface StartOptions {
   readonly clock?: Clock;
   readonly store?: HostStore;
   readonly stats?: RegistryStats;
+  readonly serviceRefreshIntervalMs?: number;
 }
 
 /** Counts every statsd increment instead of sending it. */
@@ -37,6 +38,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
     clock: options.clock,
     store: options.store,
     stats: options.stats ?? new RecordingStats(),
+    serviceRefreshIntervalMs: options.serviceRefreshIntervalMs,
   });
   await registry.app.listen({ port: 0, host: '127.0.0.1' });
   const address = registry.app.server.address();

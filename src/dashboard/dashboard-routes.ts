@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import Type from 'typebox';
+import type { Authorizer } from '../http/auth.js';
+
+export interface DashboardRoutesOptions {
+  readonly authorizer: Authorizer;
+  readonly applicationEnv: string;
+  readonly hostTtlSeconds: number;
+  /** Folder of the page's files; the source tree's `src/dashboard/static/` unless a test says otherwise. */
+  readonly staticDir?: string;
+}
+
+/**
+ * The page is served from the source tree, not copied into `dist/`: tsc copies no other files,
+ * so there is no copy step to forget, and `npm start` in a fresh clone serves it. Resolved from
+ * this module, whose built form lives at `dist/src/dashboard/`.
+ */
+export const DASHBOARD_STATIC_DIR = fileURLToPath(new URL('../../../src/dashboard/static/', import.meta.url));
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+/**
+ * Everything from this origin only and nothing inline: the page builds markup from registry data
+ * (service names, tags), so even a missed escape could not run script or load anything.
+ */
+const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+interface StaticFile {
+  readonly body: Buffer;
+  readonly contentType: string;
+  readonly etag: string;
+}
+
+/**
+ * The dashboard at `/ui/`: a few static files (plain HTML, CSS and a JS module, no build step)
+ * and `GET /v1/ui/config`, the settings the page needs. The page reads only the public API
+ * (`/v1/services`, `/v1/registration/:service`), so it shows what any client would see. A tiny
+ * route over a fixed set of files read once at start-up, rather than a static-file plugin: there
+ * is no path to traverse and nothing to read from disk per request. Behind read credentials when
+ * reads are protected, so the browser asks once and reuses them for the API calls.
+ */
+export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> = async (app, options) => {
+  const files = loadStaticFiles(options.staticDir ?? DASHBOARD_STATIC_DIR);
+  if (options.authorizer.isProtected('read')) app.addHook('onRequest', options.authorizer.require('read'));
+
+  const config = {
+    env: options.applicationEnv,
+    host_ttl_seconds: options.hostTtlSeconds,
+    writes_protected: options.authorizer.writesProtected,
+  };
+  app.get('/v1/ui/config', async (_request, reply) => reply.header('cache-control', 'no-cache').send(config));
+
+  // Relative, so the page also works behind a proxy that mounts discovery under a path prefix.
+  app.get('/ui', async (_request, reply) => reply.redirect('ui/', 301));
+
+  app.get('/ui/', async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get('index.html')));
+  app.get('/ui/:file', { schema: { params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } }, async (request, reply) =>
+    sendFile(request.headers['if-none-match'], reply, files.get(request.params.file)),
+  );
+
+  function sendFile(ifNoneMatch: string | undefined, reply: FastifyReply, file: StaticFile | undefined) {
+    if (!file) return reply.callNotFound();
+    reply
+      .header('etag', file.etag)
+      // Revalidated on every load (a 304 costs nothing), so a new release shows at once.
+      .header('cache-control', 'no-cache')
+      .header('content-security-policy', CONTENT_SECURITY_POLICY)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer');
+    if (ifNoneMatch === file.etag) return reply.code(304).send();
+    return reply.header('content-type', file.contentType).send(file.body);
+  }
+};
+
+function loadStaticFiles(dir: string): Map<string, StaticFile> {
+  const files = new Map<string, StaticFile>();
+  for (const name of readdirSync(dir)) {
+    const contentType = CONTENT_TYPES[path.extname(name)];
+    if (contentType === undefined) continue;
+    const body = readFileSync(path.join(dir, name));
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
+    files.set(name, { body, contentType, etag });
+  }
+  if (!files.has('index.html')) throw new Error(`dashboard: no index.html in ${dir}`);
+  return files;
+}

@@ -1,0 +1,65 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { InvalidInputError } from '../errors.js';
+import { ServicesQuery } from '../hosts/schemas.js';
+import type { ServiceDirectory } from '../hosts/service-directory.js';
+import type { Authorizer } from './auth.js';
+
+export interface ServiceRoutesOptions {
+  readonly serviceDirectory: ServiceDirectory;
+  readonly authorizer: Authorizer;
+  readonly applicationEnv: string;
+}
+
+/**
+ * `GET /v1/services`: a page of services with their live host counts, from the domain's
+ * in-memory directory (never a storage scan per call). Answers
+ * `{"env", "next_cursor", "services": [{"hosts", "revisions", "service", "service_repo_names"}], "total"}`
+ * with a weak ETag; an unchanged page answers 304 to `If-None-Match`.
+ */
+export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = async (app, { serviceDirectory, authorizer, applicationEnv }) => {
+  if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
+  const envJson = JSON.stringify(applicationEnv);
+
+  app.get('/v1/services', { schema: { querystring: ServicesQuery } }, async (request, reply) => {
+    const { limit, prefix, filter, cursor } = request.query;
+    const page = await serviceDirectory.list({ limit, prefix, filter, after: cursor === undefined ? undefined : decodeCursor(cursor) });
+    // The page is a function of the directory's version and the query, and the URL carries the query.
+    const etag = `W/"${page.version}"`;
+    reply.header('etag', etag).header('cache-control', 'no-cache');
+    if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    const services = page.services.map(
+      (summary) =>
+        `{"hosts":${summary.hosts},"revisions":${summary.revisions},"service":${JSON.stringify(summary.service)},` +
+        `"service_repo_names":${JSON.stringify(summary.service_repo_names)}}`,
+    );
+    const nextCursor = page.nextAfter === undefined ? 'null' : JSON.stringify(encodeCursor(page.nextAfter));
+    return reply
+      .header('content-type', 'application/json')
+      .send(`{"env":${envJson},"next_cursor":${nextCursor},"services":[${services.join(',')}],"total":${page.total}}`);
+  });
+};
+
+/** Opaque to clients (it may change form), URL-safe, and any service name fits. */
+export function encodeCursor(name: string): string {
+  return Buffer.from(name, 'utf8').toString('base64url');
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
+const INVALID_NAME_CHARACTER = /[/\u0000-\u001f\u007f]/;
+
+function decodeCursor(cursor: string): string {
+  const name = Buffer.from(cursor, 'base64url').toString('utf8');
+  // Round-tripping rejects what is not base64url of UTF-8; no service name has a slash or control character.
+  if (name === '' || encodeCursor(name) !== cursor || INVALID_NAME_CHARACTER.test(name)) {
+    throw new InvalidInputError("Invalid query parameter 'cursor': pass the next_cursor of a previous page.");
+  }
+  return name;
+}
+
+function matches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim();
+    return tag === '*' || tag === etag || `W/${tag}` === etag;
+  });
+}
