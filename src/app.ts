@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import type { AuthConfig, TlsFiles } from './config.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
+import { metricsRoutes } from './http/metrics-routes.js';
+import type { Metrics } from './metrics.js';
 import { trackRoutes } from './http/route-list.js';
 import { Authorizer } from './http/auth.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
@@ -29,6 +31,8 @@ export interface AppDependencies {
   readonly xds?: XdsRoutesOptions;
   /** Summaries behind `GET /v1/services` and the dashboard's service list. */
   readonly serviceDirectory: ServiceDirectory;
+  /** Prometheus metrics: every answered request is observed, and `/metrics` exposes them. */
+  readonly metrics?: Metrics;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -63,6 +67,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const authorizer = new Authorizer(deps.auth);
   await registerApiDescription(app);
 
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.addHook('onResponse', (request, reply, done) => {
+      metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    });
+    await app.register(metricsRoutes, { metrics, authorizer });
+  }
   if (deps.log.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
       request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');

@@ -5,7 +5,9 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { HostService, type RegistryStats } from './hosts/host-service.js';
 import { ServiceDirectory } from './hosts/service-directory.js';
-import { StatsdStats } from './stats.js';
+import { Metrics } from './metrics.js';
+import { fanOut, StatsdStats } from './stats.js';
+import { instrumentStore } from './store/instrumented-host-store.js';
 import { createStore } from './store/create-store.js';
 import type { HostStore } from './store/host-store.js';
 import { XdsGrpcServer } from './xds/grpc-server.js';
@@ -42,8 +44,12 @@ export interface ComposeOverrides {
 
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
 export async function composeRegistry(config: Config, log: Logger, overrides: ComposeOverrides = {}): Promise<Registry> {
-  const store = overrides.store ?? (await createStore(config, log));
-  const stats = overrides.stats ?? new StatsdStats({ ...config.statsd, log });
+  let xdsStreams = () => 0;
+  let serviceTotals = () => ({ services: 0, hosts: 0 });
+  const metrics = new Metrics({ liveHosts: () => serviceTotals().hosts, liveServices: () => serviceTotals().services, xdsStreams: () => xdsStreams() });
+  const store = instrumentStore(overrides.store ?? (await createStore(config, log)), metrics);
+  const statsd = overrides.stats ?? new StatsdStats({ ...config.statsd, log });
+  const stats = fanOut(statsd, metrics);
   const clock = overrides.clock ?? systemClock;
   const hostService = new HostService({
     store,
@@ -68,7 +74,9 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
   const grpcServer = config.xds.enabled
     ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port, tls: config.xds.tls })
     : undefined;
-  const serviceDirectory = new ServiceDirectory({ hostService, clock: overrides.clock ?? systemClock, log, refreshIntervalMs: overrides.serviceRefreshIntervalMs });
+  const serviceDirectory = new ServiceDirectory({ hostService, clock, log, refreshIntervalMs: overrides.serviceRefreshIntervalMs });
+  serviceTotals = () => serviceDirectory.totals();
+  xdsStreams = () => streamServer.clients().length;
   const app = await buildApp({
     hostService,
     log,
@@ -79,6 +87,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     tls: config.httpTls,
     xds: { cache: xdsCache, streamServer },
     serviceDirectory,
+    metrics,
   });
   let closing: Promise<void> | undefined;
   return {
@@ -104,7 +113,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
         }
         serviceDirectory.close();
         await store.close();
-        await stats.close?.();
+        await statsd.close?.();
       })()),
   };
 }

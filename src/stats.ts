@@ -1,6 +1,13 @@
 import { StatsD } from 'hot-shots';
 import type { Log, RegistryStats } from './hosts/host-service.js';
 
+const STATSD_PREFIXES = ['registration.', 'service.host.', 'xds.nack'];
+
+/** Sends every event to each of `targets` (statsd and Prometheus, say). */
+export function fanOut(...targets: RegistryStats[]): RegistryStats {
+  return { increment: (metric) => targets.forEach((target) => target.increment(metric)) };
+}
+
 /**
  * statsd counters over UDP through hot-shots. Sending never blocks or fails a request:
  * a missing statsd daemon only costs a debug log line.
@@ -21,8 +28,9 @@ export class StatsdStats implements RegistryStats {
     });
   }
 
+  /** Forwards SPEC.md's counters (and xDS NACKs); internal ones such as cache lookups are Prometheus-only. */
   increment(metric: string): void {
-    this.client.increment(metric);
+    if (STATSD_PREFIXES.some((prefix) => metric.startsWith(prefix))) this.client.increment(metric);
   }
 
   close(): Promise<void> {

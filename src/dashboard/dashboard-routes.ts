@@ -62,13 +62,13 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
     host_ttl_seconds: options.hostTtlSeconds,
     writes_protected: options.authorizer.writesProtected,
   };
-  app.get('/v1/ui/config', async (_request, reply) => reply.header('cache-control', 'no-cache').send(config));
+  app.get('/v1/ui/config', { schema: { summary: "The dashboard's settings: env, HOST_TTL, whether writes need a credential", tags: ['dashboard'] } }, async (_request, reply) => reply.header('cache-control', 'no-cache').send(config));
 
   // Relative, so the page also works behind a proxy that mounts discovery under a path prefix.
-  app.get('/ui', async (_request, reply) => reply.redirect('ui/', 301));
+  app.get('/ui', { schema: { hide: true } }, async (_request, reply) => reply.redirect('ui/', 301));
 
-  app.get('/ui/', async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get('index.html')));
-  app.get('/ui/:file', { schema: { params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } }, async (request, reply) =>
+  app.get('/ui/', { schema: { hide: true } }, async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get('index.html')));
+  app.get('/ui/:file', { schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } }, async (request, reply) =>
     sendFile(request.headers['if-none-match'], reply, files.get(request.params.file)),
   );
 

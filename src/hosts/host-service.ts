@@ -154,11 +154,16 @@ export class HostService {
   async listByService(service: string): Promise<HostSnapshot> {
     const now = this.clock.now();
     const cached = this.serviceSnapshots.get(service);
-    if (cached && this.cacheFresh(cached, now)) return cached.snapshot;
-    const { hosts, changeToken } = await this.store.listByService(service);
-    if (cached && changeToken !== undefined && changeToken === cached.changeToken && now <= cached.snapshot.nextExpiryAt) {
+    if (cached && this.cacheFresh(cached, now)) {
+      this.options.stats.increment('cache.hit');
       return cached.snapshot;
     }
+    const { hosts, changeToken } = await this.store.listByService(service);
+    if (cached && changeToken !== undefined && changeToken === cached.changeToken && now <= cached.snapshot.nextExpiryAt) {
+      this.options.stats.increment('cache.hit');
+      return cached.snapshot;
+    }
+    this.options.stats.increment('cache.miss');
     const snapshot = buildSnapshot(await this.selectLive(hosts, now), byIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;

@@ -126,6 +126,17 @@ export class ServiceDirectory {
     return this.page(query);
   }
 
+  /** Live services and hosts as last summarised (no storage call; for gauges). */
+  totals(): { services: number; hosts: number } {
+    let services = 0;
+    let hosts = 0;
+    for (const { summary } of this.entries.values()) {
+      if (summary.hosts > 0) services++;
+      hosts += summary.hosts;
+    }
+    return { services, hosts };
+  }
+
   /** Stops listening to change events. */
   close(): void {
     this.unsubscribe();

@@ -19,7 +19,9 @@ export async function registerApiDescription(app: FastifyInstance): Promise<void
       tags: [
         { name: 'registration', description: 'hosts of services: list, heartbeat, delete' },
         { name: 'loadbalancing', description: 'load-balancing weights' },
+        { name: 'services', description: 'the services the registry knows' },
         { name: 'xds', description: 'the Envoy xDS v3 control plane over HTTP' },
+        { name: 'dashboard', description: 'the web page at /ui (its static files are not listed)' },
         { name: 'health' },
       ],
       components: {

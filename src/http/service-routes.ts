@@ -20,7 +20,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = as
   if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
   const envJson = JSON.stringify(applicationEnv);
 
-  app.get('/v1/services', { schema: { querystring: ServicesQuery } }, async (request, reply) => {
+  app.get('/v1/services', { schema: { summary: 'Every service with its live host count, revisions and repos, paged', tags: ['services'], querystring: ServicesQuery } }, async (request, reply) => {
     const { limit, prefix, filter, cursor } = request.query;
     const page = await serviceDirectory.list({ limit, prefix, filter, after: cursor === undefined ? undefined : decodeCursor(cursor) });
     // The page is a function of the directory's version and the query, and the URL carries the query.

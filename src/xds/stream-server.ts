@@ -400,6 +400,7 @@ export class XdsStream {
     state.versionSent = version;
     state.nonceSent = `${this.id}-${++this.nonceCounter}`;
     this.transport.send({ version_info: version, resources, type_url: state.typeUrl, nonce: state.nonceSent });
+    this.options.stats.increment('xds.push');
   }
 }
 

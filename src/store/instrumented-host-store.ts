@@ -1,0 +1,28 @@
+import { HOST_STORE_METHODS, type HostStore } from './host-store.js';
+
+export interface StorageObserver {
+  observeStorageCall(operation: string, ok: boolean, seconds: number): void;
+}
+
+/**
+ * The same store, with every call counted and timed (calls, errors, latency per operation) for
+ * the metrics. Behaviour is unchanged: results and errors pass through untouched.
+ */
+export function instrumentStore(store: HostStore, observer: StorageObserver): HostStore {
+  const instrumented = Object.create(store) as HostStore;
+  for (const method of HOST_STORE_METHODS) {
+    (instrumented as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+      const started = performance.now();
+      try {
+        // Looked up per call, so the wrapped store stays the one place that decides what a method does.
+        const result = await (store[method] as (...args: unknown[]) => Promise<unknown>).apply(store, args);
+        observer.observeStorageCall(method, true, (performance.now() - started) / 1000);
+        return result;
+      } catch (error) {
+        observer.observeStorageCall(method, false, (performance.now() - started) / 1000);
+        throw error;
+      }
+    };
+  }
+  return instrumented;
+}
