@@ -17,16 +17,11 @@ export interface Host {
   readonly tags: Readonly<HostTags>;
 }
 
-/** What one heartbeat says about a host; `tags` are merged into the stored ones. */
-export interface Heartbeat {
-  readonly service: string;
-  readonly ip_address: string;
-  readonly port: number;
-  readonly revision: string;
-  readonly service_repo_name: string;
-  readonly last_check_in: string;
-  readonly tags: Readonly<HostTags>;
-}
+/**
+ * What one heartbeat says about a host: a whole record, except that its `tags` are merged into
+ * the stored ones rather than replacing them.
+ */
+export type Heartbeat = Host;
 
 /** Formats epoch milliseconds the way the original's `str(datetime.utcnow())` did, always with six fraction digits. */
 export function formatCheckIn(epochMs: number): string {
