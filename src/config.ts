@@ -27,7 +27,10 @@ export interface Config {
   readonly listenAddress: string;
   readonly dynamodb: {
     readonly tableHosts: string;
-    /** Empty: AWS itself, or the embedded store in development. */
+    /**
+     * Endpoint of a local DynamoDB-compatible server (static dummy credentials). Empty: the
+     * embedded store when `applicationEnv` is `development`, else AWS itself.
+     */
     readonly url: string;
     readonly createTablesInApp: boolean;
     readonly connectionPoolSize: number;
@@ -42,6 +45,11 @@ export interface Config {
   readonly trustedProxyHops: number;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
+  /**
+   * Seconds a host list this replica last read may still be served, marked stale, while storage
+   * is unreachable; 0 answers 503 instead.
+   */
+  readonly staleReadMaxSeconds: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -117,6 +125,20 @@ function cidrRanges(env: Env, name: string, fallback: string): CidrRange[] {
     });
 }
 
+/** An http(s) URL such as http://127.0.0.1:4567, or '' when unset. */
+function endpointUrl(env: Env, name: string): string {
+  const raw = text(env, name, '').trim();
+  if (raw === '') return '';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
+  return raw;
+}
+
 /** Reads and validates every setting once; the only reader of the environment. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const applicationDir = path.resolve(cwd, text(env, 'APPLICATION_DIR', cwd));
@@ -133,7 +155,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     listenAddress: text(env, 'LISTEN_ADDRESS', '0.0.0.0'),
     dynamodb: {
       tableHosts: text(env, 'DYNAMODB_TABLE_HOSTS', 'discovery-hosts'),
-      url: text(env, 'DYNAMODB_URL', ''),
+      url: endpointUrl(env, 'DYNAMODB_URL'),
       createTablesInApp: parseBoolean('DYNAMODB_CREATE_TABLES_IN_APP', env.DYNAMODB_CREATE_TABLES_IN_APP, false),
       connectionPoolSize: number(env, 'CONNECTION_POOL_SIZE', 100, { min: 1, max: 10000, integer: true }),
       region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', '')),
@@ -147,6 +169,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     autoIpAllowedRanges: cidrRanges(env, 'AUTO_IP_ALLOWED_RANGES', '192.168.0.0/16'),
     trustedProxyHops: number(env, 'TRUSTED_PROXY_HOPS', 1, { min: 0, max: 32, integer: true }),
     bodyLimitBytes: number(env, 'BODY_LIMIT_BYTES', 64 * 1024, { min: 1024, max: 16 * 1024 * 1024, integer: true }),
+    staleReadMaxSeconds: number(env, 'STALE_READ_MAX_SECONDS', 300, { min: 0, max: 86400, integer: true }),
   };
   return deepFreeze(config);
 }
