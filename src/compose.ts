@@ -36,6 +36,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     log,
     autoIpAllowedRanges: config.autoIpAllowedRanges,
     trustedProxyHops: config.trustedProxyHops,
+    staleReadMaxSeconds: config.staleReadMaxSeconds,
   });
   const app = await buildApp({
     hostService,

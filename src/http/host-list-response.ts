@@ -43,6 +43,11 @@ export class HostListEncoder {
 export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
   const etag = `W/"${snapshot.version}"`;
   reply.header('etag', etag);
+  if (snapshot.staleAgeSeconds !== undefined) {
+    // Storage is unavailable and this is the last list this replica read; Age says how old it is.
+    reply.header('x-discovery-stale', 'true');
+    reply.header('age', String(snapshot.staleAgeSeconds));
+  }
   if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
   return reply.header('content-type', 'application/json').send(body());
 }

@@ -297,7 +297,13 @@ export class DynamoDbHostStore implements HostStore {
       // is a table that does not match our schema or a bug: a 500, not a reason for clients to retry.
       return new Error(`DynamoDB rejected ${operation} on table '${this.tableName}': ${(error as Error).message}`, { cause: error });
     }
-    const reason = name === 'AbortError' || name === 'TimeoutError' ? `no answer within ${this.requestTimeoutMs} ms` : name;
+    const code = (error as { code?: unknown }).code;
+    const reason =
+      name === 'AbortError' || name === 'TimeoutError'
+        ? `no answer within ${this.requestTimeoutMs} ms`
+        : typeof code === 'string' && code !== ''
+          ? code // a network failure such as ECONNREFUSED says more than its class name
+          : name;
     // The client sees the operation and the kind of failure; addresses and details go to the log via `cause`.
     return new StorageUnavailableError(`Storage unavailable (DynamoDB ${operation}: ${reason}); retry later.`, { cause: error });
   }
