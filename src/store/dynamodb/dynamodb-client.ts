@@ -13,15 +13,17 @@ export interface DynamoDbClientOptions {
   readonly requestTimeoutMs: number;
 }
 
-/**
- * A DynamoDB endpoint that accepts no TCP connection within this long is down, not slow: a
- * regional endpoint or a loopback server connects in milliseconds. Kept well under the call
- * bound so the SDK's retries still fit in it.
- */
-const CONNECT_TIMEOUT_MS = 1000;
-
 /** Three attempts (the SDK's standard) ride out a lost connection or a short throttling burst. */
 const MAX_ATTEMPTS = 3;
+
+/**
+ * An endpoint that accepts no TCP connection within a third of the call bound is treated as
+ * down for that attempt, so all attempts fit in the bound: a regional endpoint connects in
+ * milliseconds, and a busy local server still gets a fair share.
+ */
+function connectTimeoutMs(requestTimeoutMs: number): number {
+  return Math.ceil(requestTimeoutMs / MAX_ATTEMPTS);
+}
 
 /** Local servers check no signature, but the SDK signs every request, so it needs some credentials. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
@@ -34,7 +36,7 @@ export function createDynamoDbClient(options: DynamoDbClientOptions): DynamoDBCl
   const requestHandler = {
     httpAgent: new http.Agent(agentOptions),
     httpsAgent: new https.Agent(agentOptions),
-    connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, options.requestTimeoutMs),
+    connectionTimeout: connectTimeoutMs(options.requestTimeoutMs),
     requestTimeout: options.requestTimeoutMs,
   };
   if (options.endpoint !== undefined) {

@@ -276,14 +276,15 @@ export class DynamoDbHostStore implements HostStore {
    */
   private async send<T>(operation: string, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
     if (this.closing) throw new StorageUnavailableError('The DynamoDB store is closed.');
+    const deadline = AbortSignal.timeout(this.requestTimeoutMs);
     try {
-      return await call(AbortSignal.timeout(this.requestTimeoutMs));
+      return await call(deadline);
     } catch (error) {
-      throw this.translate(operation, error);
+      throw this.translate(operation, error, deadline.aborted);
     }
   }
 
-  private translate(operation: string, error: unknown): unknown {
+  private translate(operation: string, error: unknown, pastDeadline: boolean): unknown {
     if (isConditionFailure(error)) return error;
     const name = error instanceof Error ? error.name : 'Error';
     if (name === 'ResourceNotFoundException') {
@@ -298,12 +299,10 @@ export class DynamoDbHostStore implements HostStore {
       return new Error(`DynamoDB rejected ${operation} on table '${this.tableName}': ${(error as Error).message}`, { cause: error });
     }
     const code = (error as { code?: unknown }).code;
-    const reason =
-      name === 'AbortError' || name === 'TimeoutError'
-        ? `no answer within ${this.requestTimeoutMs} ms`
-        : typeof code === 'string' && code !== ''
-          ? code // a network failure such as ECONNREFUSED says more than its class name
-          : name;
+    let reason = name;
+    if (pastDeadline) reason = `no answer within ${this.requestTimeoutMs} ms`;
+    else if (name === 'TimeoutError') reason = 'timed out'; // one attempt's connect or answer took too long
+    else if (typeof code === 'string' && code !== '') reason = code; // ECONNREFUSED says more than its class name
     // The client sees the operation and the kind of failure; addresses and details go to the log via `cause`.
     return new StorageUnavailableError(`Storage unavailable (DynamoDB ${operation}: ${reason}); retry later.`, { cause: error });
   }
@@ -311,7 +310,8 @@ export class DynamoDbHostStore implements HostStore {
   private expiresAt(lastCheckIn: string): number {
     const checkIn = parseCheckIn(lastCheckIn);
     const base = Number.isNaN(checkIn) ? Date.now() : checkIn;
-    return Math.ceil(base / 1000) + this.hostTtlSeconds + EXPIRY_MARGIN_SECONDS;
+    // Whole seconds: HOST_TTL may be fractional, and TTL reads a plain epoch-seconds number.
+    return Math.ceil(base / 1000 + this.hostTtlSeconds) + EXPIRY_MARGIN_SECONDS;
   }
 }
 
