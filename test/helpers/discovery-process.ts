@@ -53,8 +53,19 @@ export function startDiscovery(settings: Record<string, string>, cwd?: string): 
   const child = spawn(process.execPath, [MAIN], { env: childEnv(settings), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code, signal) => {
+      // A child that ends without being told to is a failure to explain: show how it ended and what it said.
+      if (!stopping) {
+        const said = [...stdout.slice(-20), ...stderr.slice(-20)].join('\n');
+        process.stderr.write(`discovery child ${child.pid} exited unexpectedly (code ${code}, signal ${signal}):\n${said}\n`);
+      }
+      resolve(code);
+    }),
+  );
   const stop = async () => {
+    stopping = true;
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_BOUND_MS);
     const code = await exited;

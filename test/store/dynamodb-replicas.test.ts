@@ -82,10 +82,9 @@ describe('many discovery replicas over one DynamoDB table', () => {
   test(`${HEARTBEATS} concurrent heartbeats of distinct hosts spread over both replicas lose nothing`, async () => {
     const ips = Array.from({ length: HEARTBEATS }, (_, index) => `10.5.${Math.floor(index / 250)}.${index % 250}`);
     const statuses = await Promise.all(ips.map((ip, index) => register(index % 2 === 0 ? a : b, 'fleet', ip)));
-    assert.deepEqual(
-      statuses.filter((status) => status !== '200'),
-      [],
-    );
+    const failed = statuses.filter((status) => status !== '200');
+    const logs = [a, b].flatMap((discovery) => [...discovery.stdout, ...discovery.stderr].filter((line) => !line.includes('"level":30') || line.includes('shutting down')));
+    assert.deepEqual(failed.slice(0, 3), [], `${failed.length} failed; replica log lines above info:\n${logs.slice(0, 20).join('\n')}`);
     const expected = [...ips].sort();
     assert.deepEqual((await ipsOf(a, 'fleet')).sort(), expected);
     assert.deepEqual((await ipsOf(b, 'fleet')).sort(), expected);
