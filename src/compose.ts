@@ -62,6 +62,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     autoIpAllowedRanges: config.autoIpAllowedRanges,
     trustedProxyHops: config.trustedProxyHops,
     expiryProtection: config.expiryProtection,
+    staleReadMaxSeconds: config.staleReadMaxSeconds,
   });
   const xdsCache = new XdsSnapshotCache({
     hostService,

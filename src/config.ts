@@ -28,7 +28,10 @@ export interface Config {
   readonly listenAddress: string;
   readonly dynamodb: {
     readonly tableHosts: string;
-    /** Empty: AWS itself, or the embedded store in development. */
+    /**
+     * Endpoint of a local DynamoDB-compatible server (static dummy credentials). Empty: the
+     * embedded store when `applicationEnv` is `development`, else AWS itself.
+     */
     readonly url: string;
     readonly createTablesInApp: boolean;
     readonly connectionPoolSize: number;
@@ -54,6 +57,11 @@ export interface Config {
   readonly xds: XdsConfig;
   /** TLS on the HTTP port (`TLS_CERT_FILE`, `TLS_KEY_FILE`); undefined: plain HTTP. */
   readonly httpTls: TlsFiles | undefined;
+  /**
+   * Seconds a host list this replica last read may still be served, marked stale, while storage
+   * is unreachable; 0 answers 503 instead.
+   */
+  readonly staleReadMaxSeconds: number;
 }
 
 /**
@@ -171,6 +179,20 @@ function cidrRanges(env: Env, name: string, fallback: string): CidrRange[] {
     });
 }
 
+/** An http(s) URL such as http://127.0.0.1:4567, or '' when unset. */
+function endpointUrl(env: Env, name: string): string {
+  const raw = text(env, name, '').trim();
+  if (raw === '') return '';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
+  return raw;
+}
+
 /** Reads and validates every setting once; the only reader of the environment. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const applicationDir = path.resolve(cwd, text(env, 'APPLICATION_DIR', cwd));
@@ -187,7 +209,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     listenAddress: text(env, 'LISTEN_ADDRESS', '0.0.0.0'),
     dynamodb: {
       tableHosts: text(env, 'DYNAMODB_TABLE_HOSTS', 'discovery-hosts'),
-      url: text(env, 'DYNAMODB_URL', ''),
+      url: endpointUrl(env, 'DYNAMODB_URL'),
       createTablesInApp: parseBoolean('DYNAMODB_CREATE_TABLES_IN_APP', env.DYNAMODB_CREATE_TABLES_IN_APP, false),
       connectionPoolSize: number(env, 'CONNECTION_POOL_SIZE', 100, { min: 1, max: 10000, integer: true }),
       region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', '')),
@@ -217,6 +239,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       tls: tlsFiles(env, 'XDS_TLS'),
     },
     httpTls: tlsFiles(env, 'TLS'),
+    staleReadMaxSeconds: number(env, 'STALE_READ_MAX_SECONDS', 300, { min: 0, max: 86400, integer: true }),
   };
   return deepFreeze(config);
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CacheType, CidrRange } from '../config.js';
 import type { Clock } from '../clock.js';
-import { InvalidInputError, NotFoundError } from '../errors.js';
+import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
 import type { HeartbeatResult, HostStore } from '../store/host-store.js';
 import { formatCheckIn, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
 import type { RegistrationBody } from './schemas.js';
@@ -40,6 +40,11 @@ export interface HostSnapshot {
   readonly nextExpiryAt: number;
   /** Hosts past HOST_TTL that expiry protection keeps serving (0 when it is not active). */
   readonly protectedHosts: number;
+  /**
+   * Set only on a list served from this replica's memory because storage is unavailable:
+   * whole seconds since it was last read from storage. Absent on every fresh or cached list.
+   */
+  readonly staleAgeSeconds?: number;
 }
 
 /**
@@ -66,6 +71,11 @@ export interface HostServiceOptions {
   readonly autoIpAllowedRanges: readonly CidrRange[];
   readonly trustedProxyHops: number;
   readonly expiryProtection?: ExpiryProtection;
+  /**
+   * While storage is unavailable, a list read from it at most this many seconds ago is served
+   * (marked stale) instead of failing; 0 or absent fails the read with 503.
+   */
+  readonly staleReadMaxSeconds?: number;
 }
 
 /** While protection holds, a protected list is re-judged this often, so it ends soon after heartbeats return. */
@@ -75,6 +85,14 @@ interface Selection {
   readonly hosts: Host[];
   readonly protectedHosts: number;
   readonly validUntil: number;
+}
+
+/** How many service and repo lists are remembered for stale reads; beyond it the least recently read are forgotten. */
+const LAST_READS_MAX = 10_000;
+
+interface LastRead {
+  readonly snapshot: HostSnapshot;
+  readonly readAt: number;
 }
 
 interface CachedSnapshot {
@@ -98,6 +116,8 @@ export class HostService {
   private readonly serviceSnapshots = new Map<string, CachedSnapshot>();
   private readonly repoSnapshots = new Map<string, CachedSnapshot>();
   private readonly listeners = new Set<ServiceChangeListener>();
+  private readonly lastServiceReads = new Map<string, LastRead>();
+  private readonly lastRepoReads = new Map<string, LastRead>();
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
@@ -158,7 +178,13 @@ export class HostService {
       this.options.stats.increment('cache.hit');
       return cached.snapshot;
     }
-    const { hosts, changeToken } = await this.store.listByService(service);
+    let listed;
+    try {
+      listed = await this.store.listByService(service);
+    } catch (error) {
+      return this.staleOrThrow(this.lastServiceReads, service, now, error, byIp);
+    }
+    const { hosts, changeToken } = listed;
     if (cached && changeToken !== undefined && changeToken === cached.changeToken && now <= cached.snapshot.nextExpiryAt) {
       this.options.stats.increment('cache.hit');
       return cached.snapshot;
@@ -169,6 +195,7 @@ export class HostService {
     const result = reused ? cached.snapshot : snapshot;
     if (cached && cached.snapshot.version !== snapshot.version) this.emit(service);
     this.serviceSnapshots.set(service, { snapshot: result, builtAt: now, changeToken });
+    this.remember(this.lastServiceReads, service, result, now);
     return result;
   }
 
@@ -177,11 +204,17 @@ export class HostService {
     const now = this.clock.now();
     const cached = this.repoSnapshots.get(repo);
     if (cached && this.cacheFresh(cached, now)) return cached.snapshot;
-    const hosts = await this.store.listByRepo(repo);
+    let hosts;
+    try {
+      hosts = await this.store.listByRepo(repo);
+    } catch (error) {
+      return this.staleOrThrow(this.lastRepoReads, repo, now, error, byServiceThenIp);
+    }
     const snapshot = buildSnapshot(await this.selectLive(hosts, now), byServiceThenIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     this.repoSnapshots.set(repo, { snapshot: result, builtAt: now, changeToken: undefined });
+    this.remember(this.lastRepoReads, repo, result, now);
     return result;
   }
 
@@ -242,6 +275,37 @@ export class HostService {
       last_check_in: formatCheckIn(this.clock.now()),
       tags: parseTags(body.tags),
     };
+  }
+
+  /**
+   * Storage failed a read: serve the list last read for `key` if it is young enough, without the
+   * hosts that have expired since, marked stale; otherwise (or for any other failure) rethrow.
+   */
+  private staleOrThrow(
+    reads: Map<string, LastRead>,
+    key: string,
+    now: number,
+    error: unknown,
+    order: (a: Host, b: Host) => number,
+  ): HostSnapshot {
+    const last = reads.get(key);
+    const maxAgeMs = (this.options.staleReadMaxSeconds ?? 0) * 1000;
+    if (!(error instanceof StorageUnavailableError) || !last || now - last.readAt > maxAgeMs) throw error;
+    const live = last.snapshot.hosts.filter((host) => !this.isExpired(host, now));
+    const validUntil = live.reduce((earliest, host) => Math.min(earliest, parseCheckIn(host.last_check_in) + this.hostTtlMs), Infinity);
+    const base = live.length === last.snapshot.hosts.length ? last.snapshot : buildSnapshot({ hosts: live, protectedHosts: 0, validUntil }, order);
+    this.options.log.debug({ key, ageMs: now - last.readAt, err: error }, 'storage unavailable: serving the last list read');
+    return Object.freeze({ ...base, staleAgeSeconds: Math.max(0, Math.floor((now - last.readAt) / 1000)) });
+  }
+
+  private remember(reads: Map<string, LastRead>, key: string, snapshot: HostSnapshot, now: number): void {
+    if (!this.options.staleReadMaxSeconds) return;
+    reads.delete(key); // re-inserted last: the Map's order is then least recently read first
+    reads.set(key, { snapshot, readAt: now });
+    if (reads.size > LAST_READS_MAX) {
+      const oldest = reads.keys().next();
+      if (!oldest.done) reads.delete(oldest.value);
+    }
   }
 
   private isExpired(host: Host, now: number): boolean {

@@ -47,6 +47,11 @@ export function sendHostList(request: FastifyRequest, reply: FastifyReply, snaps
   const etag = `W/"${snapshot.version}"`;
   reply.header('etag', etag);
   if (snapshot.protectedHosts > 0) reply.header(EXPIRY_PROTECTION_HEADER, `${snapshot.protectedHosts} hosts past HOST_TTL kept`);
+  if (snapshot.staleAgeSeconds !== undefined) {
+    // Storage is unavailable and this is the last list this replica read; Age says how old it is.
+    reply.header('x-discovery-stale', 'true');
+    reply.header('age', String(snapshot.staleAgeSeconds));
+  }
   if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
   return reply.header('content-type', 'application/json').send(body());
 }

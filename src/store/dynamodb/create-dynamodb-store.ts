@@ -1,8 +1,95 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import path from 'node:path';
 import type { Config } from '../../config.js';
 import { ConfigError } from '../../config.js';
 import type { Log } from '../../hosts/host-service.js';
 import type { HostStore } from '../host-store.js';
+import { createDynamoDbClient } from './dynamodb-client.js';
+import { DynamoDbHostStore } from './dynamodb-host-store.js';
+import { startEmbeddedDynamoDb, type EmbeddedDynamoDb } from './embedded-dynalite.js';
+import { ensureHostsTable } from './hosts-table.js';
 
-export async function createDynamoDbStore(_config: Config, _log: Log): Promise<HostStore> {
-  throw new ConfigError('BACKEND_STORAGE=DynamoDB is not available in this build yet: use InMemory or InFile');
+/**
+ * Opens the DynamoDB backend the settings describe:
+ * - `DYNAMODB_URL` set: that DynamoDB-compatible server (dummy credentials);
+ * - unset in `development`: an embedded dynalite on a free loopback port, persisted under
+ *   `APPLICATION_DIR/data/dynalite`, with the table created;
+ * - unset elsewhere: AWS, region and credentials from the standard chain, both resolved now so
+ *   that a missing one is a start-up error (ConfigError), not a failure of the first request.
+ * The table is created when missing if `DYNAMODB_CREATE_TABLES_IN_APP` is set (always when embedded).
+ */
+export async function createDynamoDbStore(config: Config, log: Log): Promise<HostStore> {
+  const settings = config.dynamodb;
+  let endpoint: string | undefined = settings.url === '' ? undefined : settings.url;
+  let embedded: EmbeddedDynamoDb | undefined;
+  const dataDirectory = path.join(config.applicationDir, 'data', 'dynalite');
+  if (endpoint === undefined && config.applicationEnv === 'development') {
+    try {
+      embedded = await startEmbeddedDynamoDb({ directory: dataDirectory });
+    } catch (error) {
+      throw new ConfigError(`could not start the embedded DynamoDB-compatible store in ${dataDirectory}: ${describe(error)}`);
+    }
+    endpoint = embedded.endpoint;
+  }
+  const client = createDynamoDbClient({
+    endpoint,
+    region: settings.region,
+    maxSockets: settings.connectionPoolSize,
+    requestTimeoutMs: settings.requestTimeoutMs,
+  });
+  try {
+    if (endpoint === undefined) await checkAwsSettings(client);
+    if (settings.createTablesInApp || embedded) {
+      await ensureHostsTable(client, settings.tableHosts, embedded ? quiet(log) : log);
+    }
+  } catch (error) {
+    client.destroy();
+    await embedded?.close();
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(
+      `could not prepare DynamoDB table ${settings.tableHosts} at ${endpoint ?? 'AWS'}: ${describe(error)}`,
+    );
+  }
+  if (embedded) {
+    log.info(
+      { endpoint, directory: dataDirectory, table: settings.tableHosts },
+      `embedded DynamoDB-compatible store (dynalite) serving table ${settings.tableHosts} on ${endpoint}, data in ${dataDirectory}; set DYNAMODB_URL to use another server`,
+    );
+  }
+  return new DynamoDbHostStore({
+    client,
+    tableName: settings.tableHosts,
+    hostTtlSeconds: config.hostTtlSeconds,
+    requestTimeoutMs: settings.requestTimeoutMs,
+    onClose: embedded ? () => embedded.close() : undefined,
+  });
+}
+
+/** Resolves region and credentials once, so that a missing one is one clear line at start-up. */
+async function checkAwsSettings(client: DynamoDBClient): Promise<void> {
+  try {
+    await client.config.region();
+  } catch {
+    throw new ConfigError(
+      'DynamoDB on AWS needs a region: set AWS_REGION (or a region in the AWS config profile), or set DYNAMODB_URL for a local DynamoDB-compatible server',
+    );
+  }
+  try {
+    await client.config.credentials();
+  } catch (error) {
+    throw new ConfigError(
+      `DynamoDB on AWS needs credentials from the standard chain (environment, profile, web identity, container or instance role): ${describe(error)}`,
+    );
+  }
+}
+
+/** The embedded store's table set-up is part of its one start-up line, so its own lines go to debug. */
+function quiet(log: Log): Log {
+  return { debug: log.debug.bind(log), info: log.debug.bind(log), warn: log.warn.bind(log), error: log.error.bind(log) };
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const message = error.message || (error instanceof AggregateError ? error.errors.map(describe).join('; ') : '');
+  return `${error.name}${message ? `: ${message}` : ''}`;
 }

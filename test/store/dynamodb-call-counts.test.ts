@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import pino from 'pino';
+import { ManualClock } from '../../src/clock.js';
+import { composeRegistry, type Registry } from '../../src/compose.js';
+import { loadConfig } from '../../src/config.js';
+import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
+import { heartbeatOf } from '../contract/host-store.contract.js';
+import { openStore, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+
+/**
+ * Counts the DynamoDB commands each operation sends, with a middleware on the real client
+ * talking to a real dynalite. `initialize` runs once per command, whatever the SDK retries.
+ */
+class CommandCounter {
+  private counts = new Map<string, number>();
+
+  attach(client: DynamoDBClient): void {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const name = (context.commandName ?? 'unknown').replace(/Command$/, '');
+        this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+        return next(args);
+      },
+      { step: 'initialize', name: 'commandCounter' },
+    );
+  }
+
+  reset(): void {
+    this.counts = new Map();
+  }
+
+  /** Commands since the last reset, e.g. `{ UpdateItem: 1 }`. */
+  taken(): Record<string, number> {
+    const result = Object.fromEntries([...this.counts.entries()].sort());
+    this.reset();
+    return result;
+  }
+}
+
+let server: EmbeddedDynamoDb;
+before(async () => {
+  server = await startDynalite();
+});
+after(async () => server.close());
+
+describe('DynamoDB calls per store operation', () => {
+  let opened: OpenedStore | undefined;
+  const counter = new CommandCounter();
+  const store = () => {
+    if (!opened) throw new Error('no store');
+    return opened.store;
+  };
+
+  beforeEach(async () => {
+    await opened?.dispose();
+    opened = await openStore(server.endpoint, { prepare: (client) => counter.attach(client) });
+    counter.reset();
+  });
+  after(async () => opened?.dispose());
+
+  test('a heartbeat of a new host is one UpdateItem and no read', async () => {
+    await store().heartbeat(heartbeatOf());
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+  });
+
+  test('a heartbeat of a known host (tag merge included) is one UpdateItem and no read', async () => {
+    await store().heartbeat(heartbeatOf());
+    await store().updateTags('users', '10.0.0.1', { load_balancing_weight: 5 });
+    counter.reset();
+    const result = await store().heartbeat(heartbeatOf({ tags: { az: 'b', region: 'r', instance_id: 'i' } }));
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    assert.equal(result.previous?.tags.load_balancing_weight, 5);
+    assert.equal(result.current.tags.load_balancing_weight, 5);
+  });
+
+  test('get is one GetItem; listByService and listByRepo are one Query each', async () => {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store().heartbeat(heartbeatOf({ ip_address: `10.0.0.${i}` }))));
+    counter.reset();
+    await store().get('users', '10.0.0.1');
+    assert.deepEqual(counter.taken(), { GetItem: 1 });
+    assert.equal((await store().listByService('users')).hosts.length, 20);
+    assert.deepEqual(counter.taken(), { Query: 1 });
+    assert.equal((await store().listByRepo('users-repo')).length, 20);
+    assert.deepEqual(counter.taken(), { Query: 1 });
+  });
+
+  test('delete, deleteIfCheckInIs (kept or removed) and updateTags (found or not) are one write each', async () => {
+    await store().heartbeat(heartbeatOf({ ip_address: '10.0.0.1' }));
+    await store().heartbeat(heartbeatOf({ ip_address: '10.0.0.2' }));
+    counter.reset();
+    await store().updateTags('users', '10.0.0.1', { load_balancing_weight: 3 });
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    await store().updateTags('users', '10.9.9.9', { load_balancing_weight: 3 });
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    assert.equal(await store().deleteIfCheckInIs('users', '10.0.0.1', '2000-01-01 00:00:00.000000'), false);
+    assert.deepEqual(counter.taken(), { DeleteItem: 1 });
+    assert.equal(await store().deleteIfCheckInIs('users', '10.0.0.1', heartbeatOf().last_check_in), true);
+    assert.deepEqual(counter.taken(), { DeleteItem: 1 });
+    assert.notEqual(await store().delete('users', '10.0.0.2'), undefined);
+    assert.deepEqual(counter.taken(), { DeleteItem: 1 });
+  });
+
+  test('listServices is one Scan', async () => {
+    await store().heartbeat(heartbeatOf({ service: 'a' }));
+    await store().heartbeat(heartbeatOf({ service: 'b' }));
+    counter.reset();
+    assert.deepEqual([...(await store().listServices())].sort(), ['a', 'b']);
+    assert.deepEqual(counter.taken(), { Scan: 1 });
+  });
+
+  test('a service list pages (more than one Query) only past 1 MB of records', async () => {
+    const big = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 12; i++) {
+      await store().heartbeat(heartbeatOf({ ip_address: `10.0.1.${i}`, tags: { az: 'a', region: 'r', instance_id: 'i', blob: big } }));
+    }
+    counter.reset();
+    assert.equal((await store().listByService('users')).hosts.length, 12);
+    const { Query: queries } = counter.taken();
+    assert.ok(queries !== undefined && queries >= 2, `paged: ${queries} queries for ~1.2 MB`);
+  });
+});
+
+describe('DynamoDB calls per API request', () => {
+  let opened: OpenedStore;
+  let registry: Registry;
+  const counter = new CommandCounter();
+  const clock = new ManualClock();
+
+  before(async () => {
+    opened = await openStore(server.endpoint, { prepare: (client) => counter.attach(client) });
+    const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '600', CACHE_TYPE: 'null' }, process.cwd());
+    registry = await composeRegistry(config, pino({ level: 'silent' }), {
+      store: opened.store,
+      clock,
+      stats: { increment() {} },
+    });
+  });
+  after(async () => {
+    await registry.close();
+    await opened.dispose();
+  });
+
+  const register = (ip: string) =>
+    registry.app.inject({
+      method: 'POST',
+      url: '/v1/registration/api',
+      payload: { ip, port: 80, revision: 'r1', service_repo_name: 'api-repo', tags: { az: 'a', region: 'r', instance_id: 'i' } },
+    });
+
+  test('POST /v1/registration/:service (heartbeat) is one UpdateItem and no read', async () => {
+    counter.reset();
+    assert.equal((await register('10.2.0.1')).statusCode, 200);
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    assert.equal((await register('10.2.0.1')).statusCode, 200);
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+  });
+
+  test('GET /v1/registration/:service and /repo/:repo are one Query each', async () => {
+    await register('10.2.0.2');
+    counter.reset();
+    assert.equal((await registry.app.inject({ url: '/v1/registration/api' })).statusCode, 200);
+    assert.deepEqual(counter.taken(), { Query: 1 });
+    assert.equal((await registry.app.inject({ url: '/v1/registration/repo/api-repo' })).statusCode, 200);
+    assert.deepEqual(counter.taken(), { Query: 1 });
+  });
+
+  test('a GET that finds an expired host adds one conditional DeleteItem for it', async () => {
+    clock.set(Date.UTC(2026, 10, 28, 6, 0, 0));
+    await register('10.2.0.3');
+    clock.advance(601_000);
+    await register('10.2.0.4');
+    counter.reset();
+    const body = (await registry.app.inject({ url: '/v1/registration/api' })).json<{ hosts: { ip_address: string }[] }>();
+    assert.ok(!body.hosts.some((host) => host.ip_address === '10.2.0.3'));
+    const taken = counter.taken();
+    assert.equal(taken.Query, 1);
+    assert.ok((taken.DeleteItem ?? 0) >= 1, 'the expired host was removed');
+  });
+
+  test('DELETE is one DeleteItem; a weight for one host is a GetItem and an UpdateItem', async () => {
+    await register('10.2.0.5');
+    counter.reset();
+    const weight = await registry.app.inject({
+      method: 'POST',
+      url: '/v1/loadbalancing/api/10.2.0.5',
+      payload: { load_balancing_weight: 7 },
+    });
+    assert.equal(weight.statusCode, 204);
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
+    assert.equal((await registry.app.inject({ method: 'DELETE', url: '/v1/registration/api/10.2.0.5' })).statusCode, 200);
+    assert.deepEqual(counter.taken(), { DeleteItem: 1 });
+  });
+
+  test('a weight for every host of a service is one Query and one UpdateItem per live host', async () => {
+    const before = (await opened.store.listByService('api')).hosts.length;
+    counter.reset();
+    const weight = await registry.app.inject({ method: 'POST', url: '/v1/loadbalancing/api', payload: { load_balancing_weight: 9 } });
+    assert.equal(weight.statusCode, 204);
+    const taken = counter.taken();
+    assert.equal(taken.Query, 1);
+    assert.ok(taken.UpdateItem !== undefined && taken.UpdateItem >= 1 && taken.UpdateItem <= before);
+    assert.equal(Object.keys(taken).length, 2);
+  });
+});
