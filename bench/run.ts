@@ -169,6 +169,20 @@ const scenarios: Scenario[] = [
   getScenario('get-1000-inmemory-nocache', 'GET, 1,000 hosts, InMemory, CACHE_TYPE=null', 1000, { BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }, 0.8),
   getScenario('get-1000-inmemory-cache', 'GET, 1,000 hosts, InMemory, CACHE_TYPE=simple', 1000, { BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'simple' }, 0.8),
   {
+    name: 'get-100-dynamodb-cache',
+    description: 'GET, 100 hosts, DynamoDB (embedded dynalite), CACHE_TYPE=simple',
+    target: 0.85,
+    async setup() {
+      const dir = await tempDir('discovery-bench-dynamodb-');
+      const started = await startDiscovery({ BACKEND_STORAGE: 'DynamoDB', APPLICATION_DIR: dir.path, CACHE_TYPE: 'simple' });
+      const ours = { ...started, stop: async () => { await started.stop(); await dir.remove(); } };
+      await registerHosts(ours.url, 'bench', 100);
+      const { body, etag } = await fetchBody(`${ours.url}/v1/registration/bench`);
+      const baseline = await startBaseline(body, etag);
+      return { ours, baseline, load: (server) => ({ url: `${server.url}/v1/registration/bench`, seconds }), notes: `${body.length} bytes per response` };
+    },
+  },
+  {
     name: 'get-304',
     description: 'GET answered 304 through If-None-Match, 100 hosts, InMemory',
     target: 0.9,
@@ -203,6 +217,18 @@ const scenarios: Scenario[] = [
       const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
       const script = heartbeatScript('bench', 10_000);
       return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }), notes: 'storage: one journal append per batch of concurrent heartbeats' };
+    },
+  },
+  {
+    name: 'post-dynamodb',
+    description: 'POST heartbeats of 10,000 distinct hosts, DynamoDB (embedded dynalite)',
+    async setup() {
+      const dir = await tempDir('discovery-bench-dynamodb-');
+      const started = await startDiscovery({ BACKEND_STORAGE: 'DynamoDB', APPLICATION_DIR: dir.path, DYNAMODB_TIMEOUT_MS: '30000' });
+      const ours = { ...started, stop: async () => { await started.stop(); await dir.remove(); } };
+      const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
+      const script = heartbeatScript('bench', 10_000);
+      return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }), notes: 'storage: 1 UpdateItem per heartbeat, no read (see README)' };
     },
   },
   {

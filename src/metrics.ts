@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RegistryStats } from './hosts/host-service.js';
 
 /**
@@ -12,39 +12,43 @@ import type { RegistryStats } from './hosts/host-service.js';
  */
 export class Metrics implements RegistryStats {
   readonly registry = new Registry();
-  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
-  private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  private readonly http: TallyHistogram;
   private readonly registrations: Counter<'outcome'>;
   private readonly hostEvents: Counter<'event'>;
-  private readonly cacheLookups: Counter<'result'>;
-  private readonly storageCalls: Counter<'operation' | 'outcome'>;
-  private readonly storageDuration: Histogram<'operation'>;
+  private readonly cacheLookupTally = { hit: 0, miss: 0 };
+  private readonly storage: TallyHistogram;
   private readonly xdsEvents: Counter<'event'>;
-  /** Label-bound children, so the request path does no label hashing. */
-  private readonly httpChildren = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<'method' | 'route' | 'status'> }>();
 
   constructor(gauges: { liveHosts?: () => number; liveServices?: () => number; xdsStreams?: () => number } = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'discovery_' });
-    this.httpRequests = new Counter({ name: 'discovery_http_requests_total', help: 'HTTP requests answered, by route template and status', labelNames: ['method', 'route', 'status'], registers });
-    this.httpDuration = new Histogram({
-      name: 'discovery_http_request_duration_seconds',
-      help: 'Time from request to response, by route template and status',
-      labelNames: ['method', 'route', 'status'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
+    this.http = new TallyHistogram(
+      'discovery_http_request_duration_seconds',
+      'Time from request to response, by route template and status (its _count is the number of requests answered)',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    );
+    this.registry.registerMetric(this.http as never);
     this.registrations = new Counter({ name: 'discovery_registrations_total', help: 'Heartbeats, by outcome (success, failure)', labelNames: ['outcome'], registers });
     this.hostEvents = new Counter({ name: 'discovery_host_events_total', help: 'Hosts swept after HOST_TTL, deleted, or kept by expiry protection (per read)', labelNames: ['event'], registers });
-    this.cacheLookups = new Counter({ name: 'discovery_cache_lookups_total', help: 'Host list reads served from what this replica holds (hit) or rebuilt from storage (miss)', labelNames: ['result'], registers });
-    this.storageCalls = new Counter({ name: 'discovery_storage_calls_total', help: 'Calls to the storage backend, by operation and outcome (ok, error)', labelNames: ['operation', 'outcome'], registers });
-    this.storageDuration = new Histogram({
-      name: 'discovery_storage_call_duration_seconds',
-      help: 'Storage call latency, by operation',
-      labelNames: ['operation'],
-      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    const tally = this.cacheLookupTally;
+    new Counter({
+      name: 'discovery_cache_lookups_total',
+      help: 'Host list reads served from what this replica holds (hit) or rebuilt from storage (miss)',
+      labelNames: ['result'],
       registers,
+      // Tallied as plain numbers on the read path and handed to prom-client only when scraped.
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, tally.hit);
+        this.inc({ result: 'miss' }, tally.miss);
+      },
     });
+    this.storage = new TallyHistogram(
+      'discovery_storage_call_duration_seconds',
+      'Storage call latency by operation and outcome (ok, error); its _count is the number of calls',
+      [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    );
+    this.registry.registerMetric(this.storage as never);
     this.xdsEvents = new Counter({ name: 'discovery_xds_events_total', help: 'xDS responses pushed and NACKs received', labelNames: ['event'], registers });
     const gauge = (name: string, help: string, read: (() => number) | undefined) => {
       if (read) new Gauge({ name, help, registers, collect() { this.set(read()); } });
@@ -59,31 +63,81 @@ export class Metrics implements RegistryStats {
     else if (metric.startsWith('service.host.sweep.')) this.hostEvents.inc({ event: 'swept' });
     else if (metric.startsWith('service.host.delete.')) this.hostEvents.inc({ event: 'deleted' });
     else if (metric.startsWith('service.host.protected.')) this.hostEvents.inc({ event: 'protected' });
-    else if (metric === 'cache.hit' || metric === 'cache.miss') this.cacheLookups.inc({ result: metric.slice(6) });
+    else if (metric === 'cache.hit') this.cacheLookupTally.hit++;
+    else if (metric === 'cache.miss') this.cacheLookupTally.miss++;
     else if (metric === 'xds.push') this.xdsEvents.inc({ event: 'push' });
     else if (metric === 'xds.nack') this.xdsEvents.inc({ event: 'nack' });
   }
 
   /** One answered HTTP request; `route` is the route template, never the raw URL. */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${route} ${status}`;
-    let child = this.httpChildren.get(key);
-    if (!child) {
-      const labels = { method, route, status: String(status) };
-      child = { count: this.httpRequests.labels(labels), duration: this.httpDuration.labels(labels) };
-      this.httpChildren.set(key, child);
-    }
-    child.count.inc();
-    child.duration.observe(seconds);
+    this.http.observe(`${method} ${route} ${status}`, () => ({ method, route, status: String(status) }), seconds);
   }
 
   observeStorageCall(operation: string, ok: boolean, seconds: number): void {
-    this.storageCalls.inc({ operation, outcome: ok ? 'ok' : 'error' });
-    this.storageDuration.observe({ operation }, seconds);
+    const outcome = ok ? 'ok' : 'error';
+    this.storage.observe(`${operation} ${outcome}`, () => ({ operation, outcome }), seconds);
   }
 
   /** The text exposition format. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+interface Series {
+  readonly labels: Record<string, string>;
+  readonly buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram for the request path. prom-client's own Histogram validates and hashes
+ * its labels on every observation, which cost a visible share of a cached GET; this one keeps a
+ * plain array per label set, found by a string key the caller already has, and hands the
+ * figures to prom-client's registry only when scraped (same exposition, same metric type).
+ */
+class TallyHistogram {
+  readonly type = 'histogram';
+  private readonly series = new Map<string, Series>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly upperBounds: readonly number[],
+  ) {}
+
+  observe(key: string, labels: () => Record<string, string>, value: number): void {
+    let series = this.series.get(key);
+    if (!series) {
+      series = { labels: labels(), buckets: new Array<number>(this.upperBounds.length).fill(0), sum: 0, count: 0 };
+      this.series.set(key, series);
+    }
+    series.sum += value;
+    series.count++;
+    const bounds = this.upperBounds;
+    for (let index = 0; index < bounds.length; index++) {
+      if (value <= bounds[index]!) {
+        series.buckets[index]!++;
+        break;
+      }
+    }
+  }
+
+  /** What prom-client's registry reads: cumulative buckets, +Inf, sum and count per label set. */
+  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const { labels, buckets, sum, count } of this.series.values()) {
+      let cumulative = 0;
+      this.upperBounds.forEach((bound, index) => {
+        cumulative += buckets[index]!;
+        values.push({ labels: { ...labels, le: bound }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: count, metricName: `${this.name}_bucket` });
+      values.push({ labels, value: sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values };
   }
 }
