@@ -34,32 +34,40 @@ describe('the discovery process', () => {
     await dir.remove();
   });
 
-  test('InFile: every registration answered 200 before a SIGKILL mid-storm is there after restart', async () => {
-    const dir = await tempDir();
-    const env = { BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path };
-    for (let round = 0; round < 3; round++) {
-      const server = await spawnDiscovery(env);
-      const acknowledged: string[] = [];
-      const storm = Array.from({ length: 300 }, (_, index) => {
-        const ip = `10.${round}.${Math.floor(index / 250)}.${index % 250}`;
-        return register(server.url, 'storm', { ip })
-          .then((response) => {
-            if (response.status === 200) acknowledged.push(ip);
-          })
-          .catch(() => undefined); // cut off by the kill: never acknowledged
-      });
-      // Kill once part of the storm has been answered, while the rest is in flight.
-      while (acknowledged.length < 50 * (round + 1)) await new Promise((resolve) => setTimeout(resolve, 1));
-      await server.stop('SIGKILL');
-      await Promise.all(storm);
-      const restarted = await spawnDiscovery(env);
-      const listed = new Set((await listHosts(restarted.url, 'storm')).hosts.map((host) => host.ip_address));
-      const lost = acknowledged.filter((ip) => !listed.has(ip));
-      assert.deepEqual(lost, [], `round ${round}: ${lost.length} of ${acknowledged.length} acknowledged registrations lost`);
-      assert.equal(await restarted.stop('SIGTERM'), 0);
-    }
-    await dir.remove();
-  });
+  for (const backend of ['InFile', 'DynamoDB']) {
+    test(`${backend}: every registration answered 200 before a SIGKILL mid-storm is there after restart, three times over`, async () => {
+      const dir = await tempDir();
+      // DynamoDB here is the embedded store, in the killed process itself: its files must survive the kill too.
+      const env = { BACKEND_STORAGE: backend, APPLICATION_DIR: dir.path, DYNAMODB_TIMEOUT_MS: '30000' };
+      const everAcknowledged: string[] = [];
+      for (let round = 0; round < 3; round++) {
+        const server = await spawnDiscovery(env, 30_000);
+        const acknowledged: string[] = [];
+        const storm = Array.from({ length: 700 }, (_, index) => {
+          const ip = `10.${round}.${Math.floor(index / 250)}.${index % 250}`;
+          return register(server.url, 'storm', { ip })
+            .then((response) => {
+              if (response.status === 200) acknowledged.push(ip);
+            })
+            .catch(() => undefined); // cut off by the kill: never acknowledged
+        });
+        // Kill once part of the storm has been answered, while the rest is in flight.
+        const killAfter = 100 + 50 * round;
+        const waitUntil = Date.now() + 20_000;
+        while (acknowledged.length < killAfter && Date.now() < waitUntil) await new Promise((resolve) => setTimeout(resolve, 1));
+        await server.stop('SIGKILL');
+        await Promise.all(storm);
+        assert.ok(acknowledged.length >= killAfter, `round ${round}: only ${acknowledged.length} answered before the kill`);
+        everAcknowledged.push(...acknowledged);
+        const restarted = await spawnDiscovery(env, 30_000);
+        const listed = new Set((await listHosts(restarted.url, 'storm')).hosts.map((host) => host.ip_address));
+        const lost = everAcknowledged.filter((ip) => !listed.has(ip));
+        assert.deepEqual(lost, [], `round ${round}: ${lost.length} of ${everAcknowledged.length} acknowledged registrations lost`);
+        assert.equal(await restarted.stop('SIGTERM'), 0);
+      }
+      await dir.remove();
+    });
+  }
 
   test('SIGTERM finishes a request in flight, refuses new connections, flushes storage and exits 0', async () => {
     const dir = await tempDir();
