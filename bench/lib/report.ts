@@ -64,7 +64,7 @@ export async function renderResults(report: BenchReport, outDir: string | undefi
     `- Date: ${report.date}`,
     `- Command: \`${report.command}\``,
     `- Machine: ${report.machine}; Node.js ${report.node}`,
-    `- Load: wrk -t1 -c50, ${report.seconds} s per run; ${report.rounds} rounds of A-B-B-A (A = discovery, B = bare node:http baseline); ratio = median over rounds of discovery's req/s over the baseline's`,
+    `- Load: wrk -t1 -c50, ${report.seconds} s per run; ${report.rounds} rounds of A-B-B-A (A = discovery, B = bare node:http baseline), a fresh pair of processes per round; ratio = median over rounds of discovery's req/s over the baseline's`,
     '',
     '## Scenarios',
     '',
