@@ -1,3 +1,5 @@
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import formBody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -13,6 +15,9 @@ import { Authorizer } from './http/auth.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
+import { HostListEncoder } from './http/host-list-response.js';
+import { FastPaths, parseForm } from './http/fast-paths.js';
+import { RequestValidation } from './http/request-validation.js';
 import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 import { serviceRoutes } from './http/service-routes.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
@@ -33,6 +38,12 @@ export interface AppDependencies {
   readonly serviceDirectory: ServiceDirectory;
   /** Prometheus metrics: every answered request is observed, and `/metrics` exposes them. */
   readonly metrics?: Metrics;
+  /**
+   * Answer the plain `GET` and form `POST` of `/v1/registration/:service` before Fastify (see
+   * FastPaths). Default: on, except when logging at debug level, where Fastify's hook writes a
+   * line per request. Off, every request takes the Fastify routes (tests compare the two).
+   */
+  readonly fastPaths?: boolean;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -45,10 +56,28 @@ const MULTIPART_FIELDS_MAX = 32;
 
 /** The HTTP application with every route; it never listens and never reads the environment. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
-  const https = deps.tls ? { cert: deps.tls.cert, key: deps.tls.key, ca: deps.tls.ca, requestCert: deps.tls.ca !== undefined, rejectUnauthorized: true } : null;
+  const https: HttpsServerOptions | undefined = deps.tls
+    ? { cert: deps.tls.cert, key: deps.tls.key, ca: deps.tls.ca, requestCert: deps.tls.ca !== undefined, rejectUnauthorized: true }
+    : undefined;
+  const authorizer = new Authorizer(deps.auth);
+  const encoder = new HostListEncoder(deps.applicationEnv);
+  const validation = new RequestValidation();
+  const useFastPaths = deps.fastPaths ?? !deps.log.isLevelEnabled('debug');
+  const fastPaths = useFastPaths
+    ? new FastPaths({
+        hostService: deps.hostService,
+        authorizer,
+        encoder,
+        validation,
+        bodyLimitBytes: deps.bodyLimitBytes,
+        log: deps.log as FastifyBaseLogger,
+        debug: deps.debug,
+        metrics: deps.metrics,
+      })
+    : undefined;
   // Fastify types the instance by server kind; the routes do not care whether it is HTTP or HTTPS.
   const app = (Fastify as unknown as (options: object) => FastifyInstance)({
-    https,
+    serverFactory: (fastifyHandler: RequestListener) => createServer(https, fastPaths, fastifyHandler),
     loggerInstance: deps.log as FastifyBaseLogger,
     // Per-request lines are written at debug level by the hook below, not at info by Fastify.
     logController: new LogController({ disableRequestLogging: true }),
@@ -56,15 +85,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // logged with method and URL by the hook below instead of through a per-request child.
     childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: deps.bodyLimitBytes,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
     return503OnClosing: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   trackRoutes(app);
   registerErrorHandling(app, { debug: deps.debug });
-  const authorizer = new Authorizer(deps.auth);
+  if (fastPaths) {
+    app.addHook('preClose', (done) => {
+      fastPaths.stopServing();
+      done();
+    });
+  }
   await registerApiDescription(app);
 
   if (deps.metrics) {
@@ -86,21 +118,35 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     { schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } } },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
-  await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, applicationEnv: deps.applicationEnv });
+  await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, encoder });
   await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, authorizer, applicationEnv: deps.applicationEnv });
   await app.register(dashboardRoutes, { authorizer, applicationEnv: deps.applicationEnv, hostTtlSeconds: deps.hostService.hostTtlSeconds });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {
     trackBodyParsing(writes);
-    await writes.register(formBody, { bodyLimit: deps.bodyLimitBytes });
+    await writes.register(formBody, { bodyLimit: deps.bodyLimitBytes, parser: parseForm });
     await writes.register(multipart, {
       attachFieldsToBody: 'keyValues',
       limits: { fields: MULTIPART_FIELDS_MAX, fieldSize: deps.bodyLimitBytes, files: 0, parts: MULTIPART_FIELDS_MAX },
     });
-    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, authorizer });
+    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, authorizer, validation });
     await writes.register(loadBalancingRoutes, { hostService: deps.hostService, authorizer });
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;
+}
+
+/** The HTTP(S) server; the hottest two calls are answered before Fastify when the fast paths take them. */
+function createServer(https: HttpsServerOptions | undefined, fastPaths: FastPaths | undefined, fastifyHandler: RequestListener): Server {
+  const listener: RequestListener = fastPaths
+    ? (request: IncomingMessage, response: ServerResponse) => {
+        if (!fastPaths.tryServe(request, response)) fastifyHandler(request, response);
+      }
+    : fastifyHandler;
+  const server: Server = https ? createHttpsServer(https, listener) : createHttpServer(listener);
+  // Fastify sets these only on servers it creates itself.
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  return server;
 }

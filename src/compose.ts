@@ -40,6 +40,8 @@ export interface ComposeOverrides {
   readonly stats?: RegistryStats & { close?(): Promise<void> };
   /** Longest time between full re-reads of the services summary (tests shorten it). */
   readonly serviceRefreshIntervalMs?: number;
+  /** Whether the hot GET and heartbeat are answered before Fastify (default: unless logging at debug level). */
+  readonly fastPaths?: boolean;
 }
 
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
@@ -89,6 +91,7 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     xds: { cache: xdsCache, streamServer },
     serviceDirectory,
     metrics,
+    fastPaths: overrides.fastPaths,
   });
   let closing: Promise<void> | undefined;
   return {

@@ -55,6 +55,13 @@ export class Authorizer {
     return undefined;
   }
 
+  /** Whether a request with this Authorization header may make calls needing `role`. */
+  permits(role: Role, header: string | undefined): boolean {
+    if (!this.isProtected(role)) return true;
+    const proven = this.roleOf(header);
+    return proven !== undefined && RANK[proven] >= RANK[role];
+  }
+
   /** An onRequest hook answering 401 without a valid credential and 403 with one too weak for `role`. */
   require(role: Role): onRequestHookHandler {
     return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {

@@ -1,7 +1,7 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { DomainError } from '../errors.js';
 
-interface SchemaIssue {
+export interface SchemaIssue {
   keyword: string;
   instancePath: string;
   message?: string;
@@ -35,8 +35,8 @@ export function trackBodyParsing(app: FastifyInstance): void {
 export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean }): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
-      if (error.statusCode >= 500) request.log.warn({ err: error }, error.message);
-      return reply.code(error.statusCode).send({ error: error.message });
+      const failure = describeFailure(error, options.debug, request.log);
+      return reply.code(failure.statusCode).send(failure.body);
     }
     if (error.validation) {
       return reply.code(400).send({ error: describeValidation(error.validation as SchemaIssue[], error.validationContext) });
@@ -48,10 +48,8 @@ export function registerErrorHandling(app: FastifyInstance, options: { debug: bo
     if (beforeHandler.has(request)) {
       return reply.code(400).send({ error: `Malformed request: ${error.message}` });
     }
-    request.log.error({ err: error }, 'request failed');
-    const body: Record<string, string> = { error: 'Internal server error' };
-    if (options.debug) body.detail = error.message;
-    return reply.code(500).send(body);
+    const failure = describeFailure(error, options.debug, request.log);
+    return reply.code(failure.statusCode).send(failure.body);
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -59,7 +57,19 @@ export function registerErrorHandling(app: FastifyInstance, options: { debug: bo
   });
 }
 
-function describeValidation(issues: SchemaIssue[], context: string | undefined): string {
+/** A domain error's status and message, or a logged 500 whose detail is shown only in debug mode. */
+export function describeFailure(error: unknown, debug: boolean, log: FastifyBaseLogger): { statusCode: number; body: Record<string, string> } {
+  if (error instanceof DomainError) {
+    if (error.statusCode >= 500) log.warn({ err: error }, error.message);
+    return { statusCode: error.statusCode, body: { error: error.message } };
+  }
+  log.error({ err: error }, 'request failed');
+  const body: Record<string, string> = { error: 'Internal server error' };
+  if (debug) body.detail = error instanceof Error ? error.message : String(error);
+  return { statusCode: 500, body };
+}
+
+export function describeValidation(issues: SchemaIssue[], context: string | undefined): string {
   const where = context === 'params' ? 'path parameter' : context === 'querystring' ? 'query parameter' : 'parameter';
   const required = issues.find((issue) => issue.keyword === 'required');
   if (required) return `Required ${where} '${String(required.params.missingProperty)}' is missing.`;

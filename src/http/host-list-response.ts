@@ -42,21 +42,27 @@ export class HostListEncoder {
 /** Set while expiry protection keeps hosts that missed their heartbeats in the list. */
 export const EXPIRY_PROTECTION_HEADER = 'x-discovery-expiry-protection';
 
-/** Answers with the list, or 304 when the client's `If-None-Match` already names this version. */
-export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
-  const etag = `W/"${snapshot.version}"`;
-  reply.header('etag', etag);
-  if (snapshot.protectedHosts > 0) reply.header(EXPIRY_PROTECTION_HEADER, `${snapshot.protectedHosts} hosts past HOST_TTL kept`);
+/** The headers of a host-list answer besides its content type and length: ETag, and the expiry-protection and stale markers. */
+export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> {
+  const headers: Record<string, string> = { etag: `W/"${snapshot.version}"` };
+  if (snapshot.protectedHosts > 0) headers[EXPIRY_PROTECTION_HEADER] = `${snapshot.protectedHosts} hosts past HOST_TTL kept`;
   if (snapshot.staleAgeSeconds !== undefined) {
     // Storage is unavailable and this is the last list this replica read; Age says how old it is.
-    reply.header('x-discovery-stale', 'true');
-    reply.header('age', String(snapshot.staleAgeSeconds));
+    headers['x-discovery-stale'] = 'true';
+    headers.age = String(snapshot.staleAgeSeconds);
   }
-  if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
+  return headers;
+}
+
+/** Answers with the list, or 304 when the client's `If-None-Match` already names this version. */
+export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
+  const headers = hostListHeaders(snapshot);
+  reply.headers(headers);
+  if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag as string)) return reply.code(304).send();
   return reply.header('content-type', 'application/json').send(body());
 }
 
-function ifNoneMatchIncludes(header: string | undefined, etag: string): boolean {
+export function ifNoneMatchIncludes(header: string | undefined, etag: string): boolean {
   if (header === undefined) return false;
   if (header === etag) return true;
   const opaque = etag.slice(2);

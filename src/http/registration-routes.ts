@@ -12,19 +12,23 @@ import {
   ServiceHostList,
   ServiceParams,
 } from '../hosts/schemas.js';
-import type { ClientAddress } from '../hosts/validation.js';
 import type { Authorizer } from './auth.js';
-import { HostListEncoder, sendHostList } from './host-list-response.js';
+import { clientAddress } from './client-address.js';
+import { sendHostList, type HostListEncoder } from './host-list-response.js';
+import type { RequestValidation } from './request-validation.js';
 
 export interface RegistrationRoutesOptions {
   readonly hostService: HostService;
   readonly authorizer: Authorizer;
-  readonly applicationEnv: string;
+  /** Shared with the fast path, so both serve one memoised body per snapshot. */
+  readonly encoder: HostListEncoder;
 }
 
-/** The reads of the v1 registration API: hosts by service or by repo. */
-export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, authorizer, applicationEnv }) => {
-  const encoder = new HostListEncoder(applicationEnv);
+/**
+ * The reads of the v1 registration API: hosts by service or by repo. The plain GET by service
+ * is usually answered by HostListFastPath before Fastify; this route is its reference.
+ */
+export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, authorizer, encoder }) => {
   // Reads are open unless read credentials are configured; an open read path carries no hook at all.
   if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
 
@@ -62,8 +66,18 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
   });
 };
 
-/** The writes of the v1 registration API: heartbeat and delete. */
-export const registrationWriteRoutes: FastifyPluginAsyncTypebox<Omit<RegistrationRoutesOptions, 'applicationEnv'>> = async (app, { hostService, authorizer }) => {
+export interface RegistrationWriteRoutesOptions {
+  readonly hostService: HostService;
+  readonly authorizer: Authorizer;
+  /** The heartbeat body check, shared with the fast path. */
+  readonly validation: RequestValidation;
+}
+
+/**
+ * The writes of the v1 registration API: heartbeat and delete. A plain form heartbeat is
+ * usually taken by FastPaths before Fastify; this route is its reference.
+ */
+export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (app, { hostService, authorizer, validation }) => {
   app.post(
     '/v1/registration/:service',
     {
@@ -78,6 +92,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<Omit<Registratio
       onRequest: authorizer.require('register'),
       preValidation: emptyBodyAsObject,
       attachValidation: true,
+      validatorCompiler: validation.heartbeatRouteCompiler,
     },
     async (request, reply) => {
       if (request.validationError) {
@@ -121,13 +136,4 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<Omit<Registratio
 /** A POST without a body is validated as `{}`, so the answer names the missing fields. */
 export async function emptyBodyAsObject(request: FastifyRequest): Promise<void> {
   if (request.body === undefined || request.body === null) request.body = {};
-}
-
-function clientAddress(request: FastifyRequest): ClientAddress {
-  const header = request.headers['x-forwarded-for'];
-  const forwardedFor = (Array.isArray(header) ? header.join(',') : (header ?? ''))
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== '');
-  return { socketAddress: request.socket.remoteAddress ?? '', forwardedFor };
 }

@@ -18,6 +18,8 @@ export interface StartOptions {
   readonly store?: HostStore;
   readonly stats?: RegistryStats;
   readonly serviceRefreshIntervalMs?: number;
+  /** false: every request through the Fastify routes (the reference the fast paths are compared with). */
+  readonly fastPaths?: boolean;
 }
 
 /** Counts every statsd increment instead of sending it. */
@@ -39,6 +41,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
     store: options.store,
     stats: options.stats ?? new RecordingStats(),
     serviceRefreshIntervalMs: options.serviceRefreshIntervalMs,
+    fastPaths: options.fastPaths,
   });
   await registry.app.listen({ port: 0, host: '127.0.0.1' });
   const address = registry.app.server.address();

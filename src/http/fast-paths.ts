@@ -1,0 +1,152 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { FastifyBaseLogger } from 'fastify';
+import { parse as parseForm } from 'fast-querystring';
+import type { HostService, HostSnapshot } from '../hosts/host-service.js';
+import type { RegistrationBody } from '../hosts/schemas.js';
+import { NAME_MAX_LENGTH } from '../hosts/schemas.js';
+import type { Metrics } from '../metrics.js';
+import type { Authorizer } from './auth.js';
+import { clientAddress } from './client-address.js';
+import { describeFailure, describeValidation } from './error-handler.js';
+import { hostListHeaders, ifNoneMatchIncludes, type HostListEncoder } from './host-list-response.js';
+import type { RequestValidation } from './request-validation.js';
+
+/** The form parser of both heartbeat paths (the one `@fastify/formbody` uses by default). */
+export { parseForm };
+
+const PREFIX = '/v1/registration/';
+/** The route template the answers are counted under, as Fastify names it. */
+const ROUTE = '/v1/registration/:service';
+const FORM = 'application/x-www-form-urlencoded';
+const JSON_UTF8 = 'application/json; charset=utf-8';
+const EMPTY_OBJECT = Buffer.from('{}');
+/**
+ * Names taken as they arrive: printable ASCII without the characters that routing would treat
+ * specially (`/ ? # ;`) or decode (`%`). Anything else is Fastify's to route, decode and validate.
+ */
+const PLAIN_NAME = new RegExp(`^[^/?#;%\\x00-\\x20\\x7f-\\uffff]{1,${NAME_MAX_LENGTH}}$`);
+
+export interface FastPathsOptions {
+  readonly hostService: HostService;
+  readonly authorizer: Authorizer;
+  readonly encoder: HostListEncoder;
+  readonly validation: RequestValidation;
+  readonly bodyLimitBytes: number;
+  readonly log: FastifyBaseLogger;
+  readonly debug: boolean;
+  readonly metrics?: Metrics;
+}
+
+/**
+ * The two calls a fleet makes thousands of times a second, answered from the server's request
+ * event before Fastify: a proxy's `GET /v1/registration/:service` (memoised bytes) and a host's
+ * form heartbeat `POST /v1/registration/:service`. For these, Fastify's routing, hook runner,
+ * body pipeline and reply path cost more than the work itself.
+ *
+ * Only the plain, authorised request is taken, and it gets what the Fastify route would give:
+ * the same domain calls, the same compiled body check and form parser, the same error texts,
+ * status codes, headers and metrics. Anything else (a name needing decoding or refused by the
+ * schema, another content type, a chunked, empty or over-limit body, a missing or weak
+ * credential, HEAD, a closing server) is left to Fastify, whose routes stay the reference.
+ */
+export class FastPaths {
+  private readonly readProtected: boolean;
+  private readonly writeProtected: boolean;
+  private closing = false;
+
+  constructor(private readonly options: FastPathsOptions) {
+    this.readProtected = options.authorizer.isProtected('read');
+    this.writeProtected = options.authorizer.isProtected('register');
+  }
+
+  /** From now on every request goes to Fastify, which answers 503 while closing. */
+  stopServing(): void {
+    this.closing = true;
+  }
+
+  /** Takes the request and answers it (true), or leaves it untouched for Fastify (false). */
+  tryServe(request: IncomingMessage, response: ServerResponse): boolean {
+    if (this.closing) return false;
+    const url = request.url;
+    if (url === undefined || !url.startsWith(PREFIX)) return false;
+    const service = url.slice(PREFIX.length);
+    if (service === 'repo' || !PLAIN_NAME.test(service)) return false;
+    if (request.method === 'GET') return this.serveHostList(request, response, service);
+    if (request.method === 'POST') return this.serveHeartbeat(request, response, service);
+    return false;
+  }
+
+  private serveHostList(request: IncomingMessage, response: ServerResponse, service: string): boolean {
+    if (this.readProtected && !this.options.authorizer.permits('read', request.headers.authorization)) return false;
+    const startedAt = performance.now();
+    this.options.hostService.listByService(service).then(
+      (snapshot) => this.answerHostList(request, response, service, snapshot, startedAt),
+      (error: unknown) => this.answerFailure(response, 'GET', error, startedAt),
+    );
+    return true;
+  }
+
+  private answerHostList(request: IncomingMessage, response: ServerResponse, service: string, snapshot: HostSnapshot, startedAt: number): void {
+    const headers = hostListHeaders(snapshot);
+    if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag as string)) {
+      response.writeHead(304, headers);
+      response.end();
+      this.observe('GET', 304, startedAt);
+      return;
+    }
+    const body = this.options.encoder.encode(snapshot, 'service', service);
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(body.length);
+    response.writeHead(200, headers);
+    response.end(body);
+    this.observe('GET', 200, startedAt);
+  }
+
+  private serveHeartbeat(request: IncomingMessage, response: ServerResponse, service: string): boolean {
+    const { headers } = request;
+    if (headers['content-type'] !== FORM || headers['transfer-encoding'] !== undefined) return false;
+    const length = Number(headers['content-length']);
+    if (!(length > 0 && length <= this.options.bodyLimitBytes)) return false;
+    if (this.writeProtected && !this.options.authorizer.permits('register', headers.authorization)) return false;
+    const startedAt = performance.now();
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // A client that goes away mid-body gets no answer, as from Fastify.
+    request.on('error', () => response.destroy());
+    request.on('end', () => {
+      const body = parseForm((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString());
+      this.heartbeat(request, response, service, body, startedAt).catch((error: unknown) => this.answerFailure(response, 'POST', error, startedAt));
+    });
+    return true;
+  }
+
+  private async heartbeat(request: IncomingMessage, response: ServerResponse, service: string, body: unknown, startedAt: number): Promise<void> {
+    const validate = this.options.validation.heartbeatBody;
+    if (!validate(body)) {
+      this.options.hostService.countRejectedHeartbeat(service);
+      this.answerJson(response, 'POST', 400, { error: describeValidation(validate.errors ?? [], 'body') }, startedAt);
+      return;
+    }
+    await this.options.hostService.heartbeat(service, body as RegistrationBody, clientAddress(request));
+    response.writeHead(200, { 'content-type': JSON_UTF8, 'content-length': String(EMPTY_OBJECT.length) });
+    response.end(EMPTY_OBJECT);
+    this.observe('POST', 200, startedAt);
+  }
+
+  private answerFailure(response: ServerResponse, method: string, error: unknown, startedAt: number): void {
+    const { statusCode, body } = describeFailure(error, this.options.debug, this.options.log);
+    this.answerJson(response, method, statusCode, body, startedAt);
+  }
+
+  private answerJson(response: ServerResponse, method: string, statusCode: number, body: object, startedAt: number): void {
+    const bytes = Buffer.from(JSON.stringify(body));
+    response.writeHead(statusCode, { 'content-type': JSON_UTF8, 'content-length': String(bytes.length) });
+    response.end(bytes);
+    this.observe(method, statusCode, startedAt);
+  }
+
+  private observe(method: string, status: number, startedAt: number): void {
+    this.options.metrics?.observeRequest(method, ROUTE, status, (performance.now() - startedAt) / 1000);
+  }
+}

@@ -1,0 +1,27 @@
+import { AjvCompiler } from '@fastify/ajv-compiler';
+import type { FastifySchemaCompiler } from 'fastify';
+import { RegistrationBody } from '../hosts/schemas.js';
+import type { SchemaIssue } from './error-handler.js';
+
+/** A compiled schema check as Fastify runs it: coerces and fills `data` in place, issues in `errors`. */
+export type Validate = ((data: unknown) => boolean) & { errors?: SchemaIssue[] | null };
+
+/**
+ * Validators built exactly as Fastify builds its own (its ajv compiler with its default
+ * options: coercion, defaults, no extra keys removed from open objects). The heartbeat route
+ * and the heartbeat fast path run the one compiled body check, so they cannot disagree.
+ */
+export class RequestValidation {
+  readonly compile: FastifySchemaCompiler<unknown>;
+  readonly heartbeatBody: Validate;
+
+  constructor() {
+    const compile = AjvCompiler()({}, { customOptions: {}, plugins: [] });
+    this.compile = compile as unknown as FastifySchemaCompiler<unknown>;
+    this.heartbeatBody = compile({ schema: RegistrationBody, method: 'POST', url: '/v1/registration/:service', httpPart: 'body' }) as unknown as Validate;
+  }
+
+  /** The validator compiler of the heartbeat route: the shared body check, Fastify's for the rest. */
+  readonly heartbeatRouteCompiler: FastifySchemaCompiler<unknown> = (route) =>
+    route.httpPart === 'body' ? (this.heartbeatBody as ReturnType<FastifySchemaCompiler<unknown>>) : this.compile(route);
+}

@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { pino, type Logger } from 'pino';
+import { ManualClock } from '../../src/clock.js';
+import { HostService } from '../../src/hosts/host-service.js';
+import { Authorizer } from '../../src/http/auth.js';
+import { FastPaths } from '../../src/http/fast-paths.js';
+import { HostListEncoder } from '../../src/http/host-list-response.js';
+import { RequestValidation } from '../../src/http/request-validation.js';
+import { MemoryHostStore } from '../../src/store/memory-host-store.js';
+import { RecordingStats, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
+
+/** Headers a client can act on (Date and keep-alive bookkeeping left out). */
+const COMPARED_HEADERS = ['content-type', 'content-length', 'etag', 'www-authenticate', 'age', 'x-discovery-stale', 'x-discovery-expiry-protection'];
+
+interface Call {
+  readonly name: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | null>;
+  readonly body: string;
+}
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+function formBody(fields: Record<string, string | number | object>): string {
+  const body = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) body.append(key, typeof value === 'object' ? JSON.stringify(value) : String(value));
+  return body.toString();
+}
+
+async function call(url: string, { method, path, headers, body }: Call): Promise<Answer> {
+  const response = await fetch(`${url}${path}`, { method, headers, body });
+  const text = await response.text();
+  return { status: response.status, headers: Object.fromEntries(COMPARED_HEADERS.map((name) => [name, response.headers.get(name)])), body: text };
+}
+
+/** Sends every call to both registries in turn and expects the same answers. */
+async function expectSameAnswers(fast: RunningRegistry, reference: RunningRegistry, calls: readonly Call[]): Promise<Answer[]> {
+  const answers: Answer[] = [];
+  for (const each of calls) {
+    const viaFastPaths = await call(fast.url, each);
+    const viaFastify = await call(reference.url, each);
+    assert.deepEqual(viaFastPaths, viaFastify, `${each.name}: ${each.method} ${each.path}`);
+    answers.push(viaFastPaths);
+  }
+  return answers;
+}
+
+describe('fast paths answer exactly as the Fastify routes', () => {
+  const heartbeat = (fields: Record<string, string | number | object>): Pick<Call, 'method' | 'headers' | 'body'> => ({
+    method: 'POST',
+    headers: FORM,
+    body: formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS, ...fields }),
+  });
+
+  test('heartbeats, rejected heartbeats, reads and conditional reads; the same hosts stored', async () => {
+    // One clock for both, so check-in times (and so bodies and ETags) are identical.
+    const clock = new ManualClock();
+    const fast = await startRegistry({ clock });
+    const reference = await startRegistry({ clock, fastPaths: false });
+    try {
+      const calls: Call[] = [
+        { name: 'new host', path: '/v1/registration/users', ...heartbeat({}) },
+        { name: 'second host with extra fields', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.2', service_repo_name: 'users-repo', extra: 'kept out' }) },
+        { name: 'tag merge', path: '/v1/registration/users', ...heartbeat({ tags: { ...TAGS, canary: true } }) },
+        { name: 'IPv6 canonicalised', path: '/v1/registration/users', ...heartbeat({ ip: '2001:DB8:0:0:0:0:0:1' }) },
+        { name: 'tags missing', path: '/v1/registration/users', method: 'POST', headers: FORM, body: formBody({ ip: '10.0.0.3', port: 1, revision: 'r' }) },
+        { name: 'port zero', path: '/v1/registration/users', ...heartbeat({ port: 0 }) },
+        { name: 'port twice', path: '/v1/registration/users', method: 'POST', headers: FORM, body: `${formBody({ ip: '10.0.0.3', revision: 'r', tags: TAGS })}&port=1&port=2` },
+        { name: 'port not a number', path: '/v1/registration/users', ...heartbeat({ port: 'eighty' }) },
+        { name: 'bad address', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.256' }) },
+        { name: 'tags not JSON', path: '/v1/registration/users', ...heartbeat({ tags: '{nope' }) },
+        { name: 'tag region missing', path: '/v1/registration/users', ...heartbeat({ tags: { az: 'a', instance_id: 'i' } }) },
+        { name: '__proto__ tag', path: '/v1/registration/users', ...heartbeat({ tags: '{"az":"a","region":"r","instance_id":"i","__proto__":{"x":1}}' }) },
+        { name: 'auto_ip from a disallowed range', path: '/v1/registration/users', method: 'POST', headers: FORM, body: formBody({ auto_ip: 'true', port: 1, revision: 'r', tags: TAGS }) },
+        { name: 'form with charset (Fastify on both)', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.4' }), headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' } },
+        { name: 'JSON body (Fastify on both)', path: '/v1/registration/users', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: '10.0.0.5', port: 1, revision: 'r', tags: TAGS }) },
+        { name: 'empty form', path: '/v1/registration/users', method: 'POST', headers: FORM, body: '' },
+        { name: 'name needing decoding', path: '/v1/registration/user%20s', ...heartbeat({}) },
+        { name: 'list', method: 'GET', path: '/v1/registration/users' },
+        { name: 'unknown service', method: 'GET', path: '/v1/registration/nobody' },
+        { name: 'decoded name', method: 'GET', path: '/v1/registration/user%20s' },
+        { name: 'query string', method: 'GET', path: '/v1/registration/users?fresh=1' },
+        { name: 'trailing slash', method: 'GET', path: '/v1/registration/users/' },
+        { name: 'name too long', method: 'GET', path: `/v1/registration/${'x'.repeat(300)}` },
+        { name: '"repo" as a name', method: 'GET', path: '/v1/registration/repo' },
+        { name: 'repo list', method: 'GET', path: '/v1/registration/repo/users-repo' },
+        { name: 'HEAD', method: 'HEAD', path: '/v1/registration/users' },
+      ];
+      const answers = await expectSameAnswers(fast, reference, calls);
+      assert.equal(answers[0]?.status, 200);
+      assert.equal(answers[4]?.status, 400);
+      const list = answers[calls.findIndex((each) => each.name === 'list')];
+      assert.equal(JSON.parse(list?.body ?? '{}').hosts.length, 5, 'four form heartbeats, one JSON: five hosts');
+
+      const etag = list?.headers.etag ?? '';
+      const conditional: Call[] = [
+        { name: 'matching ETag', method: 'GET', path: '/v1/registration/users', headers: { 'if-none-match': etag } },
+        { name: 'ETag in a list', method: 'GET', path: '/v1/registration/users', headers: { 'if-none-match': `W/"other", ${etag}` } },
+        { name: 'stale ETag', method: 'GET', path: '/v1/registration/users', headers: { 'if-none-match': 'W/"old"' } },
+      ];
+      const [matching] = await expectSameAnswers(fast, reference, conditional);
+      assert.equal(matching?.status, 304);
+
+      // Past HOST_TTL: both sweep, both answer the empty list.
+      clock.advance((fast.config.hostTtlSeconds + 1) * 1000);
+      const [expired] = await expectSameAnswers(fast, reference, [{ name: 'after expiry', method: 'GET', path: '/v1/registration/users' }]);
+      assert.deepEqual(JSON.parse(expired?.body ?? '{}').hosts, []);
+    } finally {
+      await fast.close();
+      await reference.close();
+    }
+  });
+
+  test('with credentials required: 401, 403 and 200 alike', async () => {
+    const env = { AUTH_READ_PASSWORD: 'reader-secret', AUTH_REGISTER_TOKENS: 'register-token' };
+    const clock = new ManualClock();
+    const fast = await startRegistry({ clock, env });
+    const reference = await startRegistry({ clock, env, fastPaths: false });
+    const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    try {
+      const answers = await expectSameAnswers(fast, reference, [
+        { name: 'heartbeat without credential', path: '/v1/registration/users', ...heartbeat({}) },
+        { name: 'heartbeat with a read credential', path: '/v1/registration/users', ...heartbeat({}), headers: { ...FORM, authorization: basic('read', 'reader-secret') } },
+        { name: 'heartbeat with the register token', path: '/v1/registration/users', ...heartbeat({}), headers: { ...FORM, authorization: 'Bearer register-token' } },
+        { name: 'read without credential', method: 'GET', path: '/v1/registration/users' },
+        { name: 'read with a wrong password', method: 'GET', path: '/v1/registration/users', headers: { authorization: basic('read', 'guess') } },
+        { name: 'read with the read password', method: 'GET', path: '/v1/registration/users', headers: { authorization: basic('read', 'reader-secret') } },
+      ]);
+      assert.deepEqual(
+        answers.map((answer) => answer.status),
+        [401, 403, 200, 401, 401, 200],
+      );
+    } finally {
+      await fast.close();
+      await reference.close();
+    }
+  });
+});
+
+describe('which requests the fast paths take', () => {
+  let server: Server;
+  let url: string;
+  let leftToFastify = 0;
+  const store = new MemoryHostStore();
+  const log = pino({ level: 'silent' }) as Logger;
+
+  before(async () => {
+    const hostService = new HostService({
+      store,
+      clock: new ManualClock(),
+      hostTtlSeconds: 30,
+      cacheType: 'null',
+      cacheTtlSeconds: 30,
+      stats: new RecordingStats(),
+      log,
+      autoIpAllowedRanges: [],
+      trustedProxyHops: 0,
+    });
+    const fastPaths = new FastPaths({
+      hostService,
+      authorizer: new Authorizer({ passwords: {}, tokens: { read: [], register: [], admin: [] } }),
+      encoder: new HostListEncoder('test'),
+      validation: new RequestValidation(),
+      bodyLimitBytes: 1024,
+      log,
+      debug: false,
+    });
+    server = createServer((request, response) => {
+      if (fastPaths.tryServe(request, response)) return;
+      leftToFastify++;
+      request.resume();
+      response.writeHead(418).end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = server.address();
+    url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+  after(() => server.close());
+
+  async function statusOf(path: string, init: RequestInit = {}): Promise<number> {
+    const response = await fetch(`${url}${path}`, init);
+    await response.arrayBuffer();
+    return response.status;
+  }
+
+  test('the plain GET and form heartbeat are answered here, valid or not', async () => {
+    const body = formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS });
+    assert.equal(await statusOf('/v1/registration/users', { method: 'POST', headers: FORM, body }), 200);
+    assert.equal(await statusOf('/v1/registration/users', { method: 'POST', headers: FORM, body: 'ip=10.0.0.1' }), 400);
+    assert.equal(await statusOf('/v1/registration/users'), 200);
+    assert.equal(leftToFastify, 0);
+    assert.equal((await store.listByService('users')).hosts.length, 1);
+  });
+
+  test('everything else is left to Fastify untouched', async () => {
+    const body = formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS });
+    const leftAlone: Array<[string, RequestInit]> = [
+      ['/v1/registration/users', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }],
+      ['/v1/registration/users', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' }],
+      ['/v1/registration/users', { method: 'POST', headers: FORM, body: 'x'.repeat(2048) }],
+      ['/v1/registration/users', { method: 'POST', headers: FORM, body: '' }],
+      ['/v1/registration/users', { method: 'DELETE' }],
+      ['/v1/registration/users', { method: 'HEAD' }],
+      ['/v1/registration/users/10.0.0.1', { method: 'DELETE' }],
+      ['/v1/registration/user%20s', {}],
+      ['/v1/registration/users?x=1', {}],
+      ['/v1/registration/repo', {}],
+      ['/v1/registration/repo/users-repo', {}],
+      [`/v1/registration/${'x'.repeat(257)}`, {}],
+      ['/v1/loadbalancing/users/10.0.0.1', { method: 'POST', headers: FORM, body }],
+      ['/healthcheck', {}],
+    ];
+    for (const [path, init] of leftAlone) {
+      const before = leftToFastify;
+      assert.equal(await statusOf(path, init), 418, `${init.method ?? 'GET'} ${path.slice(0, 60)}`);
+      assert.equal(leftToFastify, before + 1);
+    }
+    assert.equal((await store.listByService('users')).hosts.length, 1, 'nothing the fast paths left alone was stored');
+  });
+});
