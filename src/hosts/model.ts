@@ -23,23 +23,57 @@ export interface Host {
  */
 export type Heartbeat = Host;
 
+/** `YYYY-MM-DD HH:MM:SS` of the last second formatted: a heartbeat storm formats the same second thousands of times. */
+let formattedSecond = Number.NaN;
+let formattedSecondText = '';
+
 /** Formats epoch milliseconds the way the original's `str(datetime.utcnow())` did, always with six fraction digits. */
 export function formatCheckIn(epochMs: number): string {
   const wholeMs = Math.floor(epochMs);
-  const iso = new Date(wholeMs).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+  const second = Math.floor(wholeMs / 1000);
+  if (second !== formattedSecond) {
+    const iso = new Date(second * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+    formattedSecondText = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+    formattedSecond = second;
+  }
+  const millis = wholeMs - second * 1000;
   const micros = Math.min(999, Math.round((epochMs - wholeMs) * 1000));
-  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}${String(micros).padStart(3, '0')}`;
+  return `${formattedSecondText}.${String(millis).padStart(3, '0')}${String(micros).padStart(3, '0')}`;
 }
 
 const CHECK_IN = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
+/** Epoch milliseconds of recently seen `YYYY-MM-DD HH:MM:SS` prefixes: a fleet's check-ins share few seconds. */
+const secondsSeen = new Map<string, number>();
+const SECONDS_SEEN_MAX = 4096;
 
 /** Epoch milliseconds of a `last_check_in` string (microseconds kept as a fraction); NaN when unparsable. */
 export function parseCheckIn(value: string): number {
+  // The form this service writes, `YYYY-MM-DD HH:MM:SS.ffffff`, from the memo; any other through the pattern.
+  if (value.length === 26 && value.charCodeAt(10) === 32 && value.charCodeAt(19) === 46) {
+    const second = secondsSeen.get(value.slice(0, 19));
+    const micros = sixDigits(value, 20);
+    if (second !== undefined && micros >= 0) return second + micros / 1000;
+  }
   const match = CHECK_IN.exec(value);
   if (!match) return Number.NaN;
   const [, y, mo, d, h, mi, s, fraction = ''] = match;
-  const micros = Number(fraction.padEnd(6, '0'));
-  return Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) + micros / 1000;
+  const second = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  if (value.charCodeAt(10) === 32) {
+    if (secondsSeen.size >= SECONDS_SEEN_MAX) secondsSeen.clear();
+    secondsSeen.set(value.slice(0, 19), second);
+  }
+  return second + Number(fraction.padEnd(6, '0')) / 1000;
+}
+
+/** The number written by the six decimal digits at `start`, or -1 when they are not all digits. */
+function sixDigits(text: string, start: number): number {
+  let value = 0;
+  for (let index = start; index < start + 6; index++) {
+    const digit = text.charCodeAt(index) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
 }
 
 /** The same host with `tags` merged: keys in `incoming` overwrite, keys absent from it are kept. */
@@ -57,19 +91,20 @@ export function mergeHeartbeat(previous: Host | undefined, heartbeat: Heartbeat)
 
 export function mergeTags(stored: Readonly<HostTags>, incoming: Readonly<HostTags>): HostTags {
   const merged = copyTags(stored);
-  for (const [key, value] of Object.entries(incoming)) defineTag(merged, key, value);
+  for (const [key, value] of Object.entries(incoming)) setOwn(merged, key, value);
   return merged;
 }
 
 function copyTags(tags: Readonly<HostTags>): HostTags {
   const copy: HostTags = {};
-  for (const [key, value] of Object.entries(tags)) defineTag(copy, key, value);
+  for (const [key, value] of Object.entries(tags)) setOwn(copy, key, value);
   return copy;
 }
 
-/** Defines rather than assigns, so a key such as `__proto__` stays plain data and never reaches a prototype. */
-function defineTag(target: HostTags, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+/** Assigns, except that `__proto__` is defined, so it stays plain data and never reaches a prototype. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }
 
 /** Whether two records differ in anything a proxy routes on (every field but `last_check_in`). */
@@ -83,8 +118,17 @@ export function routingChanged(a: Host | undefined, b: Host | undefined): boolea
   );
 }
 
+/** Equal as JSON values, whatever the order of object keys. */
 function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(sortedKeys(a)) === JSON.stringify(sortedKeys(b));
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((item, index) => sameJson(item, b[index]));
+  }
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
 }
 
 /** A copy with object keys sorted at every depth, the order Flask's jsonify wrote. */
@@ -92,14 +136,7 @@ export function sortedKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortedKeys);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) {
-      Object.defineProperty(out, key, {
-        value: sortedKeys((value as Record<string, unknown>)[key]),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    }
+    for (const key of Object.keys(value).sort()) setOwn(out, key, sortedKeys((value as Record<string, unknown>)[key]));
     return out;
   }
   return value;
