@@ -80,6 +80,11 @@ export class FastPaths {
   private serveHostList(request: IncomingMessage, response: ServerResponse, service: string): boolean {
     if (this.readProtected && !this.options.authorizer.permits('read', request.headers.authorization)) return false;
     const startedAt = performance.now();
+    const known = this.options.hostService.knownListByService(service);
+    if (known) {
+      this.answerHostList(request, response, service, known, startedAt);
+      return true;
+    }
     this.options.hostService.listByService(service).then(
       (snapshot) => this.answerHostList(request, response, service, snapshot, startedAt),
       (error: unknown) => this.answerFailure(response, 'GET', error, startedAt),

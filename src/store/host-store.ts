@@ -36,6 +36,13 @@ export interface HostStore {
   /** Every stored record of `service`, expired ones included, in no particular order. */
   listByService(service: string): Promise<ServiceHosts>;
 
+  /**
+   * Optional, synchronous: the `changeToken` that `listByService` would give now. Stores that
+   * hold every record in this process offer it, so a read that nothing has changed since costs
+   * no storage call at all; a shared remote table cannot know and leaves it out.
+   */
+  currentChangeToken?(service: string): number | undefined;
+
   /** Every stored record whose `service_repo_name` is `repo` (never `""`), across services. */
   listByRepo(repo: string): Promise<readonly Host[]>;
 

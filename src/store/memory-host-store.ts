@@ -24,6 +24,10 @@ export class MemoryHostStore implements HostStore {
     return { hosts: [...entry.hosts.values()], changeToken: entry.changeToken };
   }
 
+  currentChangeToken(service: string): number {
+    return this.services.get(service)?.changeToken ?? 0;
+  }
+
   async listByRepo(repo: string): Promise<readonly Host[]> {
     if (repo === '') return [];
     return [...(this.repos.get(repo)?.values() ?? [])];

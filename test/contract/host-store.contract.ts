@@ -127,6 +127,22 @@ export function hostStoreContract(name: string, options: ContractOptions): void 
       assert.equal((await store.listByService('users')).changeToken, third.changeToken);
     });
 
+    test('currentChangeToken, when offered, is always what listByService would give', async () => {
+      const current = store.currentChangeToken?.bind(store);
+      if (current === undefined) return;
+      const expectSame = async () => assert.equal(current('users'), (await store.listByService('users')).changeToken);
+      await expectSame();
+      await store.heartbeat(heartbeatOf());
+      await expectSame();
+      await store.updateTags('users', '10.0.0.1', { load_balancing_weight: 3 });
+      await expectSame();
+      await store.deleteIfCheckInIs('users', '10.0.0.1', 'not its check-in');
+      await expectSame();
+      await store.delete('users', '10.0.0.1');
+      await expectSame();
+      assert.equal(current('nobody'), (await store.listByService('nobody')).changeToken);
+    });
+
     test('listByRepo finds hosts of every service with that repo, and only those', async () => {
       await store.heartbeat(heartbeatOf({ service: 'users', ip_address: '10.0.0.1', service_repo_name: 'shared' }));
       await store.heartbeat(heartbeatOf({ service: 'orders', ip_address: '10.0.0.2', service_repo_name: 'shared' }));
