@@ -1,4 +1,4 @@
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface Throughput {
@@ -112,6 +112,7 @@ export async function renderResults(report: BenchReport, outDir: string | undefi
   const figures = lines.join('\n');
   if (!outDir) return figures;
 
+  await mkdir(outDir, { recursive: true });
   await writeFile(path.join(outDir, 'results.json'), JSON.stringify(report, null, 2) + '\n');
   if (report.growth) await writeGrowthChart(report.growth, path.join(outDir, 'growth.png'));
   let notes = '';
