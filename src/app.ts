@@ -40,8 +40,7 @@ export interface AppDependencies {
   readonly metrics?: Metrics;
   /**
    * Answer the plain `GET` and form `POST` of `/v1/registration/:service` before Fastify (see
-   * FastPaths). Default: on, except when logging at debug level, where Fastify's hook writes a
-   * line per request. Off, every request takes the Fastify routes (tests compare the two).
+   * FastPaths). Default: on. Off, every request takes the Fastify routes (tests compare the two).
    */
   readonly fastPaths?: boolean;
 }
@@ -62,8 +61,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const authorizer = new Authorizer(deps.auth);
   const encoder = new HostListEncoder(deps.applicationEnv);
   const validation = new RequestValidation();
-  const useFastPaths = deps.fastPaths ?? !deps.log.isLevelEnabled('debug');
-  const fastPaths = useFastPaths
+  const fastPaths = (deps.fastPaths ?? true)
     ? new FastPaths({
         hostService: deps.hostService,
         authorizer,
@@ -71,6 +69,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         validation,
         bodyLimitBytes: deps.bodyLimitBytes,
         log: deps.log as FastifyBaseLogger,
+        logRequests: deps.log.isLevelEnabled('debug'),
         debug: deps.debug,
         metrics: deps.metrics,
       })

@@ -40,7 +40,7 @@ export interface ComposeOverrides {
   readonly stats?: RegistryStats & { close?(): Promise<void> };
   /** Longest time between full re-reads of the services summary (tests shorten it). */
   readonly serviceRefreshIntervalMs?: number;
-  /** Whether the hot GET and heartbeat are answered before Fastify (default: unless logging at debug level). */
+  /** Whether the hot GET and heartbeat are answered before Fastify (default: yes). */
   readonly fastPaths?: boolean;
 }
 

@@ -34,6 +34,8 @@ export interface FastPathsOptions {
   readonly validation: RequestValidation;
   readonly bodyLimitBytes: number;
   readonly log: FastifyBaseLogger;
+  /** Write a debug line per request, as the Fastify hook does at debug level. */
+  readonly logRequests: boolean;
   readonly debug: boolean;
   readonly metrics?: Metrics;
 }
@@ -46,9 +48,10 @@ export interface FastPathsOptions {
  *
  * Only the plain, authorised request is taken, and it gets what the Fastify route would give:
  * the same domain calls, the same compiled body check and form parser, the same error texts,
- * status codes, headers and metrics. Anything else (a name needing decoding or refused by the
- * schema, another content type, a chunked, empty or over-limit body, a missing or weak
- * credential, HEAD, a closing server) is left to Fastify, whose routes stay the reference.
+ * status codes, headers, metrics and debug lines. Anything else (a name needing decoding or
+ * refused by the schema, another content type, a chunked, empty or over-limit body, a missing
+ * or weak credential, HEAD, a closing server) is left to Fastify, whose routes stay the
+ * reference.
  */
 export class FastPaths {
   private readonly readProtected: boolean;
@@ -87,7 +90,7 @@ export class FastPaths {
     }
     this.options.hostService.listByService(service).then(
       (snapshot) => this.answerHostList(request, response, service, snapshot, startedAt),
-      (error: unknown) => this.answerFailure(response, 'GET', error, startedAt),
+      (error: unknown) => this.answerFailure(request, response, error, startedAt),
     );
     return true;
   }
@@ -97,7 +100,7 @@ export class FastPaths {
     if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag as string)) {
       response.writeHead(304, headers);
       response.end();
-      this.observe('GET', 304, startedAt);
+      this.finished(request, 304, startedAt);
       return;
     }
     const body = this.options.encoder.encode(snapshot, 'service', service);
@@ -105,7 +108,7 @@ export class FastPaths {
     headers['content-length'] = String(body.length);
     response.writeHead(200, headers);
     response.end(body);
-    this.observe('GET', 200, startedAt);
+    this.finished(request, 200, startedAt);
   }
 
   private serveHeartbeat(request: IncomingMessage, response: ServerResponse, service: string): boolean {
@@ -121,7 +124,7 @@ export class FastPaths {
     request.on('error', () => response.destroy());
     request.on('end', () => {
       const body = parseForm((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString());
-      this.heartbeat(request, response, service, body, startedAt).catch((error: unknown) => this.answerFailure(response, 'POST', error, startedAt));
+      this.heartbeat(request, response, service, body, startedAt).catch((error: unknown) => this.answerFailure(request, response, error, startedAt));
     });
     return true;
   }
@@ -130,28 +133,31 @@ export class FastPaths {
     const validate = this.options.validation.heartbeatBody;
     if (!validate(body)) {
       this.options.hostService.countRejectedHeartbeat(service);
-      this.answerJson(response, 'POST', 400, { error: describeValidation(validate.errors ?? [], 'body') }, startedAt);
+      this.answerJson(request, response, 400, { error: describeValidation(validate.errors ?? [], 'body') }, startedAt);
       return;
     }
     await this.options.hostService.heartbeat(service, body as RegistrationBody, clientAddress(request));
     response.writeHead(200, { 'content-type': JSON_UTF8, 'content-length': String(EMPTY_OBJECT.length) });
     response.end(EMPTY_OBJECT);
-    this.observe('POST', 200, startedAt);
+    this.finished(request, 200, startedAt);
   }
 
-  private answerFailure(response: ServerResponse, method: string, error: unknown, startedAt: number): void {
+  private answerFailure(request: IncomingMessage, response: ServerResponse, error: unknown, startedAt: number): void {
     const { statusCode, body } = describeFailure(error, this.options.debug, this.options.log);
-    this.answerJson(response, method, statusCode, body, startedAt);
+    this.answerJson(request, response, statusCode, body, startedAt);
   }
 
-  private answerJson(response: ServerResponse, method: string, statusCode: number, body: object, startedAt: number): void {
+  private answerJson(request: IncomingMessage, response: ServerResponse, statusCode: number, body: object, startedAt: number): void {
     const bytes = Buffer.from(JSON.stringify(body));
     response.writeHead(statusCode, { 'content-type': JSON_UTF8, 'content-length': String(bytes.length) });
     response.end(bytes);
-    this.observe(method, statusCode, startedAt);
+    this.finished(request, statusCode, startedAt);
   }
 
-  private observe(method: string, status: number, startedAt: number): void {
-    this.options.metrics?.observeRequest(method, ROUTE, status, (performance.now() - startedAt) / 1000);
+  /** Counted and logged as the Fastify routes' hooks do. */
+  private finished(request: IncomingMessage, status: number, startedAt: number): void {
+    const ms = performance.now() - startedAt;
+    this.options.metrics?.observeRequest(request.method ?? '', ROUTE, status, ms / 1000);
+    if (this.options.logRequests) this.options.log.debug({ method: request.method, url: request.url, status, ms }, 'request');
   }
 }

@@ -4,6 +4,8 @@ import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { pino, type Logger } from 'pino';
 import { ManualClock } from '../../src/clock.js';
+import { composeRegistry } from '../../src/compose.js';
+import { loadConfig } from '../../src/config.js';
 import { HostService } from '../../src/hosts/host-service.js';
 import { Authorizer } from '../../src/http/auth.js';
 import { FastPaths } from '../../src/http/fast-paths.js';
@@ -173,6 +175,7 @@ describe('which requests the fast paths take', () => {
       validation: new RequestValidation(),
       bodyLimitBytes: 1024,
       log,
+      logRequests: false,
       debug: false,
     });
     server = createServer((request, response) => {
@@ -227,5 +230,32 @@ describe('which requests the fast paths take', () => {
       assert.equal(leftToFastify, before + 1);
     }
     assert.equal((await store.listByService('users')).hosts.length, 1, 'nothing the fast paths left alone was stored');
+  });
+});
+
+describe('fast paths at debug level', () => {
+  test('log the same request line as the Fastify routes', async () => {
+    const linesOf = async (fastPaths: boolean) => {
+      const lines: Array<Record<string, unknown>> = [];
+      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const registry = await composeRegistry(loadConfig({ BACKEND_STORAGE: 'InMemory', LOG_LEVEL: 'DEBUG' }), log, { clock: new ManualClock(), stats: new RecordingStats(), fastPaths });
+      await registry.app.listen({ port: 0, host: '127.0.0.1' });
+      const address = registry.app.server.address();
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      try {
+        const body = formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS });
+        assert.equal((await fetch(`${url}/v1/registration/users`, { method: 'POST', headers: FORM, body })).status, 200);
+        assert.equal((await fetch(`${url}/v1/registration/users`)).status, 200);
+      } finally {
+        await registry.close();
+      }
+      return lines.filter((line) => line.msg === 'request').map(({ method, url: path, status }) => ({ method, path, status }));
+    };
+    const expected = [
+      { method: 'POST', path: '/v1/registration/users', status: 200 },
+      { method: 'GET', path: '/v1/registration/users', status: 200 },
+    ];
+    assert.deepEqual(await linesOf(true), expected);
+    assert.deepEqual(await linesOf(false), expected);
   });
 });
