@@ -13,7 +13,7 @@ import type { RegistryStats } from './hosts/host-service.js';
 export class Metrics implements RegistryStats {
   readonly registry = new Registry();
   private readonly http: TallyHistogram;
-  private readonly registrations: Counter<'outcome'>;
+  private readonly registrationTally = { success: 0, failure: 0 };
   private readonly hostEvents: Counter<'event'>;
   private readonly cacheLookupTally = { hit: 0, miss: 0 };
   private readonly storage: TallyHistogram;
@@ -28,7 +28,19 @@ export class Metrics implements RegistryStats {
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     );
     this.registry.registerMetric(this.http as never);
-    this.registrations = new Counter({ name: 'discovery_registrations_total', help: 'Heartbeats, by outcome (success, failure)', labelNames: ['outcome'], registers });
+    const registrations = this.registrationTally;
+    new Counter({
+      name: 'discovery_registrations_total',
+      help: 'Heartbeats, by outcome (success, failure)',
+      labelNames: ['outcome'],
+      registers,
+      // Tallied as plain numbers on the heartbeat path and handed to prom-client only when scraped.
+      collect() {
+        this.reset();
+        this.inc({ outcome: 'success' }, registrations.success);
+        this.inc({ outcome: 'failure' }, registrations.failure);
+      },
+    });
     this.hostEvents = new Counter({ name: 'discovery_host_events_total', help: 'Hosts swept after HOST_TTL, deleted, or kept by expiry protection (per read)', labelNames: ['event'], registers });
     const tally = this.cacheLookupTally;
     new Counter({
@@ -59,7 +71,7 @@ export class Metrics implements RegistryStats {
   }
 
   increment(metric: string): void {
-    if (metric.startsWith('registration.')) this.registrations.inc({ outcome: metric.endsWith('.success') ? 'success' : 'failure' });
+    if (metric.startsWith('registration.')) this.registrationTally[metric.endsWith('.success') ? 'success' : 'failure']++;
     else if (metric.startsWith('service.host.sweep.')) this.hostEvents.inc({ event: 'swept' });
     else if (metric.startsWith('service.host.delete.')) this.hostEvents.inc({ event: 'deleted' });
     else if (metric.startsWith('service.host.protected.')) this.hostEvents.inc({ event: 'protected' });
