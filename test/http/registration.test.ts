@@ -90,6 +90,19 @@ describe('v1 registration API', () => {
     assert.deepEqual((await listHosts(server.url, 'six')).hosts, []);
   });
 
+  test('hosts sending the same tags string keep their own tags', async () => {
+    const tags = { ...TAGS, rack: { row: 4, slots: [1, 2] } };
+    for (const ip of ['10.0.9.1', '10.0.9.2']) assert.equal((await register(server.url, 'twins', { ip, tags })).status, 200);
+    const weighted = await fetch(`${server.url}/v1/loadbalancing/twins/10.0.9.1`, { method: 'POST', body: new URLSearchParams({ load_balancing_weight: '7' }) });
+    assert.equal(weighted.status, 204);
+    assert.equal((await register(server.url, 'twins', { ip: '10.0.9.2', tags: { ...tags, canary: true } })).status, 200);
+    const byIp = new Map((await listHosts(server.url, 'twins')).hosts.map((host) => [host.ip_address, host.tags]));
+    assert.deepEqual(byIp.get('10.0.9.1'), { ...tags, load_balancing_weight: 7 });
+    assert.deepEqual(byIp.get('10.0.9.2'), { ...tags, canary: true });
+    // The same bad string is refused every time, not only the first.
+    for (let attempt = 0; attempt < 2; attempt++) assert.equal((await register(server.url, 'twins', { ip: '10.0.9.3', tags: '{"az":"a"}' })).status, 400);
+  });
+
   test('a second heartbeat updates port, revision and repo and merges tags', async () => {
     await register(server.url, 'merge', { tags: { ...TAGS, team: 'blue', canary: true } });
     await register(server.url, 'merge', { port: 9999, revision: 'next', service_repo_name: 'new-repo', tags: { ...TAGS, az: 'us-east-1b' } });
