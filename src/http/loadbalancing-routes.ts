@@ -9,43 +9,26 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
   app,
   { hostService, authorizer },
 ) => {
-  app.post(
-    '/v1/loadbalancing/:service/:ip_address',
-    {
-      schema: {
-        summary: "Set one host's load-balancing weight",
-        tags: ['loadbalancing'],
-        consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
-        params: HostParams,
-        body: WeightBody,
-        response: { 204: NoContent, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
-      },
-      onRequest: authorizer.require('admin'),
-      preValidation: emptyBodyAsObject,
+  const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(summary: string, params: P) => ({
+    schema: {
+      summary,
+      tags: ['loadbalancing'],
+      consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
+      params,
+      body: WeightBody,
+      response: { 204: NoContent, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
     },
-    async (request, reply) => {
-      await hostService.setWeight(request.params.service, request.params.ip_address, request.body.load_balancing_weight);
-      return reply.code(204).send(null);
-    },
-  );
+    onRequest: authorizer.require('admin'),
+    preValidation: emptyBodyAsObject,
+  });
 
-  app.post(
-    '/v1/loadbalancing/:service',
-    {
-      schema: {
-        summary: 'Set the load-balancing weight of every live host of a service',
-        tags: ['loadbalancing'],
-        consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
-        params: ServiceParams,
-        body: WeightBody,
-        response: { 204: NoContent, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
-      },
-      onRequest: authorizer.require('admin'),
-      preValidation: emptyBodyAsObject,
-    },
-    async (request, reply) => {
-      await hostService.setWeight(request.params.service, undefined, request.body.load_balancing_weight);
-      return reply.code(204).send(null);
-    },
-  );
+  app.post('/v1/loadbalancing/:service/:ip_address', routeOptions("Set one host's load-balancing weight", HostParams), async (request, reply) => {
+    await hostService.setWeight(request.params.service, request.params.ip_address, request.body.load_balancing_weight);
+    return reply.code(204).send(null);
+  });
+
+  app.post('/v1/loadbalancing/:service', routeOptions('Set the load-balancing weight of every live host of a service', ServiceParams), async (request, reply) => {
+    await hostService.setWeight(request.params.service, undefined, request.body.load_balancing_weight);
+    return reply.code(204).send(null);
+  });
 };
