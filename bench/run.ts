@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { spawnDiscovery, type DiscoveryProcess } from '../test/helpers/process.js';
+import { startDiscovery as startDiscoveryProcess, type DiscoveryProcess } from '../test/helpers/discovery-process.js';
 import { tempDir } from '../test/helpers/temp-dir.js';
 import { wrk, type WrkOptions, type WrkResult } from './lib/wrk.js';
 import { renderResults, type GrowthRow, type ScaleResult, type ScenarioResult } from './lib/report.js';
@@ -57,7 +57,7 @@ function heartbeatBody(service: string, index: number): string {
 }
 
 async function startDiscovery(env: Record<string, string>): Promise<Server & { process: DiscoveryProcess }> {
-  const child = await spawnDiscovery({ ...SERVER_ENV, ...env });
+  const child = await startDiscoveryProcess({ ...SERVER_ENV, ...env });
   return { url: child.url, process: child, stop: async () => void (await child.stop('SIGTERM')) };
 }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { spawnDiscovery } from '../test/helpers/process.js';
+import { startDiscovery } from '../test/helpers/discovery-process.js';
 import { tempDir } from '../test/helpers/temp-dir.js';
 
 /**
@@ -44,7 +44,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function soak(options: SoakOptions): Promise<SoakResult> {
   const dir = await tempDir('discovery-soak-');
-  const server = await spawnDiscovery({ BACKEND_STORAGE: options.backend, APPLICATION_DIR: dir.path, HOST_TTL: String(options.hostTtlSeconds), CACHE_TYPE: 'simple', CACHE_TTL: '1' });
+  const server = await startDiscovery({ BACKEND_STORAGE: options.backend, APPLICATION_DIR: dir.path, HOST_TTL: String(options.hostTtlSeconds), CACHE_TYPE: 'simple', CACHE_TTL: '1' });
   const pid = server.child.pid!;
   const deadline = Date.now() + options.seconds * 1000;
   const dieAt = Date.now() + (options.seconds * 1000) / 3;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AGENT_CLI, exitCode, spawnAgent, waitForLog, type AgentProcess } from '../helpers/agent-process.js';
 import { freePort, waitFor } from '../helpers/network.js';
-import { spawnDiscovery, type DiscoveryProcess } from '../helpers/process.js';
+import { startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
 import { listHosts } from '../helpers/registry.js';
 
 const TAG_ARGS = ['--tag', 'az=us-east-1a', '--tag', 'region=us-east-1', '--tag', 'instance_id=i-0a1b2c'];
@@ -30,7 +30,7 @@ describe('discovery-agent as a process', () => {
     return child;
   }
   async function discovery(env: Record<string, string> = {}) {
-    const child = await spawnDiscovery({ BACKEND_STORAGE: 'InMemory', ...env });
+    const child = await startDiscovery({ BACKEND_STORAGE: 'InMemory', ...env });
     processes.push(child);
     return child;
   }

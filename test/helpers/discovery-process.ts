@@ -13,8 +13,10 @@ export interface DiscoveryProcess {
   /** Every stdout line so far (pino JSON lines). */
   readonly stdout: string[];
   readonly stderr: string[];
-  /** SIGTERM, then waits for the exit; returns the exit code. */
-  stop(): Promise<number | null>;
+  /** Everything written so far, stdout then stderr. */
+  output(): string;
+  /** Sends `signal` (SIGTERM by default; SIGKILL after a bound), waits for the exit; the exit code, null when killed by a signal. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /**
@@ -47,11 +49,21 @@ function collect(stream: NodeJS.ReadableStream | null, into: string[], onLine?: 
       onLine?.(line);
     }
   });
+  // A last line without a newline still counts.
+  stream?.on('end', () => {
+    if (pending !== '') into.push(pending);
+  });
+}
+
+export interface StartOptions {
+  readonly cwd?: string;
+  readonly startTimeoutMs?: number;
 }
 
 /** Runs `node dist/src/main.js` with `settings` (PORT=0) and resolves once it listens. */
-export function startDiscovery(settings: Record<string, string>, cwd?: string): Promise<DiscoveryProcess> {
-  const child = spawn(process.execPath, [MAIN], { env: childEnv(settings), cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startDiscovery(settings: Record<string, string>, options: StartOptions = {}): Promise<DiscoveryProcess> {
+  const startBoundMs = options.startTimeoutMs ?? START_BOUND_MS;
+  const child = spawn(process.execPath, [MAIN], { env: childEnv(settings), cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   let stopping = false;
@@ -65,9 +77,9 @@ export function startDiscovery(settings: Record<string, string>, cwd?: string): 
       resolve(code);
     }),
   );
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     stopping = true;
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_BOUND_MS);
     const code = await exited;
     clearTimeout(timer);
@@ -76,14 +88,14 @@ export function startDiscovery(settings: Record<string, string>, cwd?: string): 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`discovery did not start within ${START_BOUND_MS} ms:\n${stderr.join('\n')}\n${stdout.join('\n')}`));
-    }, START_BOUND_MS);
+      reject(new Error(`discovery did not start within ${startBoundMs} ms:\n${stderr.join('\n')}\n${stdout.join('\n')}`));
+    }, startBoundMs);
     collect(child.stderr, stderr);
     collect(child.stdout, stdout, (line) => {
-      const match = /discovery listening on (http:\/\/[^"\s]+)/.exec(line);
+      const match = /discovery listening on (https?:\/\/[^"\s]+)/.exec(line);
       if (!match?.[1]) return;
       clearTimeout(timer);
-      resolve({ url: match[1], child, stdout, stderr, stop });
+      resolve({ url: match[1], child, stdout, stderr, output: () => [...stdout, ...stderr].join('\n'), stop });
     });
     void exited.then((code) => {
       clearTimeout(timer);

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { RawXdsStream } from '../helpers/ads-client.js';
 import { form, listHosts, register, TAGS } from '../helpers/registry.js';
-import { runDiscoveryToExit, spawnDiscovery } from '../helpers/process.js';
+import { runDiscoveryToExit, startDiscovery } from '../helpers/discovery-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 describe('the discovery process', () => {
@@ -18,10 +18,9 @@ describe('the discovery process', () => {
     test(`a wrong ${name} stops start-up with one line naming it`, async () => {
       const { code, stderr, stdout } = await runDiscoveryToExit({ ...env, BACKEND_STORAGE: env.BACKEND_STORAGE ?? 'InMemory' });
       assert.equal(code, 1);
-      assert.equal(stdout, '');
-      const lines = stderr.trim().split('\n');
-      assert.equal(lines.length, 1, stderr);
-      assert.match(lines[0]!, new RegExp(`^discovery: invalid setting ${name}=`));
+      assert.deepEqual(stdout, []);
+      assert.equal(stderr.length, 1, stderr.join('\n'));
+      assert.match(stderr[0]!, new RegExp(`^discovery: invalid setting ${name}=`));
     });
   }
 
@@ -29,8 +28,8 @@ describe('the discovery process', () => {
     const dir = await tempDir();
     const { code, stderr } = await runDiscoveryToExit({ BACKEND_STORAGE: 'nosuchplugin', APPLICATION_DIR: dir.path });
     assert.equal(code, 1);
-    assert.equal(stderr.trim().split('\n').length, 1, stderr);
-    assert.match(stderr, /BACKEND_STORAGE="nosuchplugin"/);
+    assert.equal(stderr.length, 1, stderr.join('\n'));
+    assert.match(stderr[0]!, /BACKEND_STORAGE="nosuchplugin"/);
     await dir.remove();
   });
 
@@ -41,7 +40,7 @@ describe('the discovery process', () => {
       const env = { BACKEND_STORAGE: backend, APPLICATION_DIR: dir.path, DYNAMODB_TIMEOUT_MS: '30000' };
       const everAcknowledged: string[] = [];
       for (let round = 0; round < 3; round++) {
-        const server = await spawnDiscovery(env, 30_000);
+        const server = await startDiscovery(env, { startTimeoutMs: 30_000 });
         const acknowledged: string[] = [];
         const storm = Array.from({ length: 700 }, (_, index) => {
           const ip = `10.${round}.${Math.floor(index / 250)}.${index % 250}`;
@@ -59,7 +58,7 @@ describe('the discovery process', () => {
         await Promise.all(storm);
         assert.ok(acknowledged.length >= killAfter, `round ${round}: only ${acknowledged.length} answered before the kill`);
         everAcknowledged.push(...acknowledged);
-        const restarted = await spawnDiscovery(env, 30_000);
+        const restarted = await startDiscovery(env, { startTimeoutMs: 30_000 });
         const listed = new Set((await listHosts(restarted.url, 'storm')).hosts.map((host) => host.ip_address));
         const lost = everAcknowledged.filter((ip) => !listed.has(ip));
         assert.deepEqual(lost, [], `round ${round}: ${lost.length} of ${everAcknowledged.length} acknowledged registrations lost`);
@@ -72,7 +71,7 @@ describe('the discovery process', () => {
   test('SIGTERM finishes a request in flight, refuses new connections, flushes storage and exits 0', async () => {
     const dir = await tempDir();
     const env = { BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path };
-    const server = await spawnDiscovery(env);
+    const server = await startDiscovery(env);
     const { port } = new URL(server.url);
     const body = form({ ip: '10.9.9.9', port: 80, revision: 'in-flight', tags: TAGS }).toString();
     // Headers and half the body now, the rest after SIGTERM: the request is in flight during shutdown.
@@ -91,14 +90,14 @@ describe('the discovery process', () => {
     assert.ok(Date.now() - started < 10_000, 'shutdown is bounded');
     assert.match(response, /^HTTP\/1\.1 200 /, `the in-flight request was answered: ${response}`);
     socket.destroy();
-    const restarted = await spawnDiscovery(env);
+    const restarted = await startDiscovery(env);
     assert.deepEqual((await listHosts(restarted.url, 'inflight')).hosts.map((host) => host.revision), ['in-flight']);
     assert.equal(await restarted.stop('SIGINT'), 0, 'SIGINT shuts down the same way');
     await dir.remove();
   });
 
   test('SIGTERM ends xDS streams cleanly (status OK), so proxies move to another replica', async () => {
-    const server = await spawnDiscovery({ BACKEND_STORAGE: 'InMemory' });
+    const server = await startDiscovery({ BACKEND_STORAGE: 'InMemory' });
     const xdsPort = Number(/xDS control plane listening on port (\d+)/.exec(server.output())?.[1]);
     const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
     const stream = new RawXdsStream(client);
@@ -110,7 +109,7 @@ describe('the discovery process', () => {
   });
 
   test('SIGTERM shuts down cleanly with exit code 0', async () => {
-    const server = await spawnDiscovery({ BACKEND_STORAGE: 'InMemory' });
+    const server = await startDiscovery({ BACKEND_STORAGE: 'InMemory' });
     assert.equal((await fetch(`${server.url}/healthcheck`)).status, 200);
     assert.equal(await server.stop('SIGTERM'), 0);
   });
