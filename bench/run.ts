@@ -61,10 +61,10 @@ async function startDiscovery(env: Record<string, string>): Promise<Server & { p
   return { url: child.url, process: child, stop: async () => void (await child.stop('SIGTERM')) };
 }
 
-/** The development default: dynalite inside the discovery process, its LevelDB in a temporary folder. */
-async function startDiscoveryOnEmbeddedDynalite(env: Record<string, string>): Promise<Server> {
-  const dir = await tempDir('discovery-bench-dynamodb-');
-  const started = await startDiscovery({ BACKEND_STORAGE: 'DynamoDB', APPLICATION_DIR: dir.path, ...env });
+/** Discovery with APPLICATION_DIR in a fresh temporary folder, removed when it stops (InFile, embedded dynalite). */
+async function startDiscoveryInTempDir(env: Record<string, string>): Promise<Server> {
+  const dir = await tempDir('discovery-bench-');
+  const started = await startDiscovery({ APPLICATION_DIR: dir.path, ...env });
   return {
     url: started.url,
     stop: async () => {
@@ -72,6 +72,11 @@ async function startDiscoveryOnEmbeddedDynalite(env: Record<string, string>): Pr
       await dir.remove();
     },
   };
+}
+
+/** The development default: dynalite inside the discovery process, its LevelDB in a temporary folder. */
+function startDiscoveryOnEmbeddedDynalite(env: Record<string, string>): Promise<Server> {
+  return startDiscoveryInTempDir({ BACKEND_STORAGE: 'DynamoDB', ...env });
 }
 
 /**
@@ -207,6 +212,24 @@ function getScenario(name: string, description: string, hosts: number, start: ()
   };
 }
 
+const DYNAMODB_HEARTBEAT_NOTE = 'storage: 1 UpdateItem per heartbeat, no read (see README)';
+
+/** Heartbeats of 10,000 distinct hosts (500 in a quick run) against `start`'s server and the bare write baseline. */
+function postScenario(name: string, description: string, start: () => Promise<Server>, options: { target?: number; quick?: boolean; notes?: string } = {}): Scenario {
+  return {
+    name,
+    description,
+    target: options.target,
+    quick: options.quick,
+    async setup() {
+      const ours = await start();
+      const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
+      const script = heartbeatScript('bench', quick ? 500 : 10_000);
+      return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }), notes: options.notes };
+    },
+  };
+}
+
 const scenarios: Scenario[] = [
   getScenario('get-100-inmemory-nocache', 'GET, 100 hosts, InMemory, CACHE_TYPE=null', 100, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }), 0.8, true),
   getScenario('get-100-inmemory-cache', 'GET, 100 hosts, InMemory, CACHE_TYPE=simple', 100, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'simple' }), 0.85),
@@ -239,50 +262,25 @@ const scenarios: Scenario[] = [
       return { ours, baseline, load: (server) => ({ url: `${server.url}/v1/registration/bench`, seconds, headers: { 'If-None-Match': etag } }) };
     },
   },
-  {
-    name: 'post-inmemory',
-    description: 'POST heartbeats of 10,000 distinct hosts, InMemory',
-    target: 0.6,
-    quick: true,
-    async setup() {
-      const ours = await startDiscovery({ BACKEND_STORAGE: 'InMemory' });
-      const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
-      const script = heartbeatScript('bench', quick ? 500 : 10_000);
-      return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }) };
-    },
-  },
-  {
-    name: 'post-infile',
-    description: 'POST heartbeats of 10,000 distinct hosts, InFile (journal fsynced before each answer)',
-    async setup() {
-      const dir = await tempDir('discovery-bench-infile-');
-      const started = await startDiscovery({ BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path });
-      const ours = { ...started, stop: async () => { await started.stop(); await dir.remove(); } };
-      const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
-      const script = heartbeatScript('bench', 10_000);
-      return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }), notes: 'storage: one journal append per batch of concurrent heartbeats' };
-    },
-  },
-  {
-    name: 'post-dynamodb',
-    description: 'POST heartbeats of 10,000 distinct hosts, DynamoDB (dynalite in its own process, as a remote table)',
-    async setup() {
-      const ours = await startDiscoveryOnDynalite({ DYNAMODB_TIMEOUT_MS: '30000' });
-      const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
-      const script = heartbeatScript('bench', 10_000);
-      return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }), notes: 'storage: 1 UpdateItem per heartbeat, no read (see README)' };
-    },
-  },
-  {
-    name: 'post-dynamodb-embedded',
-    description: 'POST heartbeats of 10,000 distinct hosts, DynamoDB (embedded dynalite, in the server process)',
-    async setup() {
-      const ours = await startDiscoveryOnEmbeddedDynalite({ DYNAMODB_TIMEOUT_MS: '30000' });
-      const baseline = await startBaseline(Buffer.from('{}'), 'W/"none"');
-      const script = heartbeatScript('bench', 10_000);
-      return { ours, baseline, load: (server) => ({ url: server.url, seconds, script }), notes: 'storage: 1 UpdateItem per heartbeat, no read (see README)' };
-    },
-  },
+  postScenario('post-inmemory', 'POST heartbeats of 10,000 distinct hosts, InMemory', () => startDiscovery({ BACKEND_STORAGE: 'InMemory' }), { target: 0.6, quick: true }),
+  postScenario(
+    'post-infile',
+    'POST heartbeats of 10,000 distinct hosts, InFile (journal fsynced before each answer)',
+    () => startDiscoveryInTempDir({ BACKEND_STORAGE: 'InFile' }),
+    { notes: 'storage: one journal append per batch of concurrent heartbeats' },
+  ),
+  postScenario(
+    'post-dynamodb',
+    'POST heartbeats of 10,000 distinct hosts, DynamoDB (dynalite in its own process, as a remote table)',
+    () => startDiscoveryOnDynalite({ DYNAMODB_TIMEOUT_MS: '30000' }),
+    { notes: DYNAMODB_HEARTBEAT_NOTE },
+  ),
+  postScenario(
+    'post-dynamodb-embedded',
+    'POST heartbeats of 10,000 distinct hosts, DynamoDB (embedded dynalite, in the server process)',
+    () => startDiscoveryOnEmbeddedDynalite({ DYNAMODB_TIMEOUT_MS: '30000' }),
+    { notes: DYNAMODB_HEARTBEAT_NOTE },
+  ),
   {
     name: 'mixed-100',
     description: 'GET of a 100-host service while its hosts heartbeat at 100/s, InMemory, CACHE_TYPE=null',
