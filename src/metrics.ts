@@ -28,33 +28,15 @@ export class Metrics implements RegistryStats {
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     );
     this.registry.registerMetric(this.http as never);
-    const registrations = this.registrationTally;
-    new Counter({
-      name: 'discovery_registrations_total',
-      help: 'Heartbeats, by outcome (success, failure)',
-      labelNames: ['outcome'],
-      registers,
-      // Tallied as plain numbers on the heartbeat path and handed to prom-client only when scraped.
-      collect() {
-        this.reset();
-        this.inc({ outcome: 'success' }, registrations.success);
-        this.inc({ outcome: 'failure' }, registrations.failure);
-      },
-    });
+    tallyCounter(registers, 'discovery_registrations_total', 'Heartbeats, by outcome (success, failure)', 'outcome', this.registrationTally);
     this.hostEvents = new Counter({ name: 'discovery_host_events_total', help: 'Hosts swept after HOST_TTL, deleted, or kept by expiry protection (per read)', labelNames: ['event'], registers });
-    const tally = this.cacheLookupTally;
-    new Counter({
-      name: 'discovery_cache_lookups_total',
-      help: 'Host list reads served from what this replica holds (hit) or rebuilt from storage (miss)',
-      labelNames: ['result'],
+    tallyCounter(
       registers,
-      // Tallied as plain numbers on the read path and handed to prom-client only when scraped.
-      collect() {
-        this.reset();
-        this.inc({ result: 'hit' }, tally.hit);
-        this.inc({ result: 'miss' }, tally.miss);
-      },
-    });
+      'discovery_cache_lookups_total',
+      'Host list reads served from what this replica holds (hit) or rebuilt from storage (miss)',
+      'result',
+      this.cacheLookupTally,
+    );
     this.storage = new TallyHistogram(
       'discovery_storage_call_duration_seconds',
       'Storage call latency by operation and outcome (ok, error); its _count is the number of calls',
@@ -95,6 +77,23 @@ export class Metrics implements RegistryStats {
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+}
+
+/**
+ * A counter whose values are tallied as plain numbers on a hot path and handed to prom-client
+ * only when scraped (prom-client hashes labels on every `inc`). One label, one series per key.
+ */
+function tallyCounter(registers: Registry[], name: string, help: string, label: string, tally: Record<string, number>): void {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers,
+    collect() {
+      this.reset();
+      for (const [value, count] of Object.entries(tally)) this.inc({ [label]: value }, count);
+    },
+  });
 }
 
 interface Series {
