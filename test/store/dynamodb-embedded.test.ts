@@ -52,7 +52,8 @@ describe('embedded DynamoDB-compatible store (development defaults)', () => {
     }
   });
 
-  test('production without DYNAMODB_URL and without a region stops start-up with one clear line', async () => {
+  /** Starts in production with no AWS settings but `settings`, and expects exit 1 with one `discovery:` line matching `expected`. */
+  async function expectOneStartUpLine(settings: Record<string, string>, expected: RegExp): Promise<void> {
     const home = await tempDir();
     try {
       const result = await runDiscoveryToExit({
@@ -60,34 +61,23 @@ describe('embedded DynamoDB-compatible store (development defaults)', () => {
         HOME: home.path,
         AWS_CONFIG_FILE: path.join(home.path, 'no-config'),
         AWS_SHARED_CREDENTIALS_FILE: path.join(home.path, 'no-credentials'),
+        ...settings,
       });
       assert.equal(result.code, 1);
       const ours = result.stderr.filter((line) => line.startsWith('discovery:'));
       assert.equal(ours.length, 1, result.stderr.join('\n'));
-      assert.match(ours[0] ?? '', /region.*AWS_REGION/);
+      assert.match(ours[0] ?? '', expected);
       assert.ok(!result.stderr.some((line) => /^\s+at /.test(line)), 'no stack trace');
     } finally {
       await home.remove();
     }
+  }
+
+  test('production without DYNAMODB_URL and without a region stops start-up with one clear line', async () => {
+    await expectOneStartUpLine({}, /region.*AWS_REGION/);
   });
 
   test('production with a region but no credentials stops start-up with one clear line', async () => {
-    const home = await tempDir();
-    try {
-      const result = await runDiscoveryToExit({
-        APPLICATION_ENV: 'production',
-        AWS_REGION: 'eu-west-1',
-        HOME: home.path,
-        AWS_CONFIG_FILE: path.join(home.path, 'no-config'),
-        AWS_SHARED_CREDENTIALS_FILE: path.join(home.path, 'no-credentials'),
-      });
-      assert.equal(result.code, 1);
-      const ours = result.stderr.filter((line) => line.startsWith('discovery:'));
-      assert.equal(ours.length, 1, result.stderr.join('\n'));
-      assert.match(ours[0] ?? '', /credentials/);
-      assert.ok(!result.stderr.some((line) => /^\s+at /.test(line)), 'no stack trace');
-    } finally {
-      await home.remove();
-    }
+    await expectOneStartUpLine({ AWS_REGION: 'eu-west-1' }, /credentials/);
   });
 });

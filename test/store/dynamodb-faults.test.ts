@@ -48,6 +48,11 @@ async function rejectsWithin<T>(promise: Promise<T>, boundMs: number): Promise<u
   return error;
 }
 
+/** A store on a fake endpoint, giving up on each call after `requestTimeoutMs`. */
+function storeOn(endpoint: string, requestTimeoutMs: number): DynamoDbHostStore {
+  return new DynamoDbHostStore({ client: testClient(endpoint, requestTimeoutMs), tableName: 'hosts', hostTtlSeconds: 600, requestTimeoutMs });
+}
+
 describe('DynamoDB faults at the store', () => {
   test('throttling answers become StorageUnavailableError after the SDK retries', async () => {
     const throttling = await fakeEndpoint((res) => {
@@ -57,12 +62,7 @@ describe('DynamoDB faults at the store', () => {
     // Room for the SDK's three attempts with its throttling back-off (under 3 s in all), so the
     // failure reported is the throttling itself rather than the overall timeout.
     const timeoutMs = 6000;
-    const store = new DynamoDbHostStore({
-      client: testClient(throttling.endpoint, timeoutMs),
-      tableName: 'hosts',
-      hostTtlSeconds: 600,
-      requestTimeoutMs: timeoutMs,
-    });
+    const store = storeOn(throttling.endpoint, timeoutMs);
     try {
       const error = await rejectsWithin(store.heartbeat(heartbeatOf()), timeoutMs + 5000);
       assert.ok(error instanceof StorageUnavailableError, String(error));
@@ -79,12 +79,7 @@ describe('DynamoDB faults at the store', () => {
     const silent = await fakeEndpoint(() => {
       /* never answers */
     });
-    const store = new DynamoDbHostStore({
-      client: testClient(silent.endpoint, REQUEST_TIMEOUT_MS),
-      tableName: 'hosts',
-      hostTtlSeconds: 600,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    });
+    const store = storeOn(silent.endpoint, REQUEST_TIMEOUT_MS);
     try {
       const error = await rejectsWithin(store.heartbeat(heartbeatOf()), ANSWER_BOUND_MS);
       assert.ok(error instanceof StorageUnavailableError, String(error));
