@@ -97,7 +97,7 @@ export class FastPaths {
 
   private answerHostList(request: IncomingMessage, response: ServerResponse, service: string, snapshot: HostSnapshot, startedAt: number): void {
     const headers = hostListHeaders(snapshot);
-    if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag as string)) {
+    if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag)) {
       response.writeHead(304, headers);
       response.end();
       this.finished(request, 304, startedAt);

@@ -43,8 +43,8 @@ export class HostListEncoder {
 export const EXPIRY_PROTECTION_HEADER = 'x-discovery-expiry-protection';
 
 /** The headers of a host-list answer besides its content type and length: ETag, and the expiry-protection and stale markers. */
-export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> {
-  const headers: Record<string, string> = { etag: `W/"${snapshot.version}"` };
+export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> & { etag: string } {
+  const headers: Record<string, string> & { etag: string } = { etag: `W/"${snapshot.version}"` };
   if (snapshot.protectedHosts > 0) headers[EXPIRY_PROTECTION_HEADER] = `${snapshot.protectedHosts} hosts past HOST_TTL kept`;
   if (snapshot.staleAgeSeconds !== undefined) {
     // Storage is unavailable and this is the last list this replica read; Age says how old it is.
@@ -58,7 +58,7 @@ export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> 
 export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
   const headers = hostListHeaders(snapshot);
   reply.headers(headers);
-  if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag as string)) return reply.code(304).send();
+  if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag)) return reply.code(304).send();
   return reply.header('content-type', 'application/json').send(body());
 }
 
