@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { pino, type Logger } from 'pino';
 import { ManualClock } from '../../src/clock.js';
@@ -230,6 +231,50 @@ describe('which requests the fast paths take', () => {
       assert.equal(leftToFastify, before + 1);
     }
     assert.equal((await store.listByService('users')).hosts.length, 1, 'nothing the fast paths left alone was stored');
+  });
+
+  test('answers written together after a burst still reach every client, each its own', async () => {
+    const services = Array.from({ length: 8 }, (_, index) => `burst${index}`);
+    await Promise.all(
+      services.flatMap((service) =>
+        Array.from({ length: 5 }, (_, index) =>
+          fetch(`${url}/v1/registration/${service}`, { method: 'POST', headers: FORM, body: formBody({ ip: `10.1.0.${index}`, port: 80, revision: 'r', tags: TAGS }) }).then(
+            async (response) => assert.equal(`${response.status} ${await response.text()}`, '200 {}'),
+          ),
+        ),
+      ),
+    );
+    const lists = await Promise.all(services.map((service) => fetch(`${url}/v1/registration/${service}`).then((response) => response.json() as Promise<{ service: string; hosts: unknown[] }>)));
+    assert.deepEqual(
+      lists.map((list) => [list.service, list.hosts.length]),
+      services.map((service) => [service, 5]),
+    );
+  });
+
+  test('pipelined requests on one connection are answered in order, fast path or not', async () => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    const body = formBody({ ip: '10.2.0.1', port: 80, revision: 'r', tags: TAGS });
+    socket.write(
+      'GET /v1/registration/first HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n' +
+        `POST /v1/registration/pipelined HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+        'GET /v1/registration/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    await once(socket, 'end');
+    const answers = received.split(/(?=HTTP\/1\.1 \d{3} )/).map((answer) => {
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      return `${head.split('\r\n')[0]} ${body}`;
+    });
+    assert.deepEqual(answers, [
+      'HTTP/1.1 200 OK {"env":"test","hosts":[],"service":"first"}',
+      "HTTP/1.1 418 I'm a Teapot 0",
+      'HTTP/1.1 200 OK {}',
+      'HTTP/1.1 200 OK {"env":"test","hosts":[],"service":"last"}',
+    ]);
   });
 });
 
