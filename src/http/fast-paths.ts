@@ -42,6 +42,14 @@ export interface FastPathsOptions {
   readonly metrics?: Metrics;
 }
 
+interface PreparedHeaders {
+  readonly etag: string;
+  /** ETag and the expiry-protection and stale markers: a 304's headers. */
+  readonly notModified: string[];
+  /** The same with content type and length: a 200's headers, made on the first 200. */
+  ok: string[] | undefined;
+}
+
 /**
  * The two calls a fleet makes thousands of times a second, answered from the server's request
  * event before Fastify: a proxy's `GET /v1/registration/:service` (memoised bytes) and a host's
@@ -59,6 +67,7 @@ export class FastPaths {
   private readonly readProtected: boolean;
   private readonly writeProtected: boolean;
   private closing = false;
+  private readonly preparedHeaders = new WeakMap<HostSnapshot, PreparedHeaders>();
   private pendingAnswers: Array<{ response: ServerResponse; answer: () => void }> = [];
   private flushScheduled = false;
 
@@ -100,19 +109,30 @@ export class FastPaths {
   }
 
   private answerHostList(request: IncomingMessage, response: ServerResponse, service: string, snapshot: HostSnapshot, startedAt: number): void {
-    const headers = hostListHeaders(snapshot);
-    if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag)) {
-      response.writeHead(304, headers);
+    const prepared = this.prepare(snapshot);
+    if (ifNoneMatchIncludes(request.headers['if-none-match'], prepared.etag)) {
+      response.writeHead(304, prepared.notModified);
       response.end();
       this.finished(request, 304, startedAt);
       return;
     }
     const body = this.options.encoder.encode(snapshot, 'service', service);
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(body.length);
-    response.writeHead(200, headers);
+    // One body per snapshot (the encoder memoises it), so its length is fixed with it.
+    prepared.ok ??= [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)];
+    response.writeHead(200, prepared.ok);
     response.end(body);
     this.finished(request, 200, startedAt);
+  }
+
+  /** A snapshot's headers as node:http's flat [name, value, …] lists, built once per snapshot rather than per request. */
+  private prepare(snapshot: HostSnapshot): PreparedHeaders {
+    let prepared = this.preparedHeaders.get(snapshot);
+    if (!prepared) {
+      const headers = hostListHeaders(snapshot);
+      prepared = { etag: headers.etag, notModified: Object.entries(headers).flat(), ok: undefined };
+      this.preparedHeaders.set(snapshot, prepared);
+    }
+    return prepared;
   }
 
   private serveHeartbeat(request: IncomingMessage, response: ServerResponse, service: string): boolean {
