@@ -17,6 +17,7 @@ export class Metrics implements RegistryStats {
   private readonly hostEvents: Counter<'event'>;
   private readonly cacheLookupTally = { hit: 0, miss: 0 };
   private readonly storage: TallyHistogram;
+  private readonly requestKeys = new Map<string, Map<string, Map<number, string>>>();
   private readonly xdsEvents: Counter<'event'>;
 
   constructor(gauges: { liveHosts?: () => number; liveServices?: () => number; xdsStreams?: () => number } = {}) {
@@ -53,11 +54,12 @@ export class Metrics implements RegistryStats {
   }
 
   increment(metric: string): void {
-    if (metric.startsWith('registration.')) this.registrationTally[metric.endsWith('.success') ? 'success' : 'failure']++;
+    // The cache counter first: every cached read counts one.
+    if (metric === 'cache.hit') this.cacheLookupTally.hit++;
+    else if (metric.startsWith('registration.')) this.registrationTally[metric.endsWith('.success') ? 'success' : 'failure']++;
     else if (metric.startsWith('service.host.sweep.')) this.hostEvents.inc({ event: 'swept' });
     else if (metric.startsWith('service.host.delete.')) this.hostEvents.inc({ event: 'deleted' });
     else if (metric.startsWith('service.host.protected.')) this.hostEvents.inc({ event: 'protected' });
-    else if (metric === 'cache.hit') this.cacheLookupTally.hit++;
     else if (metric === 'cache.miss') this.cacheLookupTally.miss++;
     else if (metric === 'xds.push') this.xdsEvents.inc({ event: 'push' });
     else if (metric === 'xds.nack') this.xdsEvents.inc({ event: 'nack' });
@@ -65,7 +67,23 @@ export class Metrics implements RegistryStats {
 
   /** One answered HTTP request; `route` is the route template, never the raw URL. */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    this.http.observe(`${method} ${route} ${status}`, () => ({ method, route, status: String(status) }), seconds);
+    this.http.observe(this.requestSeriesKey(method, route, status), () => ({ method, route, status: String(status) }), seconds);
+  }
+
+  /**
+   * The same key string for the same request kind every time: a key built per request is a new
+   * string to hash on every lookup, a measurable part of a 304 answered in 25 µs.
+   */
+  private requestSeriesKey(method: string, route: string, status: number): string {
+    let byStatus = this.requestKeys.get(method)?.get(route);
+    if (!byStatus) {
+      let byRoute = this.requestKeys.get(method);
+      if (!byRoute) this.requestKeys.set(method, (byRoute = new Map()));
+      byRoute.set(route, (byStatus = new Map()));
+    }
+    let key = byStatus.get(status);
+    if (key === undefined) byStatus.set(status, (key = `${method} ${route} ${status}`));
+    return key;
   }
 
   observeStorageCall(operation: string, ok: boolean, seconds: number): void {
