@@ -75,12 +75,10 @@ export class Metrics implements RegistryStats {
    * string to hash on every lookup, a measurable part of a 304 answered in 25 µs.
    */
   private requestSeriesKey(method: string, route: string, status: number): string {
-    let byStatus = this.requestKeys.get(method)?.get(route);
-    if (!byStatus) {
-      let byRoute = this.requestKeys.get(method);
-      if (!byRoute) this.requestKeys.set(method, (byRoute = new Map()));
-      byRoute.set(route, (byStatus = new Map()));
-    }
+    let byRoute = this.requestKeys.get(method);
+    if (!byRoute) this.requestKeys.set(method, (byRoute = new Map()));
+    let byStatus = byRoute.get(route);
+    if (!byStatus) byRoute.set(route, (byStatus = new Map()));
     let key = byStatus.get(status);
     if (key === undefined) byStatus.set(status, (key = `${method} ${route} ${status}`));
     return key;
