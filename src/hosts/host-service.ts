@@ -3,9 +3,9 @@ import type { CacheType, CidrRange } from '../config.js';
 import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
 import type { HeartbeatResult, HostStore } from '../store/host-store.js';
-import { formatCheckIn, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
+import { formatCheckIn, hostProblem, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
 import type { RegistrationBody } from './schemas.js';
-import { autoIp, canonicalIp, parseBoolean, parseTags, parseWeight, requireIp, type ClientAddress } from './validation.js';
+import { autoIp, canonicalIp, parseBoolean, parsePort, parseTags, parseWeight, requireIp, type ClientAddress } from './validation.js';
 
 /** Counters sent to statsd; names are SPEC.md's. */
 export interface RegistryStats {
@@ -90,6 +90,9 @@ interface Selection {
 /** How many service and repo lists are remembered for stale reads; beyond it the least recently read are forgotten. */
 const LAST_READS_MAX = 10_000;
 
+/** How many distinct invalid records are remembered as already logged. */
+const REPORTED_RECORDS_MAX = 1000;
+
 interface LastRead {
   readonly snapshot: HostSnapshot;
   readonly readAt: number;
@@ -118,6 +121,9 @@ export class HostService {
   private readonly listeners = new Set<ServiceChangeListener>();
   private readonly lastServiceReads = new Map<string, LastRead>();
   private readonly lastRepoReads = new Map<string, LastRead>();
+  /** Records already found valid; weak, so it holds nothing a store has let go. */
+  private readonly checkedRecords = new WeakSet<Host>();
+  private readonly reportedRecords = new Set<string>();
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
@@ -207,7 +213,7 @@ export class HostService {
       return cached.snapshot;
     }
     this.options.stats.increment('cache.miss');
-    const snapshot = buildSnapshot(await this.selectLive(hosts, now), byIp);
+    const snapshot = buildSnapshot(await this.selectLive(this.servable(hosts, service), now), byIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     if (cached && cached.snapshot.version !== snapshot.version) this.emit(service);
@@ -227,7 +233,7 @@ export class HostService {
     } catch (error) {
       return this.staleOrThrow(this.lastRepoReads, repo, now, error, byServiceThenIp);
     }
-    const snapshot = buildSnapshot(await this.selectLive(hosts, now), byServiceThenIp);
+    const snapshot = buildSnapshot(await this.selectLive(this.servable(hosts, undefined, repo), now), byServiceThenIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     this.repoSnapshots.set(repo, { snapshot: result, builtAt: now, changeToken: undefined });
@@ -286,7 +292,7 @@ export class HostService {
     return {
       service,
       ip_address: ip,
-      port: body.port,
+      port: parsePort(body.port),
       revision: body.revision,
       service_repo_name: body.service_repo_name ?? '',
       last_check_in: formatCheckIn(this.clock.now()),
@@ -323,6 +329,53 @@ export class HostService {
       const oldest = reads.keys().next();
       if (!oldest.done) reads.delete(oldest.value);
     }
+  }
+
+  /**
+   * The records a reader may see: each one a valid host (hostProblem), of the service (or repo)
+   * that was asked for. Anything else a store hands back is skipped and logged, never served,
+   * so one bad record cannot make a whole list unreadable or send a proxy to port 0.
+   */
+  private servable(hosts: readonly Host[], service: string | undefined, repo?: string): readonly Host[] {
+    let kept: Host[] | undefined;
+    for (let index = 0; index < hosts.length; index++) {
+      const host = hosts[index] as Host;
+      const problem = this.recordProblem(host, service, repo);
+      if (problem === undefined) {
+        kept?.push(host);
+        continue;
+      }
+      kept ??= hosts.slice(0, index);
+      this.reportSkipped(host, problem, service ?? repo ?? '');
+    }
+    return kept ?? hosts;
+  }
+
+  private recordProblem(host: Host, service: string | undefined, repo: string | undefined): string | undefined {
+    if (this.checkedRecords.has(host)) return undefined;
+    let problem: string | undefined;
+    try {
+      problem = hostProblem(host);
+    } catch (error) {
+      problem = `could not be read (${error instanceof Error ? error.message : String(error)})`;
+    }
+    if (problem === undefined && service !== undefined && host.service !== service) problem = `belongs to service '${host.service}'`;
+    if (problem === undefined && repo !== undefined && host.service_repo_name !== repo) problem = `belongs to repo '${host.service_repo_name}'`;
+    // Stores that keep records in memory hand out the same objects again: check each once.
+    if (problem === undefined) this.checkedRecords.add(host);
+    return problem;
+  }
+
+  /** Records found invalid are logged once each (as far as this bounded memo remembers), not on every read. */
+  private reportSkipped(record: unknown, problem: string, listed: string): void {
+    const fields = record !== null && typeof record === 'object' ? (record as Record<string, unknown>) : {};
+    const service = typeof fields.service === 'string' ? fields.service : undefined;
+    const ip = typeof fields.ip_address === 'string' ? fields.ip_address : undefined;
+    const key = `${listed}\u0000${service}\u0000${ip}\u0000${problem}`;
+    if (this.reportedRecords.has(key)) return;
+    if (this.reportedRecords.size >= REPORTED_RECORDS_MAX) this.reportedRecords.clear();
+    this.reportedRecords.add(key);
+    this.options.log.warn({ listed, service, ip, problem }, 'storage returned a record that is not a valid host: skipped, not served');
   }
 
   private isExpired(host: Host, now: number): boolean {

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * Tags of a host. `az`, `region` and `instance_id` are required on every registration;
  * `canary` and `load_balancing_weight` are optional; any other key is kept as given.
@@ -15,6 +17,79 @@ export interface Host {
   /** UTC `YYYY-MM-DD HH:MM:SS.ffffff`, as the original printed `datetime.utcnow()`. */
   readonly last_check_in: string;
   readonly tags: Readonly<HostTags>;
+}
+
+/** The ports a host may listen on: TCP's, without 0 (which means "any" to a listener, never an address). */
+export const PORT_MIN = 1;
+export const PORT_MAX = 65535;
+
+/** How deep one tag's value may nest (a scalar is 0, `[]` is 1): deep enough for any label, shallow enough to walk cheaply. */
+export const TAG_VALUE_DEPTH_MAX = 8;
+
+/** Deepest nesting of a host's tags: the tags object itself, then its values' own levels. */
+const TAGS_DEPTH_MAX = 1 + TAG_VALUE_DEPTH_MAX;
+
+const CHECK_IN_TEXT_MAX = 32;
+
+/**
+ * Why `record` is not a host this registry can serve, or undefined when it is one: every field
+ * of its type, a port in range, an IP in the canonical form writes store, a readable
+ * `last_check_in`, and tags that are plain JSON (finite numbers, no cycles, bounded depth).
+ * Stores are trusted to keep what they were given, not to be right: a plugin, an older writer
+ * of a shared table or a damaged file can hand back anything, and this is what keeps such a
+ * record from reaching a reader. Checked without recursion, so no record can overflow the stack.
+ * (The request rules are stricter, in validation.ts; this is what any stored record must meet.)
+ */
+export function hostProblem(record: unknown): string | undefined {
+  if (record === null || typeof record !== 'object') return 'not an object';
+  const host = record as Record<string, unknown>;
+  for (const field of ['service', 'ip_address', 'revision', 'service_repo_name', 'last_check_in'] as const) {
+    if (typeof host[field] !== 'string') return `'${field}' is not a string`;
+  }
+  if (host.service === '') return "'service' is empty";
+  if (host.revision === '') return "'revision' is empty";
+  const port = host.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX) {
+    return `'port' is not an integer from ${PORT_MIN} to ${PORT_MAX}`;
+  }
+  const ip = host.ip_address as string;
+  if (isIP(ip) === 0 || ip.includes('%')) return "'ip_address' is not an IP address";
+  const checkIn = host.last_check_in as string;
+  if (checkIn.length > CHECK_IN_TEXT_MAX || Number.isNaN(parseCheckIn(checkIn))) return "'last_check_in' is not a UTC timestamp";
+  const tags = host.tags;
+  if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) return "'tags' is not an object";
+  const problem = plainJsonProblem(tags, TAGS_DEPTH_MAX);
+  return problem === undefined ? undefined : `'tags' ${problem}`;
+}
+
+/**
+ * Why `value` is not plain JSON data no deeper than `maxDepth` (a scalar is depth 0), or
+ * undefined when it is. Walks with its own stack and stops at the first problem; a cycle is
+ * caught by the depth bound, so nothing can overflow the call stack or loop forever.
+ */
+export function plainJsonProblem(value: unknown, maxDepth: number): string | undefined {
+  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (pending.length > 0) {
+    const { value: item, depth } = pending.pop() as { value: unknown; depth: number };
+    switch (typeof item) {
+      case 'string':
+      case 'boolean':
+        continue;
+      case 'number':
+        if (!Number.isFinite(item)) return 'holds a number JSON cannot write';
+        continue;
+      case 'object':
+        break;
+      default:
+        return `holds a value JSON cannot write (${typeof item})`;
+    }
+    if (item === null) continue;
+    if (depth >= maxDepth) return `is nested deeper than ${maxDepth} levels`;
+    const prototype = Object.getPrototypeOf(item) as unknown;
+    if (!Array.isArray(item) && prototype !== Object.prototype && prototype !== null) return 'holds an object that is not plain data';
+    for (const inner of Object.values(item)) pending.push({ value: inner, depth: depth + 1 });
+  }
+  return undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { PORT_MAX, PORT_MIN } from './model.js';
 
 /**
  * Request schemas: the single source for validation (Fastify), types (Static) and the API
@@ -7,7 +8,6 @@ import Type, { type Static } from 'typebox';
 
 export const NAME_MAX_LENGTH = 256;
 export const TAG_COUNT_MAX = 64;
-export const TAG_VALUE_DEPTH_MAX = 8;
 
 /** A path segment naming a service or repo: no slash and no control characters. */
 const NAME_PATTERN = '^[^/\\u0000-\\u001f\\u007f]+$';
@@ -28,6 +28,22 @@ export const RepoName = Type.String({
 
 /** Textual form only; the domain checks that it is an IPv4 or IPv6 address. */
 export const IpAddressText = Type.String({ minLength: 1, maxLength: 64, description: 'IPv4 or IPv6 address' });
+
+/** Digits, with the spaces and plus sign Python's `int()` accepts around them. */
+export const PORT_TEXT_PATTERN = '^[ \\t]*\\+?[0-9]{1,10}[ \\t]*$';
+
+/**
+ * The port as sent: form text or a JSON number. Listed as two types, not as an integer, so the
+ * schema check never coerces text such as `Infinity`, `1e3` or `80.0` into a number; the domain
+ * (`parsePort`) applies the rule, the original's `int()`: digits only, 1..65535.
+ */
+export const PortText = Type.Unsafe<string | number>({
+  type: ['string', 'integer'],
+  pattern: PORT_TEXT_PATTERN,
+  minimum: PORT_MIN,
+  maximum: PORT_MAX,
+  description: 'integer 1..65535, written as digits (a JSON number or form text)',
+});
 
 export const LoadBalancingWeight = Type.Integer({ minimum: 1, maximum: 100 });
 
@@ -59,7 +75,7 @@ export const RegistrationBody = Type.Object(
   {
     ip: Type.Optional(IpAddressText),
     auto_ip: Type.Optional(Type.Union([Type.Boolean(), Type.String({ maxLength: 16 })])),
-    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    port: PortText,
     revision: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
     service_repo_name: Type.Optional(
       Type.String({ maxLength: NAME_MAX_LENGTH, pattern: '^[^/\\u0000-\\u001f\\u007f]*$' }),

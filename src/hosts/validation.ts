@@ -4,8 +4,8 @@ import { Compile } from 'typebox/compile';
 import { booleanWord } from '../booleans.js';
 import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
-import type { HostTags } from './model.js';
-import { TAG_VALUE_DEPTH_MAX, Tags } from './schemas.js';
+import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
+import { PORT_TEXT_PATTERN, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
 
@@ -32,6 +32,24 @@ export function requireIp(text: string, field = 'ip'): string {
   const ip = canonicalIp(text);
   if (ip === undefined) throw new InvalidInputError(`Invalid parameter '${field}': not an IPv4 or IPv6 address.`);
   return ip;
+}
+
+export const PORT_INVALID = `Invalid parameter 'port': must be an integer from ${PORT_MIN} to ${PORT_MAX}, written as digits.`;
+
+const PORT_DIGITS = new RegExp(PORT_TEXT_PATTERN);
+
+/**
+ * The port from a form string or a JSON number, as the original's `int()` read it: `80`, ` 80`
+ * and `+80` are 80 (the request schema already refuses most else; this holds on its own); `Infinity`, `1e3`, `80.0`, `0x50` and anything out of range are a 400, so
+ * no number that JSON cannot write (or a proxy cannot dial) is ever stored.
+ */
+export function parsePort(raw: unknown): number {
+  let port: number;
+  if (typeof raw === 'number') port = raw;
+  else if (typeof raw === 'string' && PORT_DIGITS.test(raw)) port = Number(raw.trim());
+  else throw new InvalidInputError(PORT_INVALID);
+  if (!Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX) throw new InvalidInputError(PORT_INVALID);
+  return port;
 }
 
 /** `tags` as sent: an object, or a JSON string of one. Checked against the tags schema. */

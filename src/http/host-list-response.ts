@@ -31,7 +31,7 @@ export class HostListEncoder {
     if (json === undefined) {
       json =
         `{"ip_address":${JSON.stringify(host.ip_address)},"last_check_in":${JSON.stringify(host.last_check_in)},` +
-        `"port":${host.port},"revision":${JSON.stringify(host.revision)},"service":${JSON.stringify(host.service)},` +
+        `"port":${JSON.stringify(host.port)},"revision":${JSON.stringify(host.revision)},"service":${JSON.stringify(host.service)},` +
         `"service_repo_name":${JSON.stringify(host.service_repo_name)},"tags":${JSON.stringify(sortedKeys(host.tags))}}`;
       this.hostJson.set(host, json);
     }

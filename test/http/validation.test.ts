@@ -133,3 +133,64 @@ describe('heartbeat validation', () => {
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 });
+
+describe('port: an integer written as digits, as the original read it with int()', () => {
+  const valid = { ip: '10.0.0.2', port: 9211, revision: 'r1', tags: TAGS };
+  const refusedText = ['Infinity', '-Infinity', '1e309', '1e3', '80.0', '8e1', '0x50', 'NaN', '-80', '0', '65536', '', ' ', '80 80', '1_000'];
+  const refusedJson = ['"Infinity"', '1e309', '-1e309', '"1e3"', '"80.0"', '80.5', 'true', 'null', '{}', '0', '65536'];
+
+  for (const fastPaths of [true, false]) {
+    describe(fastPaths ? 'through the fast paths' : 'through the Fastify routes', () => {
+      let server: RunningRegistry;
+      before(async () => {
+        server = await startRegistry({ fastPaths });
+        assert.equal((await register(server.url, 'web', valid)).status, 200);
+      });
+      after(async () => server.close());
+
+      /** The list must stay valid JSON with the one good host, as registered. */
+      async function assertListUnchanged(): Promise<void> {
+        const response = await fetch(`${server.url}/v1/registration/web`);
+        const text = await response.text();
+        const body = JSON.parse(text) as { hosts: Array<{ port: unknown; revision: string }> };
+        assert.deepEqual(body.hosts.map((host) => [host.port, host.revision]), [[9211, 'r1']]);
+      }
+
+      for (const port of refusedText) {
+        test(`form port ${JSON.stringify(port)}: 400 naming 'port', nothing written`, async () => {
+          const response = await register(server.url, 'web', { ...valid, port, revision: 'poisoned' });
+          assert.equal(response.status, 400);
+          assert.match(((await response.json()) as { error: string }).error, /'port'/);
+          await assertListUnchanged();
+        });
+      }
+
+      for (const port of refusedJson) {
+        test(`JSON port ${port}: 400 naming 'port', nothing written`, async () => {
+          const response = await fetch(`${server.url}/v1/registration/web`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: `{"ip":"10.0.0.2","port":${port},"revision":"poisoned","tags":${JSON.stringify(TAGS)}}`,
+          });
+          assert.equal(response.status, 400);
+          assert.match(((await response.json()) as { error: string }).error, /'port'/);
+          await assertListUnchanged();
+        });
+      }
+
+      test('digits with the spaces and sign int() accepts are the port they spell', async () => {
+        for (const [port, expected] of [[' 8081', 8081], ['+8082', 8082], ['08083', 8083], ['65535', 65535], ['1', 1]] as const) {
+          assert.equal((await register(server.url, 'web-accepted', { ...valid, port })).status, 200, port);
+          assert.equal((await listHosts(server.url, 'web-accepted')).hosts[0]?.port, expected, port);
+        }
+        const json = await fetch(`${server.url}/v1/registration/web-accepted`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: `{"ip":"10.0.0.2","port":"9090","revision":"r","tags":${JSON.stringify(TAGS)}}`,
+        });
+        assert.equal(json.status, 200);
+        assert.equal((await listHosts(server.url, 'web-accepted')).hosts[0]?.port, 9090);
+      });
+    });
+  }
+});

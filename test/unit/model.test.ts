@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatCheckIn, mergeTags, parseCheckIn } from '../../src/hosts/model.js';
+import { formatCheckIn, hostProblem, mergeTags, parseCheckIn } from '../../src/hosts/model.js';
 import { canonicalIp, parseWeight } from '../../src/hosts/validation.js';
 
 describe('model rules', () => {
@@ -32,5 +32,29 @@ describe('model rules', () => {
     assert.equal(parseWeight(100), 100);
     assert.equal(parseWeight(' 42 '), 42);
     for (const bad of ['0', '101', '1.5', 'x', '1e1', -1, 2.5]) assert.throws(() => parseWeight(bad), String(bad));
+  });
+});
+
+describe('hostProblem: what any stored record must meet to be served', () => {
+  const good = { service: 'web', ip_address: '10.0.0.1', port: 80, revision: 'r', service_repo_name: '', last_check_in: '2026-12-01 10:00:00.000000', tags: { az: 'a', nested: { list: [1, 'two', null, true] } } };
+
+  test('a valid record has no problem', () => {
+    assert.equal(hostProblem(good), undefined);
+  });
+
+  test('a cycle or a depth of thousands is a problem found without overflowing the stack', () => {
+    const cyclic: Record<string, unknown> = { az: 'a' };
+    cyclic.self = cyclic;
+    assert.match(hostProblem({ ...good, tags: cyclic }) ?? '', /nested deeper/);
+    let deep: unknown = 1;
+    for (let level = 0; level < 100_000; level++) deep = [deep];
+    assert.match(hostProblem({ ...good, tags: { deep } }) ?? '', /nested deeper/);
+  });
+
+  test('numbers JSON cannot write and values that are not data are problems', () => {
+    for (const port of [Infinity, -Infinity, Number.NaN, 0, 65536, 80.5, '80']) assert.match(hostProblem({ ...good, port }) ?? '', /'port'/, String(port));
+    for (const value of [Infinity, Number.NaN, 1n, undefined, () => 1, Symbol('s'), new Date(0), new Map()]) {
+      assert.ok(hostProblem({ ...good, tags: { value } }) !== undefined, String(value));
+    }
   });
 });
