@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import type { Duplex } from 'node:stream';
 import formBody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -12,6 +13,7 @@ import { metricsRoutes } from './http/metrics-routes.js';
 import type { Metrics } from './metrics.js';
 import { trackRoutes } from './http/route-list.js';
 import { Authorizer } from './http/auth.js';
+import { answerClientError } from './http/client-errors.js';
 import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
@@ -85,6 +87,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: deps.bodyLimitBytes,
     return503OnClosing: true,
+    clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Duplex) {
+      answerClientError(error, socket, this.log);
+    },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

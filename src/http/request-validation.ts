@@ -16,7 +16,8 @@ export class RequestValidation {
   readonly heartbeatBody: Validate;
 
   constructor() {
-    const compile = AjvCompiler()({}, { customOptions: {}, plugins: [] });
+    // allowUnionTypes: the port is `type: ['string', 'integer']`, so text is never coerced (see PortText).
+    const compile = AjvCompiler()({}, { customOptions: { allowUnionTypes: true }, plugins: [] });
     this.compile = compile as unknown as FastifySchemaCompiler<unknown>;
     this.heartbeatBody = compile({ schema: RegistrationBody, method: 'POST', url: '/v1/registration/:service', httpPart: 'body' }) as unknown as Validate;
   }
