@@ -196,3 +196,74 @@ describe('DynamoDB outage seen through the API', () => {
     }
   });
 });
+
+/**
+ * A loopback proxy to `target` that, while `holdUpdates` is set, forwards each UpdateItem (so the
+ * write lands) but never passes its answer back: a write that times out after it was applied.
+ */
+async function answerLosingProxy(target: string): Promise<{ endpoint: string; holdUpdates: boolean; held: number; close(): Promise<void> }> {
+  const targetUrl = new URL(target);
+  const state = { holdUpdates: false, held: 0 };
+  const server = http.createServer((req, res) => {
+    const hold = state.holdUpdates && String(req.headers['x-amz-target']).endsWith('.UpdateItem');
+    const upstream = http.request(
+      { host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        if (hold) {
+          state.held++;
+          answer.resume(); // applied upstream; the caller never hears of it
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  });
+}
+
+describe('DynamoDB: a heartbeat that timed out after it was stored', () => {
+  test('is answered 503 (it may have landed: documented), and retrying the same heartbeat is harmless', async () => {
+    const dynalite = await startDynalite();
+    const proxy = await answerLosingProxy(dynalite.endpoint);
+    const opened = await openStore(proxy.endpoint, { requestTimeoutMs: REQUEST_TIMEOUT_MS });
+    const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB' }, process.cwd());
+    const registry = await composeRegistry(config, pino({ level: 'silent' }), { store: opened.store, clock: new ManualClock(), stats: { increment() {} } });
+    const heartbeat = { ip: '10.0.0.7', port: 80, revision: 'r1', service_repo_name: 'users-repo', tags: { az: 'a', region: 'r', instance_id: 'i', role: 'web' } };
+    const send = () => registry.app.inject({ method: 'POST', url: '/v1/registration/retried', payload: heartbeat });
+    try {
+      proxy.holdUpdates = true;
+      const lost = await send();
+      assert.equal(lost.statusCode, 503);
+      assert.ok(proxy.held >= 1, 'the UpdateItem reached DynamoDB');
+      proxy.holdUpdates = false;
+      const landed = await opened.store.get('retried', '10.0.0.7');
+      assert.ok(landed, 'the write answered 503 is in the table: a timeout cannot tell whether it landed');
+
+      for (let attempt = 0; attempt < 3; attempt++) assert.equal((await send()).statusCode, 200);
+      const { hosts } = await opened.store.listByService('retried');
+      assert.equal(hosts.length, 1);
+      const [host] = hosts;
+      assert.deepEqual({ ...host, last_check_in: undefined }, { ...landed, last_check_in: undefined });
+      assert.deepEqual(host?.tags, heartbeat.tags);
+      const listed = await registry.app.inject({ url: '/v1/registration/retried' });
+      assert.equal(JSON.parse(listed.body).hosts.length, 1);
+    } finally {
+      await registry.close();
+      await opened.dispose();
+      await proxy.close();
+      await dynalite.close();
+    }
+  });
+});
