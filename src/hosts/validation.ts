@@ -4,7 +4,7 @@ import { Compile } from 'typebox/compile';
 import { booleanWord } from '../booleans.js';
 import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
-import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
+import { plainJsonProblem, PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
 import { PORT_TEXT_PATTERN, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
@@ -65,16 +65,19 @@ export function parseTags(raw: unknown): HostTags {
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
     throw new InvalidInputError("Invalid parameter 'tags': must be a JSON object.");
   }
+  // Values first, walked without recursion: nothing after this (the schema check, merging,
+  // hashing, encoding) meets a value nested past the bound or a number JSON cannot write.
+  for (const [key, value] of Object.entries(tags)) {
+    const problem = plainJsonProblem(value, TAG_VALUE_DEPTH_MAX);
+    if (problem !== undefined) throw new InvalidInputError(`Invalid parameter 'tags.${key}': ${problem}.`);
+  }
   if (!tagsValidator.Check(tags)) {
     const [first] = tagsValidator.Errors(tags);
     throw new InvalidInputError(`Invalid parameter 'tags': ${describeSchemaError(first)}`);
   }
-  for (const [key, value] of Object.entries(tags)) {
+  for (const key of Object.keys(tags)) {
     if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
       throw new InvalidInputError(`Invalid parameter 'tags': the key '${key}' is not allowed.`);
-    }
-    if (depth(value) > TAG_VALUE_DEPTH_MAX) {
-      throw new InvalidInputError(`Invalid parameter 'tags.${key}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
     }
   }
   return tags as HostTags;
@@ -86,16 +89,6 @@ function describeSchemaError(error: { instancePath: string; message: string; par
   if (params?.requiredProperties?.length) return `'${params.requiredProperties.join("', '")}' required.`;
   const field = error.instancePath.replace(/^\//, '').replaceAll('/', '.');
   return field ? `'${field}' ${error.message}.` : `${error.message}.`;
-}
-
-function depth(value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0;
-  let deepest = 0;
-  for (const inner of Object.values(value)) {
-    deepest = Math.max(deepest, depth(inner));
-    if (deepest > TAG_VALUE_DEPTH_MAX) break;
-  }
-  return deepest + 1;
 }
 
 /** The load-balancing weight from a form string or a JSON number, with the original's messages. */

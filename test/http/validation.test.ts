@@ -42,6 +42,9 @@ describe('heartbeat validation', () => {
     ['__proto__ tag', { tags: '{"az":"a","region":"r","instance_id":"i","__proto__":{"polluted":true}}' }, /__proto__/],
     ['too deep tag', { tags: { ...TAGS, deep: JSON.parse('['.repeat(20) + ']'.repeat(20)) } }, /deep/],
     ['auto_ip nonsense', { ip: undefined, auto_ip: 'maybe' }, /auto_ip/],
+    ['a tag number JSON cannot write', { tags: '{"az":"a","region":"r","instance_id":"i","n":1e309}' }, /'tags\.n'/],
+    ['a tag nested 6,000 levels (a 12 KB form body)', { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'['.repeat(6000)}${']'.repeat(6000)}}` }, /'tags\.deep'.*nested deeper/],
+    ['a tag object nested 2,000 levels', { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}` }, /'tags\.deep'.*nested deeper/],
   ];
 
   for (const [name, change, message] of cases) {
