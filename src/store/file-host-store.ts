@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename, truncate, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
+import type { Log } from '../hosts/host-service.js';
 import type { Heartbeat, Host } from '../hosts/model.js';
 import type { HeartbeatResult } from './host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
@@ -17,7 +18,31 @@ export interface FileHostStoreOptions {
   readonly fsync?: boolean;
   /** Rewrite the snapshot once the journal holds this many entries more than there are hosts. */
   readonly compactAfterEntries?: number;
+  /** Where recoveries and failed compactions are reported; silent when absent. */
+  readonly log?: Log;
+  /**
+   * The file operations the store writes through; the real ones by default. A seam for tests
+   * that need a disk that fills up or a write that comes back short.
+   */
+  readonly fs?: StoreFileSystem;
 }
+
+/** The part of a `node:fs/promises` FileHandle the store writes through. */
+export interface StoreFile {
+  write(buffer: Uint8Array, offset: number, length: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Every call the store makes that writes to the disk. */
+export interface StoreFileSystem {
+  open(file: string, flags: 'a' | 'w' | 'r'): Promise<StoreFile>;
+  rename(from: string, to: string): Promise<void>;
+}
+
+const NODE_FS: StoreFileSystem = { open, rename };
 
 /** Rewriting the snapshot costs one pass over every host; amortised over this many writes it is cheap. */
 const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
@@ -37,7 +62,9 @@ export class FileHostStore extends MemoryHostStore {
   private readonly journalPath: string;
   private readonly fsync: boolean;
   private readonly compactAfterEntries: number;
-  private journal: FileHandle | undefined;
+  private readonly fs: StoreFileSystem;
+  private readonly log: Log | undefined;
+  private journal: StoreFile | undefined;
   private journalEntries = 0;
   private pending: { lines: string[]; waiters: { resolve: () => void; reject: (error: unknown) => void }[] } = {
     lines: [],
@@ -52,6 +79,8 @@ export class FileHostStore extends MemoryHostStore {
     this.journalPath = path.join(options.directory, 'hosts.journal');
     this.fsync = options.fsync ?? true;
     this.compactAfterEntries = options.compactAfterEntries ?? DEFAULT_COMPACT_AFTER_ENTRIES;
+    this.fs = options.fs ?? NODE_FS;
+    this.log = options.log;
   }
 
   /** Loads the snapshot and replays the journal, then opens the journal for appending. */
@@ -59,7 +88,7 @@ export class FileHostStore extends MemoryHostStore {
     const store = new FileHostStore(options);
     await mkdir(options.directory, { recursive: true });
     await store.load();
-    store.journal = await open(store.journalPath, 'a');
+    store.journal = await store.fs.open(store.journalPath, 'a');
     return store;
   }
 
@@ -152,21 +181,23 @@ export class FileHostStore extends MemoryHostStore {
 
   private async write(text: string): Promise<void> {
     if (!this.journal) throw new Error('journal is not open');
-    await this.journal.write(text);
+    const buffer = Buffer.from(text);
+    await this.journal.write(buffer, 0, buffer.length);
     if (this.fsync) await this.journal.datasync();
   }
 
   /** Folds the journal into a new snapshot; runs inside the writer loop, so no append interleaves. */
   private async compact(): Promise<void> {
     const temporary = `${this.snapshotPath}.tmp-${process.pid}`;
-    const file = await open(temporary, 'w');
+    const file = await this.fs.open(temporary, 'w');
     try {
-      await file.write(JSON.stringify([...this.allHosts()]));
+      const buffer = Buffer.from(JSON.stringify([...this.allHosts()]));
+      await file.write(buffer, 0, buffer.length);
       await file.sync();
     } finally {
       await file.close();
     }
-    await rename(temporary, this.snapshotPath);
+    await this.fs.rename(temporary, this.snapshotPath);
     await syncDirectory(path.dirname(this.snapshotPath));
     await this.journal?.truncate(0);
     if (this.fsync) await this.journal?.sync();
