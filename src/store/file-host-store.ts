@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, rename, truncate } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../hosts/host-service.js';
-import type { Heartbeat, Host } from '../hosts/model.js';
+import { mergeHeartbeat, mergeTags, type Heartbeat, type Host } from '../hosts/model.js';
 import type { HeartbeatResult } from './host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
 
@@ -46,18 +46,42 @@ const NODE_FS: StoreFileSystem = { open, rename };
 
 /** Rewriting the snapshot costs one pass over every host; amortised over this many writes it is cheap. */
 const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
+/** Names of the store's temporary files start with the file they replace plus this. */
+const TEMPORARY_INFIX = '.tmp-';
+/** A write that makes no progress this many times in a row is a failure, not a short write. */
+const MAX_STALLED_WRITES = 3;
+
+/** What one queued write changes: a whole record to store, or a record to remove. */
+type Change = { put: Host } | { del: [service: string, ipAddress: string] };
+
+/** Looks a record up as the batch being built sees it: the durable state plus the batch's earlier writes. */
+type BatchView = (service: string, ipAddress: string) => Host | undefined;
+
+interface QueuedWrite {
+  /** Works out, against the state its batch sees, what the write changes and what its caller is answered. */
+  apply(view: BatchView): { change?: Change; answer: unknown };
+  resolve(answer: unknown): void;
+  reject(error: unknown): void;
+}
 
 /**
  * The in-memory registry made durable under `APPLICATION_DIR`.
  *
  * Every write is appended to a journal (one JSON line per record) and the caller is answered
  * only once the line is written, so an acknowledged registration survives `kill -9`. Writes that
- * arrive together share one append (group commit). A torn last line, from a crash mid-append, is
- * ignored on load. The journal is folded into a snapshot written to a temporary file, fsynced
- * and renamed over the old one, so neither file is ever left half-written; replaying a journal
- * over a snapshot that already holds it is harmless, since every entry is a whole record.
+ * arrive together share one append (group commit). A write is worked out against the durable
+ * state plus the earlier writes of its batch, and reaches the served maps only once its line is
+ * written, so a read never sees a write that could still fail, and a write answered as failed
+ * did not happen. A failed append is cut off the journal again, so later lines stay whole.
+ *
+ * The journal is folded into a snapshot written to a temporary file, fsynced, read back and
+ * renamed over the old one; only then is the journal emptied, so a compaction that fails at any
+ * step leaves both old files as they were. Replaying a journal over a snapshot that already
+ * holds it is harmless, since every entry is a whole record. A torn last line, from a crash
+ * mid-append, is ignored on load.
  */
 export class FileHostStore extends MemoryHostStore {
+  private readonly directory: string;
   private readonly snapshotPath: string;
   private readonly journalPath: string;
   private readonly fsync: boolean;
@@ -65,16 +89,21 @@ export class FileHostStore extends MemoryHostStore {
   private readonly fs: StoreFileSystem;
   private readonly log: Log | undefined;
   private journal: StoreFile | undefined;
+  /** Bytes of the journal up to the end of its last complete line. */
+  private journalSize = 0;
+  /** A failed append could not be cut off again: the bytes past `journalSize` must go before the next append. */
+  private journalDirty = false;
   private journalEntries = 0;
-  private pending: { lines: string[]; waiters: { resolve: () => void; reject: (error: unknown) => void }[] } = {
-    lines: [],
-    waiters: [],
-  };
+  /** After a failed compaction, the next is tried once the journal has this many entries. */
+  private compactRetryAt = 0;
+  private temporaryCounter = 0;
+  private queue: QueuedWrite[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
 
   private constructor(options: FileHostStoreOptions) {
     super();
+    this.directory = options.directory;
     this.snapshotPath = path.join(options.directory, 'hosts.json');
     this.journalPath = path.join(options.directory, 'hosts.journal');
     this.fsync = options.fsync ?? true;
@@ -87,35 +116,42 @@ export class FileHostStore extends MemoryHostStore {
   static async open(options: FileHostStoreOptions): Promise<FileHostStore> {
     const store = new FileHostStore(options);
     await mkdir(options.directory, { recursive: true });
+    await store.removeTemporaryFiles();
     await store.load();
     store.journal = await store.fs.open(store.journalPath, 'a');
     return store;
   }
 
-  override async heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult> {
-    const result = this.applyHeartbeat(heartbeat);
-    await this.append({ put: result.current });
-    return result;
+  override heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult> {
+    return this.enqueue((view) => {
+      const previous = view(heartbeat.service, heartbeat.ip_address);
+      const current = mergeHeartbeat(previous, heartbeat);
+      return { change: { put: current }, answer: { previous, current } };
+    });
   }
 
-  override async delete(service: string, ipAddress: string): Promise<Host | undefined> {
-    const removed = this.remove(service, ipAddress);
-    if (removed) await this.append({ del: [service, ipAddress] });
-    return removed;
+  override delete(service: string, ipAddress: string): Promise<Host | undefined> {
+    return this.enqueue((view) => {
+      const existing = view(service, ipAddress);
+      return existing ? { change: { del: [service, ipAddress] }, answer: existing } : { answer: undefined };
+    });
   }
 
-  override async deleteIfCheckInIs(service: string, ipAddress: string, lastCheckIn: string): Promise<boolean> {
-    const existing = await this.get(service, ipAddress);
-    if (!existing || existing.last_check_in !== lastCheckIn) return false;
-    this.remove(service, ipAddress);
-    await this.append({ del: [service, ipAddress] });
-    return true;
+  override deleteIfCheckInIs(service: string, ipAddress: string, lastCheckIn: string): Promise<boolean> {
+    return this.enqueue((view) => {
+      const existing = view(service, ipAddress);
+      if (!existing || existing.last_check_in !== lastCheckIn) return { answer: false };
+      return { change: { del: [service, ipAddress] }, answer: true };
+    });
   }
 
-  override async updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
-    const updated = this.applyTags(service, ipAddress, tags);
-    if (updated) await this.append({ put: updated });
-    return updated;
+  override updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
+    return this.enqueue((view) => {
+      const existing = view(service, ipAddress);
+      if (!existing) return { answer: undefined };
+      const updated: Host = { ...existing, tags: mergeTags(existing.tags, tags) };
+      return { change: { put: updated }, answer: updated };
+    });
   }
 
   override async close(): Promise<void> {
@@ -126,18 +162,177 @@ export class FileHostStore extends MemoryHostStore {
     this.journal = undefined;
   }
 
+  private enqueue<T>(apply: QueuedWrite['apply']): Promise<T> {
+    if (this.closed) return Promise.reject(new StorageUnavailableError('the InFile store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ apply, resolve: resolve as (answer: unknown) => void, reject });
+      if (!this.flushing) this.flushing = this.flushLoop();
+    });
+  }
+
+  /**
+   * Writes everything queued, in batches, until nothing is left; one writer at a time keeps
+   * lines whole and in order. Each batch is worked out only when its turn comes, over the state
+   * the batch before it left, so a failed batch never leaks into the next.
+   */
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        await this.commit(batch);
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async commit(batch: QueuedWrite[]): Promise<void> {
+    const pending = new Map<string, Host | null>();
+    const view: BatchView = (service, ipAddress) => {
+      const key = recordKey(service, ipAddress);
+      return pending.has(key) ? (pending.get(key) ?? undefined) : this.lookup(service, ipAddress);
+    };
+    const changes: Change[] = [];
+    const answers: unknown[] = [];
+    try {
+      for (const write of batch) {
+        const { change, answer } = write.apply(view);
+        answers.push(answer);
+        if (!change) continue;
+        changes.push(change);
+        if ('put' in change) pending.set(recordKey(change.put.service, change.put.ip_address), change.put);
+        else pending.set(recordKey(change.del[0], change.del[1]), null);
+      }
+      if (changes.length > 0) await this.append(changes.map((change) => JSON.stringify(change) + '\n').join(''));
+    } catch (error) {
+      const failure = new StorageUnavailableError('could not write the InFile journal', { cause: error });
+      for (const write of batch) write.reject(failure);
+      return;
+    }
+    // Durable: now, and only now, the writes are served.
+    for (const change of changes) {
+      if ('put' in change) this.put(change.put);
+      else this.remove(change.del[0], change.del[1]);
+    }
+    this.journalEntries += changes.length;
+    // Answered once its compaction, if one came due, is over; that never fails a durable batch.
+    if (this.journalEntries > this.compactAfterEntries && this.journalEntries >= this.compactRetryAt) await this.compactOrKeepOld();
+    batch.forEach((write, index) => write.resolve(answers[index]));
+  }
+
+  /** Appends whole lines, or none: a failed append is cut off again so the next one starts on a line of its own. */
+  private async append(text: string): Promise<void> {
+    const journal = this.journal;
+    if (!journal) throw new Error('journal is not open');
+    if (this.journalDirty) {
+      await journal.truncate(this.journalSize);
+      if (this.fsync) await journal.datasync();
+      this.journalDirty = false;
+    }
+    const buffer = Buffer.from(text);
+    try {
+      await writeFully(journal, buffer, this.journalPath);
+      if (this.fsync) await journal.datasync();
+    } catch (error) {
+      await this.rollBack(journal);
+      throw error;
+    }
+    this.journalSize += buffer.length;
+  }
+
+  private async rollBack(journal: StoreFile): Promise<void> {
+    try {
+      await journal.truncate(this.journalSize);
+      if (this.fsync) await journal.datasync();
+    } catch (error) {
+      this.journalDirty = true; // retried before the next append, which fails if it fails again
+      this.log?.error({ err: error, file: this.journalPath, offset: this.journalSize }, 'InFile: could not cut a failed append off the journal; retrying before the next write');
+    }
+  }
+
+  /** A durable batch is never failed by its compaction: on any error the old snapshot and journal stay, and it is tried again later. */
+  private async compactOrKeepOld(): Promise<void> {
+    try {
+      await this.compact();
+      this.compactRetryAt = 0;
+    } catch (error) {
+      this.compactRetryAt = this.journalEntries + Math.max(1, Math.ceil(this.compactAfterEntries / 10));
+      this.log?.error(
+        { err: error, snapshot: this.snapshotPath, journal: this.journalPath, journalEntries: this.journalEntries },
+        'InFile: could not write a new snapshot (is the disk full?); the old snapshot and journal are kept and every answered write is in them; retrying later',
+      );
+    }
+  }
+
+  /** Folds the journal into a new snapshot; runs inside the writer loop, so no append interleaves. */
+  private async compact(): Promise<void> {
+    const hosts = [...this.allHosts()];
+    await this.replaceFile(this.snapshotPath, Buffer.from(snapshotText(hosts)));
+    const journal = this.journal;
+    if (!journal) return;
+    await journal.truncate(0);
+    this.journalSize = 0;
+    this.journalEntries = 0;
+    if (this.fsync) await journal.sync();
+  }
+
+  /**
+   * Replaces `file` atomically: the new content goes to a temporary file that is written in
+   * full, fsynced and read back before it is renamed over `file`. On any failure `file` is as it
+   * was and the temporary file is gone.
+   */
+  private async replaceFile(file: string, content: Buffer): Promise<void> {
+    const temporary = `${file}${TEMPORARY_INFIX}${process.pid}-${++this.temporaryCounter}`;
+    try {
+      await this.writeNewFile(temporary, content);
+      const written = await readFile(temporary);
+      if (!written.equals(content)) throw new Error(`${temporary} reads back ${written.length} bytes that differ from the ${content.length} written`);
+      await this.fs.rename(temporary, file);
+    } catch (error) {
+      await unlink(temporary).catch(() => undefined);
+      throw error;
+    }
+    await syncDirectory(this.directory);
+  }
+
+  private async writeNewFile(file: string, content: Buffer): Promise<void> {
+    const handle = await this.fs.open(file, 'w');
+    try {
+      await writeFully(handle, content, file);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  /** Temporary files are only ever complete once renamed; one still there is left from a crash. */
+  private async removeTemporaryFiles(): Promise<void> {
+    const prefixes = [path.basename(this.snapshotPath) + TEMPORARY_INFIX, path.basename(this.journalPath) + TEMPORARY_INFIX];
+    for (const name of await readdir(this.directory)) {
+      if (!prefixes.some((prefix) => name.startsWith(prefix))) continue;
+      await unlink(path.join(this.directory, name));
+      this.log?.info({ file: path.join(this.directory, name) }, 'InFile: removed a temporary file left by an interrupted write');
+    }
+  }
+
   private async load(): Promise<void> {
     const snapshot = await readIfExists(this.snapshotPath);
     if (snapshot !== undefined) {
-      const hosts = JSON.parse(snapshot) as Host[];
+      const hosts = JSON.parse(snapshot.toString('utf8')) as Host[];
       for (const host of hosts) this.put(host);
     }
     const journal = await readIfExists(this.journalPath);
     if (journal === undefined) return;
-    const lines = journal.split('\n');
-    const torn = lines.pop(); // whatever follows the last newline is a torn append, never acknowledged
-    if (torn) await truncate(this.journalPath, Buffer.byteLength(journal) - Buffer.byteLength(torn));
-    for (const line of lines) {
+    // Whatever follows the last newline is a torn append, never acknowledged.
+    const end = journal.lastIndexOf(0x0a) + 1;
+    if (end < journal.length) await truncate(this.journalPath, end);
+    this.journalSize = end;
+    for (const line of journal.toString('utf8', 0, end).split('\n')) {
       if (line === '') continue;
       this.replay(JSON.parse(line) as JournalEntry);
       this.journalEntries++;
@@ -148,70 +343,36 @@ export class FileHostStore extends MemoryHostStore {
     if ('put' in entry) this.put(entry.put);
     else this.remove(entry.del[0], entry.del[1]);
   }
+}
 
-  private append(entry: JournalEntry): Promise<void> {
-    if (this.closed) return Promise.reject(new StorageUnavailableError('the InFile store is closed'));
-    return new Promise((resolve, reject) => {
-      this.pending.lines.push(JSON.stringify(entry) + '\n');
-      this.pending.waiters.push({ resolve, reject });
-      if (!this.flushing) this.flushing = this.flushLoop();
-    });
-  }
+function recordKey(service: string, ipAddress: string): string {
+  return `${service}\u0000${ipAddress}`;
+}
 
-  /** Writes everything queued, in batches, until nothing is left; one writer at a time keeps lines whole and in order. */
-  private async flushLoop(): Promise<void> {
-    try {
-      while (this.pending.lines.length > 0) {
-        const batch = this.pending;
-        this.pending = { lines: [], waiters: [] };
-        try {
-          await this.write(batch.lines.join(''));
-          this.journalEntries += batch.lines.length;
-          if (this.journalEntries > this.compactAfterEntries) await this.compact();
-          for (const waiter of batch.waiters) waiter.resolve();
-        } catch (error) {
-          const failure = new StorageUnavailableError('could not write the InFile journal', { cause: error });
-          for (const waiter of batch.waiters) waiter.reject(failure);
-        }
-      }
-    } finally {
-      this.flushing = undefined;
+/** One record per line, so a damaged snapshot can be pointed at by line. */
+function snapshotText(hosts: readonly Host[]): string {
+  if (hosts.length === 0) return '[]\n';
+  return `[\n${hosts.map((host) => JSON.stringify(host)).join(',\n')}\n]\n`;
+}
+
+/** Writes all of `buffer`, however many calls it takes: write(2) may write less than it was given. */
+async function writeFully(file: StoreFile, buffer: Buffer, name: string): Promise<void> {
+  let offset = 0;
+  let stalled = 0;
+  while (offset < buffer.length) {
+    const { bytesWritten } = await file.write(buffer, offset, buffer.length - offset);
+    if (bytesWritten > 0) {
+      offset += bytesWritten;
+      stalled = 0;
+    } else if (++stalled >= MAX_STALLED_WRITES) {
+      throw Object.assign(new Error(`no progress writing ${name}: ${buffer.length - offset} of ${buffer.length} bytes left`), { code: 'EIO' });
     }
-  }
-
-  private async write(text: string): Promise<void> {
-    if (!this.journal) throw new Error('journal is not open');
-    const buffer = Buffer.from(text);
-    await this.journal.write(buffer, 0, buffer.length);
-    if (this.fsync) await this.journal.datasync();
-  }
-
-  /** Folds the journal into a new snapshot; runs inside the writer loop, so no append interleaves. */
-  private async compact(): Promise<void> {
-    const temporary = `${this.snapshotPath}.tmp-${process.pid}`;
-    const file = await this.fs.open(temporary, 'w');
-    try {
-      const buffer = Buffer.from(JSON.stringify([...this.allHosts()]));
-      await file.write(buffer, 0, buffer.length);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await this.fs.rename(temporary, this.snapshotPath);
-    await syncDirectory(path.dirname(this.snapshotPath));
-    await this.journal?.truncate(0);
-    if (this.fsync) await this.journal?.sync();
-    this.journalEntries = 0;
-  }
-
-  private async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
   }
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
+async function readIfExists(file: string): Promise<Buffer | undefined> {
   try {
-    return await readFile(file, 'utf8');
+    return await readFile(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
