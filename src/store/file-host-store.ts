@@ -44,12 +44,23 @@ export interface StoreFileSystem {
 
 const NODE_FS: StoreFileSystem = { open, rename };
 
+/**
+ * A data file that cannot be loaded as it is. Thrown from `open`, so start-up stops with its
+ * message: one line naming the file, where, what was expected there, and what to do.
+ */
+export class DamagedDataFileError extends Error {
+  override readonly name = 'DamagedDataFileError';
+}
+
 /** Rewriting the snapshot costs one pass over every host; amortised over this many writes it is cheap. */
 const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
 /** Names of the store's temporary files start with the file they replace plus this. */
 const TEMPORARY_INFIX = '.tmp-';
 /** A write that makes no progress this many times in a row is a failure, not a short write. */
 const MAX_STALLED_WRITES = 3;
+/** Damaged journal lines named one by one in the log; the rest are counted. */
+const MAX_LOGGED_PROBLEMS = 20;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /** What one queued write changes: a whole record to store, or a record to remove. */
 type Change = { put: Host } | { del: [service: string, ipAddress: string] };
@@ -77,8 +88,11 @@ interface QueuedWrite {
  * The journal is folded into a snapshot written to a temporary file, fsynced, read back and
  * renamed over the old one; only then is the journal emptied, so a compaction that fails at any
  * step leaves both old files as they were. Replaying a journal over a snapshot that already
- * holds it is harmless, since every entry is a whole record. A torn last line, from a crash
- * mid-append, is ignored on load.
+ * holds it is harmless, since every entry is a whole record.
+ *
+ * On start, a journal whose lines are partly unreadable is recovered up to its good lines, with
+ * a warning and the damaged file kept aside; a snapshot that cannot be read stops start-up with
+ * a message saying where and what to do, since starting without it would serve an empty registry.
  */
 export class FileHostStore extends MemoryHostStore {
   private readonly directory: string;
@@ -322,21 +336,130 @@ export class FileHostStore extends MemoryHostStore {
 
   private async load(): Promise<void> {
     const snapshot = await readIfExists(this.snapshotPath);
-    if (snapshot !== undefined) {
-      const hosts = JSON.parse(snapshot.toString('utf8')) as Host[];
-      for (const host of hosts) this.put(host);
-    }
+    if (snapshot !== undefined) for (const host of this.readSnapshot(snapshot)) this.put(host);
     const journal = await readIfExists(this.journalPath);
-    if (journal === undefined) return;
-    // Whatever follows the last newline is a torn append, never acknowledged.
-    const end = journal.lastIndexOf(0x0a) + 1;
-    if (end < journal.length) await truncate(this.journalPath, end);
-    this.journalSize = end;
-    for (const line of journal.toString('utf8', 0, end).split('\n')) {
-      if (line === '') continue;
-      this.replay(JSON.parse(line) as JournalEntry);
-      this.journalEntries++;
+    if (journal !== undefined) await this.loadJournal(journal);
+  }
+
+  /** Every host of the snapshot, or a `DamagedDataFileError` saying where it is damaged and what to do. */
+  private readSnapshot(content: Buffer): Host[] {
+    const file = this.snapshotPath;
+    const skip = hasBom(content) ? BOM.length : 0;
+    if (skip > 0) this.log?.warn({ file }, `InFile: ${file} starts with a byte-order mark; ignored`);
+    const text = content.toString('utf8', skip);
+    const refuse = (where: string, problem: string) =>
+      new DamagedDataFileError(
+        `InFile cannot start: ${file} is damaged at ${where}: ${problem}. Nothing was changed. ` +
+          `Put back a good copy of ${file}, or, to start from the journal alone, move ${file} aside ` +
+          `(hosts recorded only in it are served again after their next heartbeat); then start again.`,
+      );
+    if (text.trim() === '') throw refuse(`byte ${skip} (line 1)`, 'expected a JSON array of host records, found an empty file');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      const error = locateJsonError(text);
+      const index = error?.index ?? text.length;
+      throw refuse(
+        `byte ${skip + Buffer.byteLength(text.slice(0, index))} (line ${lineOf(text, index)})`,
+        `expected a JSON array of host records: ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the file (it is cut short)')}`,
+      );
     }
+    if (!Array.isArray(parsed)) throw refuse(`byte ${skip} (line 1)`, `expected a JSON array of host records, found ${describe(parsed)}`);
+    // The snapshot is written one record per line: record N is on line N + 1.
+    const oneRecordPerLine = text.startsWith('[\n');
+    return parsed.map((record, index) => {
+      const problem = checkLoadedHost(record);
+      if (problem !== undefined) throw refuse(`record ${index + 1}${oneRecordPerLine ? ` (line ${index + 2})` : ''}`, problem);
+      return copyHost(record as Host);
+    });
+  }
+
+  /**
+   * Replays every readable line. Damage is recovered, never trusted and never fatal: an
+   * unterminated last line is an append cut short (never answered) and is cut off; a line that
+   * is not a whole record is skipped, except for a whole record glued after a torn one, which is
+   * kept. The damaged file is kept aside and the journal rewritten with the good lines only, so
+   * later appends follow a good line and the next start is clean.
+   */
+  private async loadJournal(content: Buffer): Promise<void> {
+    const file = this.journalPath;
+    const problems: string[] = [];
+    const good: Buffer[] = [];
+    let goodEnd = 0; // end of the last good line, when every line before it is good too
+    let torn = false;
+    let position = 0;
+    if (hasBom(content)) {
+      problems.push(`byte 0 (line 1): a byte-order mark before the first record; dropped`);
+      position = BOM.length;
+    }
+    for (let line = 1; position < content.length; line++) {
+      const newline = content.indexOf(0x0a, position);
+      const end = newline === -1 ? content.length : newline;
+      const raw = content.subarray(position, end);
+      const where = `line ${line} (byte ${position})`;
+      if (newline === -1) {
+        problems.push(`${where}: an unterminated last line of ${raw.length} bytes, an append cut short before it was answered; dropped`);
+        torn = true;
+      } else if (raw.length > 0) {
+        const text = raw.toString('utf8');
+        const entry = readJournalLine(text);
+        if ('entry' in entry) {
+          this.replay(entry.entry);
+          good.push(content.subarray(position, end + 1));
+          if (problems.length === 0) goodEnd = end + 1;
+        } else {
+          const glued = salvageGluedRecord(text);
+          if (glued) {
+            this.replay(glued.entry);
+            good.push(Buffer.from(text.slice(glued.index) + '\n'));
+            problems.push(`${where}: ${entry.problem}; the whole record glued after it at byte ${position + Buffer.byteLength(text.slice(0, glued.index))} was kept`);
+          } else {
+            problems.push(`${where}: ${entry.problem}; skipped`);
+          }
+        }
+      }
+      position = end + 1;
+    }
+    this.journalEntries = good.length;
+    this.journalSize = content.length;
+    if (problems.length === 0) return;
+
+    for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS)) this.log?.warn({ file }, `InFile: ${file}: ${problem}`);
+    if (problems.length > MAX_LOGGED_PROBLEMS) this.log?.warn({ file }, `InFile: ${file}: ${problems.length - MAX_LOGGED_PROBLEMS} more damaged lines`);
+    const kept = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const onlyTorn = torn && problems.length === 1;
+    if (onlyTorn) {
+      // The common case, a crash mid-append: cutting the tail off needs no free space, so it never stops a start.
+      const copied = await this.writeNewFile(kept, content).then(
+        () => true,
+        async (error: unknown) => {
+          await unlink(kept).catch(() => undefined);
+          this.log?.warn({ err: error, file }, `InFile: could not keep a copy of the damaged ${file}; its unanswered last line is dropped anyway`);
+          return false;
+        },
+      );
+      await truncate(file, goodEnd);
+      this.journalSize = goodEnd;
+      this.log?.warn({ file, kept: copied ? kept : undefined }, `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`);
+      return;
+    }
+    const recovered = Buffer.concat(good);
+    try {
+      await this.writeNewFile(kept, content);
+      await this.replaceFile(file, recovered);
+      this.journalSize = recovered.length;
+    } catch (error) {
+      throw new DamagedDataFileError(
+        `InFile cannot start: ${file} is damaged (${problems[0]}) and could not be set aside: ${error instanceof Error ? error.message : String(error)}. ` +
+          `The journal was not changed. Free space in ${this.directory} and start again.`,
+        { cause: error },
+      );
+    }
+    this.log?.warn(
+      { file, kept, damagedLines: problems.length, records: good.length },
+      `InFile: recovered ${file} without its ${problems.length} damaged line(s) (${good.length} records kept); the damaged file is kept as ${kept}`,
+    );
   }
 
   private replay(entry: JournalEntry): void {
@@ -368,6 +491,211 @@ async function writeFully(file: StoreFile, buffer: Buffer, name: string): Promis
       throw Object.assign(new Error(`no progress writing ${name}: ${buffer.length - offset} of ${buffer.length} bytes left`), { code: 'EIO' });
     }
   }
+}
+
+function readJournalLine(text: string): { entry: JournalEntry } | { problem: string } {
+  const expected = 'expected a journal record {"put": host} or {"del": [service, ip_address]}';
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    const error = locateJsonError(text);
+    const index = error?.index ?? text.length;
+    const at = Buffer.byteLength(text.slice(0, index));
+    return { problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the line')}` };
+  }
+  const problem = checkJournalEntry(value);
+  return problem === undefined ? { entry: normalise(value as JournalEntry) } : { problem: `${expected}, found ${problem}` };
+}
+
+function checkJournalEntry(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return describe(value);
+  const keys = Object.keys(value);
+  if (keys.length !== 1 || (keys[0] !== 'put' && keys[0] !== 'del')) return `an object with ${keys.length === 0 ? 'no keys' : `the keys ${keys.map((key) => JSON.stringify(key)).join(', ')}`}`;
+  if (keys[0] === 'put') {
+    const problem = checkLoadedHost(value.put);
+    return problem === undefined ? undefined : `a "put" whose ${problem}`;
+  }
+  const del = value.del;
+  if (!Array.isArray(del) || del.length !== 2 || !del.every((part) => typeof part === 'string' && part !== '')) {
+    return `a "del" of ${describe(del)}, not [service, ip_address]`;
+  }
+  return undefined;
+}
+
+function normalise(entry: JournalEntry): JournalEntry {
+  return 'put' in entry ? { put: copyHost(entry.put) } : entry;
+}
+
+/**
+ * A host record from disk must be one this service could have written; what is not is damage.
+ * Returns what is wrong, or undefined for a valid record.
+ */
+function checkLoadedHost(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return `record is ${describe(value)}, not a host object`;
+  for (const field of ['service', 'ip_address'] as const) {
+    if (typeof value[field] !== 'string' || value[field] === '') return `${field} must be a non-empty string, found ${describe(value[field])}`;
+  }
+  for (const field of ['revision', 'service_repo_name', 'last_check_in'] as const) {
+    if (typeof value[field] !== 'string') return `${field} must be a string, found ${describe(value[field])}`;
+  }
+  const port = value.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return `port must be an integer 1..65535, found ${describe(port)}`;
+  if (!isPlainObject(value.tags)) return `tags must be an object, found ${describe(value.tags)}`;
+  return undefined;
+}
+
+/** The record's own fields only, in the order this service writes them. */
+function copyHost(host: Host): Host {
+  return {
+    service: host.service,
+    ip_address: host.ip_address,
+    port: host.port,
+    revision: host.revision,
+    service_repo_name: host.service_repo_name,
+    last_check_in: host.last_check_in,
+    tags: host.tags,
+  };
+}
+
+/**
+ * A torn append with the next append glued to it (as written before appends were cut off on
+ * failure): the glued record, a whole line of its own once, was answered and is kept.
+ */
+function salvageGluedRecord(text: string): { index: number; entry: JournalEntry } | undefined {
+  for (const marker of ['{"put":', '{"del":']) {
+    for (let index = text.indexOf(marker, 1); index > 0; index = text.indexOf(marker, index + 1)) {
+      const entry = readJournalLine(text.slice(index));
+      if ('entry' in entry) return { index, entry: entry.entry };
+    }
+  }
+  return undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value);
+  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
+}
+
+function foundAt(text: string, index: number, atEnd: string): string {
+  if (index >= text.length) return atEnd;
+  const snippet = text.slice(index, index + 16);
+  return /^\0+$/.test(snippet) ? 'NUL bytes' : JSON.stringify(snippet);
+}
+
+function lineOf(text: string, index: number): number {
+  let line = 1;
+  for (let at = text.indexOf('\n'); at !== -1 && at < index; at = text.indexOf('\n', at + 1)) line++;
+  return line;
+}
+
+function hasBom(content: Buffer): boolean {
+  return content.length >= BOM.length && content.subarray(0, BOM.length).equals(BOM);
+}
+
+/** Where a JSON text stops being valid and what was expected there; JSON.parse names neither reliably. */
+export function locateJsonError(text: string): { index: number; expected: string } | undefined {
+  let at = 0;
+  const stop = (expected: string): never => {
+    throw new JsonStop(at, expected);
+  };
+  const space = () => {
+    while (at < text.length && ' \t\n\r'.includes(text[at]!)) at++;
+  };
+  const string = () => {
+    at++; // the opening quote
+    for (;;) {
+      if (at >= text.length) stop("'\"' to end the string");
+      const code = text.charCodeAt(at);
+      if (code === 0x22) {
+        at++;
+        return;
+      }
+      if (code === 0x5c) {
+        const escape = text[at + 1];
+        if (escape !== undefined && '"\\/bfnrt'.includes(escape)) at += 2;
+        else if (escape === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(at + 2, at + 6))) at += 6;
+        else stop('an escape sequence');
+      } else if (code < 0x20) {
+        stop('a character allowed in a string');
+      } else {
+        at++;
+      }
+    }
+  };
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const value = (depth: number): void => {
+    space();
+    if (depth > 1000) stop('less deeply nested data');
+    const char = text[at];
+    if (char === '{' || char === '[') {
+      const close = char === '{' ? '}' : ']';
+      at++;
+      space();
+      if (text[at] === close) {
+        at++;
+        return;
+      }
+      for (;;) {
+        if (close === '}') {
+          space();
+          if (text[at] !== '"') stop('a property name in double quotes');
+          string();
+          space();
+          if (text[at] !== ':') stop("':' after the property name");
+          at++;
+        }
+        value(depth + 1);
+        space();
+        if (text[at] === ',') {
+          at++;
+          continue;
+        }
+        if (text[at] === close) {
+          at++;
+          return;
+        }
+        stop(`',' or '${close}'`);
+      }
+    }
+    if (char === '"') return string();
+    NUMBER.lastIndex = at;
+    if (NUMBER.test(text)) {
+      at = NUMBER.lastIndex;
+      return;
+    }
+    for (const literal of ['true', 'false', 'null']) {
+      if (text.startsWith(literal, at)) {
+        at += literal.length;
+        return;
+      }
+    }
+    stop('a JSON value');
+  };
+  try {
+    value(0);
+    space();
+    if (at < text.length) stop('nothing more after the JSON value');
+    return undefined;
+  } catch (error) {
+    if (error instanceof JsonStop) return { index: error.index, expected: error.expected };
+    throw error;
+  }
+}
+
+class JsonStop {
+  constructor(
+    readonly index: number,
+    readonly expected: string,
+  ) {}
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
