@@ -439,7 +439,15 @@ export class FileHostStore extends MemoryHostStore {
           return false;
         },
       );
-      await truncate(file, goodEnd);
+      try {
+        await truncate(file, goodEnd);
+      } catch (error) {
+        throw new DamagedDataFileError(
+          `InFile cannot start: ${file} ends in a torn line (${problems[0]}) that could not be cut off: ${error instanceof Error ? error.message : String(error)}. ` +
+            `Make ${file} writable and start again.`,
+          { cause: error },
+        );
+      }
       this.journalSize = goodEnd;
       this.log?.warn({ file, kept: copied ? kept : undefined }, `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`);
       return;

@@ -20,6 +20,8 @@ export class FakeDisk implements StoreFileSystem {
   shortWrites = false;
   /** Writes to files whose path matches fail with ENOSPC whatever `free` says. */
   failWritesTo: RegExp | undefined;
+  /** Truncating a file fails with EIO. */
+  failTruncates = false;
   /** Renames fail with EIO. */
   failRenames = false;
   /** While set, every write waits for it. */
@@ -62,8 +64,9 @@ class FakeFile implements StoreFile {
     return this.handle.sync();
   }
 
-  truncate(length: number): Promise<void> {
-    return this.handle.truncate(length);
+  async truncate(length: number): Promise<void> {
+    if (this.disk.failTruncates) throw errno('EIO', 'ftruncate', this.file);
+    await this.handle.truncate(length);
   }
 
   close(): Promise<void> {

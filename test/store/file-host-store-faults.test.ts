@@ -74,6 +74,28 @@ describe('InFile on a failing disk', () => {
     await dir.remove();
   });
 
+  test('a failed append that cannot be cut off again blocks further appends until it is, so none is glued to it', async () => {
+    const dir = await tempDir();
+    const disk = new FakeDisk();
+    const log = recordingLog();
+    const store = await FileHostStore.open({ directory: dir.path, fsync: true, fs: disk, log });
+    await store.heartbeat(heartbeatOf({ ip_address: ip(0) }));
+    disk.free = 50;
+    disk.failTruncates = true;
+    await assert.rejects(store.heartbeat(heartbeatOf({ ip_address: ip(1) })), StorageUnavailableError);
+    assert.ok(log.lines.some((line) => line.level === 'error'), 'the failed cut is logged');
+    disk.free = Number.POSITIVE_INFINITY;
+    await assert.rejects(store.heartbeat(heartbeatOf({ ip_address: ip(2) })), StorageUnavailableError, 'no append follows the torn bytes');
+    disk.failTruncates = false;
+    await store.heartbeat(heartbeatOf({ ip_address: ip(3) }));
+    await store.close();
+    assert.equal(await assertJournalWhole(dir.path), 2);
+    const reopened = await FileHostStore.open({ directory: dir.path, fsync: false });
+    assert.deepEqual((await reopened.listByService('users')).hosts.map((host) => host.ip_address).sort(), [ip(0), ip(3)]);
+    await reopened.close();
+    await dir.remove();
+  });
+
   test('a read while the append is in flight sees the last durable record, never the pending one', async () => {
     const dir = await tempDir();
     const disk = new FakeDisk();
