@@ -284,7 +284,8 @@ describe('InFile on a full disk, end to end', () => {
       }
       await check(store, `round ${round}`);
     }
-    t.diagnostic(`${disk.kind}: ${acknowledged} writes acknowledged, ${failed} answered as failed`);
+    const failedCompactions = log.lines.filter((line) => /new snapshot/.test(line.msg)).length;
+    t.diagnostic(`${disk.kind}: ${acknowledged} writes acknowledged, ${failed} answered as failed, ${failedCompactions} compactions failed`);
     assert.ok(acknowledged > 0 && failed > 0, `the disk filled during the storm (${acknowledged} acknowledged, ${failed} failed)`);
     await store.close();
     store = await FileHostStore.open(options);
