@@ -20,7 +20,7 @@ export async function createStore(config: Config, log: Log): Promise<HostStore> 
     case 'InMemory':
       return new MemoryHostStore();
     case 'InFile':
-      return FileHostStore.open({ directory: path.join(config.applicationDir, 'data', 'infile') });
+      return FileHostStore.open({ directory: path.join(config.applicationDir, 'data', 'infile'), log });
     case 'DynamoDB': {
       const { createDynamoDbStore } = await import('./dynamodb/create-dynamodb-store.js');
       return createDynamoDbStore(config, log);

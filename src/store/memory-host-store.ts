@@ -70,6 +70,11 @@ export class MemoryHostStore implements HostStore {
     return updated;
   }
 
+  /** The stored record, synchronously, for stores that work out a write before they publish it. */
+  protected lookup(service: string, ipAddress: string): Host | undefined {
+    return this.services.get(service)?.hosts.get(ipAddress);
+  }
+
   /** Stores a whole record as given (also used when loading persisted state). */
   protected put(host: Host): void {
     let entry = this.services.get(host.service);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { RawXdsStream } from '../helpers/ads-client.js';
 import { form, listHosts, register, TAGS } from '../helpers/registry.js';
@@ -23,6 +25,31 @@ describe('the discovery process', () => {
       assert.match(stderr[0]!, new RegExp(`^discovery: invalid setting ${name}=`));
     });
   }
+
+  test('InFile: a damaged snapshot stops start-up with one line naming the file, the offset and what to do', async () => {
+    const dir = await tempDir();
+    const data = path.join(dir.path, 'data', 'infile');
+    await mkdir(data, { recursive: true });
+    await writeFile(path.join(data, 'hosts.json'), '[{"service":"users","ip_addr');
+    const { code, stderr } = await runDiscoveryToExit({ BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path });
+    assert.equal(code, 1);
+    assert.equal(stderr.length, 1, stderr.join('\n'));
+    assert.match(stderr[0]!, /^discovery: start-up failed: InFile cannot start: .*hosts\.json is damaged at byte 28 \(line 1\): expected .* move .*hosts\.json aside/);
+    await dir.remove();
+  });
+
+  test('InFile: a damaged journal line is skipped with a warning in the log, and the rest is served', async () => {
+    const dir = await tempDir();
+    const data = path.join(dir.path, 'data', 'infile');
+    await mkdir(data, { recursive: true });
+    const host = { service: 'users', ip_address: '10.0.0.1', port: 80, revision: 'r1', service_repo_name: '', last_check_in: '2026-11-28 06:40:12.345678', tags: {} };
+    await writeFile(path.join(data, 'hosts.journal'), `null\n${JSON.stringify({ put: host })}\n`);
+    const server = await startDiscovery({ BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path, HOST_TTL: '100000000' });
+    assert.deepEqual((await listHosts(server.url, 'users')).hosts.map((each) => each.ip_address), ['10.0.0.1']);
+    assert.match(server.output(), /"level":(40|"warn").*hosts\.journal: line 1 \(byte 0\)/);
+    assert.equal(await server.stop('SIGTERM'), 0);
+    await dir.remove();
+  });
 
   test('an unknown plugin backend stops start-up with one line', async () => {
     const dir = await tempDir();
