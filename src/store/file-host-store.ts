@@ -2,7 +2,7 @@ import { mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:f
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../hosts/host-service.js';
-import { mergeHeartbeat, mergeTags, type Heartbeat, type Host } from '../hosts/model.js';
+import { hostProblem, mergeHeartbeat, mergeTags, PORT_MAX, PORT_MIN, type Heartbeat, type Host } from '../hosts/model.js';
 import type { HeartbeatResult } from './host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
 
@@ -537,7 +537,8 @@ function normalise(entry: JournalEntry): JournalEntry {
 
 /**
  * A host record from disk must be one this service could have written; what is not is damage.
- * Returns what is wrong, or undefined for a valid record.
+ * Returns what is wrong, or undefined for a valid record: the model's own check (hostProblem),
+ * with the fields a damaged line most often breaks described first, with what was found.
  */
 function checkLoadedHost(value: unknown): string | undefined {
   if (!isPlainObject(value)) return `record is ${describe(value)}, not a host object`;
@@ -548,9 +549,12 @@ function checkLoadedHost(value: unknown): string | undefined {
     if (typeof value[field] !== 'string') return `${field} must be a string, found ${describe(value[field])}`;
   }
   const port = value.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return `port must be an integer 1..65535, found ${describe(port)}`;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX) {
+    return `port must be an integer ${PORT_MIN}..${PORT_MAX}, found ${describe(port)}`;
+  }
   if (!isPlainObject(value.tags)) return `tags must be an object, found ${describe(value.tags)}`;
-  return undefined;
+  // The rest of what any served record must meet (address, check-in, plain-JSON tags).
+  return hostProblem(value);
 }
 
 /** The record's own fields only, in the order this service writes them. */
