@@ -273,8 +273,20 @@ export class HostService {
       const { hosts } = await this.store.listByService(service);
       const live = hosts.filter((host) => !this.isExpired(host, now));
       if (live.length === 0) throw new NotFoundError(`No live hosts for service '${service}'`);
-      for (const host of live) {
-        await this.store.updateTags(service, host.ip_address, { load_balancing_weight: weight });
+      let updated = 0;
+      try {
+        for (const host of live) {
+          await this.store.updateTags(service, host.ip_address, { load_balancing_weight: weight });
+          updated++;
+        }
+      } catch (error) {
+        // One write per host, so a failure part-way leaves the first ones weighted: what readers
+        // see must follow what was written, and the answer says so. Retrying sets the same weight.
+        if (updated > 0) this.changed(service);
+        if (error instanceof StorageUnavailableError) {
+          throw new StorageUnavailableError(`${error.message} The weight was set on ${updated} of ${live.length} hosts; retry to set it on all.`, { cause: error });
+        }
+        throw error;
       }
     }
     this.changed(service);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WEIGHT_INVALID, WEIGHT_MISSING } from '../../src/hosts/validation.js';
+import { StorageUnavailableError } from '../../src/errors.js';
+import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { form, listHosts, register, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 describe('v1 load-balancing API', () => {
@@ -80,5 +82,36 @@ describe('v1 load-balancing API', () => {
     const response = await setWeight('empty-service', form({ load_balancing_weight: 5 }));
     assert.equal(response.status, 404);
     assert.ok(((await response.json()) as { error: string }).error);
+  });
+});
+
+describe('a weight for the whole service that storage fails part-way', () => {
+  /** Lets the first `allowed` tag updates through, then fails like an unreachable store. */
+  class FailingAfter extends MemoryHostStore {
+    allowed = Infinity;
+    override async updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>) {
+      if (this.allowed-- <= 0) throw new StorageUnavailableError('Storage unavailable (test: refused); retry later.');
+      return super.updateTags(service, ipAddress, tags);
+    }
+  }
+
+  test('answers 503 saying how many hosts were weighted, and reads show what was written', async () => {
+    const store = new FailingAfter();
+    const server = await startRegistry({ store, env: { CACHE_TYPE: 'simple', CACHE_TTL: '600' } });
+    try {
+      for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) assert.equal((await register(server.url, 'partial', { ip })).status, 200);
+      assert.equal((await listHosts(server.url, 'partial')).hosts.length, 3); // now cached for CACHE_TTL
+      store.allowed = 1;
+      const response = await fetch(`${server.url}/v1/loadbalancing/partial`, { method: 'POST', body: form({ load_balancing_weight: 9 }) });
+      assert.equal(response.status, 503);
+      assert.match(((await response.json()) as { error: string }).error, /set on 1 of 3 hosts; retry/);
+      const weights = (await listHosts(server.url, 'partial')).hosts.map((host) => host.tags.load_balancing_weight);
+      assert.deepEqual(weights, [9, undefined, undefined]);
+      store.allowed = Infinity;
+      assert.equal((await fetch(`${server.url}/v1/loadbalancing/partial`, { method: 'POST', body: form({ load_balancing_weight: 9 }) })).status, 204);
+      assert.deepEqual((await listHosts(server.url, 'partial')).hosts.map((host) => host.tags.load_balancing_weight), [9, 9, 9]);
+    } finally {
+      await server.close();
+    }
   });
 });
