@@ -18,7 +18,8 @@ import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
 import { HostListEncoder } from './http/host-list-response.js';
-import { FastPaths, parseForm } from './http/fast-paths.js';
+import { FastPaths } from './http/fast-paths.js';
+import { parseForm } from './http/form-body.js';
 import { RequestValidation } from './http/request-validation.js';
 import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 import { serviceRoutes } from './http/service-routes.js';
@@ -129,6 +130,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {
     trackBodyParsing(writes);
+    // One form parser for both heartbeat paths and every other form route.
     await writes.register(formBody, { bodyLimit: deps.bodyLimitBytes, parser: parseForm });
     await writes.register(multipart, {
       attachFieldsToBody: 'keyValues',

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger } from 'fastify';
-import { parse as parseForm } from 'fast-querystring';
 import type { HostService, HostSnapshot } from '../hosts/host-service.js';
 import type { RegistrationBody } from '../hosts/schemas.js';
 import { NAME_MAX_LENGTH } from '../hosts/schemas.js';
@@ -9,11 +8,10 @@ import type { Metrics } from '../metrics.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
 import { describeFailure, describeValidation } from './error-handler.js';
+import { parseForm } from './form-body.js';
 import { hostListHeaders, ifNoneMatchIncludes, type HostListEncoder } from './host-list-response.js';
 import type { RequestValidation } from './request-validation.js';
 
-/** The form parser of both heartbeat paths (the one `@fastify/formbody` uses by default). */
-export { parseForm };
 
 const PREFIX = '/v1/registration/';
 /** The route template the answers are counted under, as Fastify names it. */

@@ -133,7 +133,17 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
   });
 };
 
-/** A POST without a body is validated as `{}`, so the answer names the missing fields. */
+/**
+ * A POST without a body is validated as `{}`, so the answer names the missing fields; a
+ * multipart field sent twice keeps its first value, as form bodies do (see parseForm).
+ */
 export async function emptyBodyAsObject(request: FastifyRequest): Promise<void> {
   if (request.body === undefined || request.body === null) request.body = {};
+  else if (request.isMultipart()) {
+    const fields = request.body as Record<string, unknown>;
+    for (const key of Object.keys(fields)) {
+      const value = fields[key];
+      if (Array.isArray(value)) fields[key] = value[0];
+    }
+  }
 }

@@ -59,12 +59,32 @@ describe('heartbeat validation', () => {
     });
   }
 
-  test('duplicate parameters are rejected, not silently picked', async () => {
-    const body = form({ ...valid, revision: 'changed' });
-    body.append('ip', '10.0.0.2');
-    const response = await fetch(`${server.url}/v1/registration/guarded`, { method: 'POST', body });
-    assert.equal(response.status, 400);
-    assert.match(((await response.json()) as { error: string }).error, /'ip'/);
+  test('a field sent twice: the first value counts, as the original read it', async () => {
+    const body = form({ ...valid, ip: '10.0.8.1', revision: 'first' });
+    body.append('ip', '10.0.8.2');
+    body.append('revision', 'second');
+    for (const fastPath of [true, false]) {
+      // The query string takes the request past the fast path to the Fastify route.
+      const response = await fetch(`${server.url}/v1/registration/twice${fastPath ? '' : '?'}`, { method: 'POST', body });
+      assert.equal(response.status, 200);
+    }
+    const hosts = (await listHosts(server.url, 'twice')).hosts;
+    assert.deepEqual(hosts.map((host) => [host.ip_address, host.revision]), [['10.0.8.1', 'first']]);
+  });
+
+  test('a percent-escape that is not UTF-8 is stored as U+FFFD, never as its escape text', async () => {
+    for (const [fastPath, ip] of [[true, '10.0.9.1'], [false, '10.0.9.2']] as const) {
+      const body = `ip=${ip}&port=80&revision=r%FFx%E2%82&tags=${encodeURIComponent(JSON.stringify(TAGS))}&service_repo_name=a%zz`;
+      const response = await fetch(`${server.url}/v1/registration/escapes${fastPath ? '' : '?'}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+      assert.equal(response.status, 200);
+    }
+    const hosts = (await listHosts(server.url, 'escapes')).hosts;
+    // `%zz` is no escape at all and stays as written, as werkzeug kept it.
+    assert.deepEqual(hosts.map((host) => [host.revision, host.service_repo_name]), [['r\uFFFDx\uFFFD', 'a%zz'], ['r\uFFFDx\uFFFD', 'a%zz']]);
   });
 
   test('an over-long service name answers 400 naming it', async () => {
@@ -196,4 +216,19 @@ describe('port: an integer written as digits, as the original read it with int()
       });
     });
   }
+});
+
+describe('multipart heartbeats', () => {
+  test('a field sent twice keeps its first value, as in a form body', async () => {
+    const server = await startRegistry();
+    try {
+      const body = new FormData();
+      for (const [key, value] of [['ip', '10.0.7.1'], ['ip', '10.0.7.2'], ['port', '80'], ['revision', 'first'], ['revision', 'second'], ['tags', JSON.stringify(TAGS)]]) body.append(key as string, value as string);
+      const response = await fetch(`${server.url}/v1/registration/multipart-twice`, { method: 'POST', body });
+      assert.equal(response.status, 200, await response.clone().text());
+      assert.deepEqual((await listHosts(server.url, 'multipart-twice')).hosts.map((host) => [host.ip_address, host.revision]), [['10.0.7.1', 'first']]);
+    } finally {
+      await server.close();
+    }
+  });
 });
