@@ -14,7 +14,7 @@ import type { Metrics } from './metrics.js';
 import { trackRoutes } from './http/route-list.js';
 import { Authorizer } from './http/auth.js';
 import { answerClientError } from './http/client-errors.js';
-import { registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
+import { answerFrameworkError, registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
 import { HostListEncoder } from './http/host-list-response.js';
@@ -88,6 +88,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: deps.bodyLimitBytes,
     return503OnClosing: true,
+    frameworkErrors: answerFrameworkError,
     clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Duplex) {
       answerClientError(error, socket, this.log);
     },

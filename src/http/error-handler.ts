@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../errors.js';
 
 export interface SchemaIssue {
@@ -80,4 +80,21 @@ export function describeValidation(issues: SchemaIssue[], context: string | unde
   const message = issue.keyword === 'anyOf' ? 'has the wrong type' : (issue.message ?? 'is not valid');
   if (field === '') return context === 'body' ? `Invalid request body: ${message}.` : `Invalid ${where}: ${message}.`;
   return `Invalid ${where} '${field}': ${message}.`;
+}
+
+/**
+ * Fastify's own router errors (answered before any route or error handler runs) in the same
+ * `{"error": ...}` shape as every other answer; the URL is quoted, never interpreted.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const path = (request.raw.url ?? '').split('?')[0] ?? '';
+  const quoted = JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}…` : path);
+  if (error.code === 'FST_ERR_BAD_URL') {
+    reply.code(400).send({ error: `Invalid URL ${quoted}: a percent-escape in the path is not valid UTF-8.` });
+  } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    reply.code(414).send({ error: `URL too long: a path segment of ${quoted} is longer than any name the API accepts.` });
+  } else {
+    reply.log.error({ err: error }, 'router failed');
+    reply.code(500).send({ error: 'Internal server error' });
+  }
 }

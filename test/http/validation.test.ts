@@ -232,3 +232,25 @@ describe('multipart heartbeats', () => {
     }
   });
 });
+
+describe('router errors are JSON {"error": ...} too', () => {
+  let server: RunningRegistry;
+  before(async () => {
+    server = await startRegistry();
+  });
+  after(async () => server.close());
+
+  for (const [name, method, path, status] of [
+    ['a percent-escape that is not UTF-8 in the path', 'GET', '/v1/registration/%E0%A4%A', 400],
+    ['a lone % in a DELETE path', 'DELETE', '/v1/registration/users/%', 400],
+    ['a path segment longer than the router takes', 'GET', `/v1/registration/${'s'.repeat(2000)}`, 414],
+  ] as const) {
+    test(`${name}: ${status} with only an "error" key`, async () => {
+      const response = await fetch(`${server.url}${path}`, { method });
+      assert.equal(response.status, status);
+      assert.match(String(response.headers.get('content-type')), /^application\/json/);
+      const body = (await response.json()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(body), ['error']);
+    });
+  }
+});
