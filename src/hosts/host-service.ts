@@ -272,7 +272,8 @@ export class HostService {
     } else {
       const { hosts } = await this.store.listByService(service);
       const live = hosts.filter((host) => !this.isExpired(host, now));
-      if (live.length === 0) throw new NotFoundError(`No live hosts for service '${service}'`);
+      // Nothing to weight is no error: the original answered 204 and created nothing (SPEC).
+      if (live.length === 0) return;
       let updated = 0;
       try {
         for (const host of live) {

@@ -78,10 +78,17 @@ describe('v1 load-balancing API', () => {
     assert.deepEqual((await listHosts(server.url, 'nohost')).hosts, []);
   });
 
-  test('a weight for a service without hosts answers 404', async () => {
+  test('a weight for a service without hosts answers 204 and creates nothing, as the original did', async () => {
     const response = await setWeight('empty-service', form({ load_balancing_weight: 5 }));
-    assert.equal(response.status, 404);
-    assert.ok(((await response.json()) as { error: string }).error);
+    assert.equal(response.status, 204);
+    assert.equal(await response.text(), '');
+    assert.deepEqual((await listHosts(server.url, 'empty-service')).hosts, []);
+    const services = (await (await fetch(`${server.url}/v1/services`)).json()) as { services: Array<{ service: string }> };
+    assert.ok(!services.services.some((summary) => summary.service === 'empty-service'));
+  });
+
+  test('a weight for a service without hosts is still checked: a bad weight is a 400', async () => {
+    assert.equal((await setWeight('empty-service', form({ load_balancing_weight: 500 }))).status, 400);
   });
 });
 
