@@ -11,7 +11,8 @@ import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
 import { metricsRoutes } from './http/metrics-routes.js';
 import type { Metrics } from './metrics.js';
-import { trackRoutes } from './http/route-list.js';
+import { routesOf, trackRoutes } from './http/route-list.js';
+import { AllowedMethods } from './http/allowed-methods.js';
 import { Authorizer } from './http/auth.js';
 import { answerClientError } from './http/client-errors.js';
 import { answerFrameworkError, registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
@@ -96,7 +97,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   trackRoutes(app);
-  registerErrorHandling(app, { debug: deps.debug });
+  registerErrorHandling(app, { debug: deps.debug, allowedMethods: new AllowedMethods(() => routesOf(app), MAX_PARAM_LENGTH) });
   if (fastPaths) {
     app.addHook('preClose', (done) => {
       fastPaths.stopServing();

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../errors.js';
+import type { AllowedMethods } from './allowed-methods.js';
 
 export interface SchemaIssue {
   keyword: string;
@@ -32,7 +33,7 @@ export function trackBodyParsing(app: FastifyInstance): void {
   });
 }
 
-export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean }): void {
+export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean; allowedMethods?: AllowedMethods }): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
       const failure = describeFailure(error, options.debug, request.log);
@@ -53,7 +54,13 @@ export function registerErrorHandling(app: FastifyInstance, options: { debug: bo
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: `Not found: ${request.method} ${request.url.split('?')[0]}` });
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = options.allowedMethods?.on(path) ?? [];
+    if (allowed.length === 0) return reply.code(404).send({ error: `Not found: ${request.method} ${path}` });
+    // A known path: what the original's framework answered (the path's existence is no secret, the OpenAPI lists it).
+    reply.header('allow', allowed.join(', '));
+    if (request.method === 'OPTIONS') return reply.code(200).send();
+    return reply.code(405).send({ error: `Method ${request.method} not allowed on ${path}; allowed: ${allowed.join(', ')}.` });
   });
 }
 
