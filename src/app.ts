@@ -67,6 +67,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ? new FastPaths({
         hostService: deps.hostService,
         authorizer,
+        policy,
         encoder,
         validation,
         bodyLimitBytes: deps.bodyLimitBytes,
@@ -95,6 +96,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   policy.install(app);
   registerErrorHandling(app, { debug: deps.debug });
   if (fastPaths) {
+    // Every route is registered by now, so the fast paths can take the access their routes declare.
+    app.addHook('onReady', (done) => {
+      try {
+        fastPaths.takeAccessFromRoutes();
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    });
     app.addHook('preClose', (done) => {
       fastPaths.stopServing();
       done();
