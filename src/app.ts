@@ -15,6 +15,7 @@ import { routesOf, trackRoutes } from './http/route-list.js';
 import { AllowedMethods } from './http/allowed-methods.js';
 import { Authorizer } from './http/auth.js';
 import { answerClientError } from './http/client-errors.js';
+import { RoutePolicy } from './http/route-policy.js';
 import { answerFrameworkError, registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
@@ -63,12 +64,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ? { cert: deps.tls.cert, key: deps.tls.key, ca: deps.tls.ca, requestCert: deps.tls.ca !== undefined, rejectUnauthorized: true }
     : undefined;
   const authorizer = new Authorizer(deps.auth);
+  const policy = new RoutePolicy(authorizer);
   const encoder = new HostListEncoder(deps.applicationEnv);
   const validation = new RequestValidation();
   const fastPaths = (deps.fastPaths ?? true)
     ? new FastPaths({
         hostService: deps.hostService,
         authorizer,
+        policy,
         encoder,
         validation,
         bodyLimitBytes: deps.bodyLimitBytes,
@@ -97,8 +100,19 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   trackRoutes(app);
+  // Before any route: every route declares its access (config.access) and this applies it.
+  policy.install(app);
   registerErrorHandling(app, { debug: deps.debug, allowedMethods: new AllowedMethods(() => routesOf(app), MAX_PARAM_LENGTH) });
   if (fastPaths) {
+    // Every route is registered by now, so the fast paths can take the access their routes declare.
+    app.addHook('onReady', (done) => {
+      try {
+        fastPaths.takeAccessFromRoutes();
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    });
     app.addHook('preClose', (done) => {
       fastPaths.stopServing();
       done();
@@ -112,7 +126,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
       done();
     });
-    await app.register(metricsRoutes, { metrics, authorizer });
+    await app.register(metricsRoutes, { metrics });
   }
   if (deps.log.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
@@ -122,11 +136,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   app.get(
     '/healthcheck',
-    { schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } } },
+    // Public: load balancers probe it without credentials, and it says nothing but OK.
+    { config: { access: 'public' }, schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } } },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
-  await app.register(registrationReadRoutes, { hostService: deps.hostService, authorizer, encoder });
-  await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, authorizer, applicationEnv: deps.applicationEnv });
+  await app.register(registrationReadRoutes, { hostService: deps.hostService, encoder });
+  await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, applicationEnv: deps.applicationEnv });
   await app.register(dashboardRoutes, { authorizer, applicationEnv: deps.applicationEnv, hostTtlSeconds: deps.hostService.hostTtlSeconds });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
@@ -138,8 +153,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       attachFieldsToBody: 'keyValues',
       limits: { fields: MULTIPART_FIELDS_MAX, fieldSize: deps.bodyLimitBytes, files: 0, parts: MULTIPART_FIELDS_MAX },
     });
-    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, authorizer, validation });
-    await writes.register(loadBalancingRoutes, { hostService: deps.hostService, authorizer });
+    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, validation });
+    await writes.register(loadBalancingRoutes, { hostService: deps.hostService });
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;

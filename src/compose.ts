@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
+import { Authorizer } from './http/auth.js';
 import { HostService, type RegistryStats } from './hosts/host-service.js';
 import { ServiceDirectory } from './hosts/service-directory.js';
 import { Metrics } from './metrics.js';
@@ -44,6 +45,22 @@ export interface ComposeOverrides {
   readonly fastPaths?: boolean;
 }
 
+/**
+ * The xDS gRPC port takes no credentials of its own: mutual TLS is its lock. With reads locked
+ * on HTTP (AUTH_READ_*) but that port open, every watched service's endpoints are still one
+ * stream away from anyone who can connect, so this says so at start-up. Undefined: nothing to say.
+ */
+export function xdsExposureWarning(config: Config): string | undefined {
+  if (!config.xds.enabled || config.xds.tls?.ca !== undefined) return undefined;
+  if (!new Authorizer(config.auth).isProtected('read')) return undefined;
+  const transport = config.xds.tls ? 'TLS without client certificates' : 'plaintext';
+  return (
+    `read credentials (AUTH_READ_*) lock the HTTP API only: the xDS port ${config.xds.port} (${transport}) ` +
+    "serves every service's endpoints to anyone who connects. Set XDS_TLS_CA_FILE (with XDS_TLS_CERT_FILE and " +
+    'XDS_TLS_KEY_FILE) so only proxies with a certificate from that CA connect, or XDS_ENABLED=false.'
+  );
+}
+
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
 export async function composeRegistry(config: Config, log: Logger, overrides: ComposeOverrides = {}): Promise<Registry> {
   let xdsStreams = () => 0;
@@ -74,6 +91,8 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
     wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
   });
   const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
+  const xdsWarning = xdsExposureWarning(config);
+  if (xdsWarning) log.warn({ fix: ['XDS_TLS_CA_FILE', 'XDS_ENABLED=false'] }, xdsWarning);
   const grpcServer = config.xds.enabled
     ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port, tls: config.xds.tls })
     : undefined;

@@ -50,25 +50,26 @@ interface StaticFile {
  * and `GET /v1/ui/config`, the settings the page needs. The page reads only the public API
  * (`/v1/services`, `/v1/registration/:service`), so it shows what any client would see. A tiny
  * route over a fixed set of files read once at start-up, rather than a static-file plugin: there
- * is no path to traverse and nothing to read from disk per request. Behind read credentials when
- * reads are protected, so the browser asks once and reuses them for the API calls.
+ * is no path to traverse and nothing to read from disk per request. Every route needs the read
+ * role: the config is the registry's settings, and the page itself, though it holds no registry
+ * data, is behind it too so that the browser asks for the credential when the page is opened and
+ * reuses it for the API calls (a challenge first met by a script's fetch is handled unevenly).
  */
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> = async (app, options) => {
   const files = loadStaticFiles(options.staticDir ?? DASHBOARD_STATIC_DIR);
-  if (options.authorizer.isProtected('read')) app.addHook('onRequest', options.authorizer.require('read'));
 
   const config = {
     env: options.applicationEnv,
     host_ttl_seconds: options.hostTtlSeconds,
     writes_protected: options.authorizer.writesProtected,
   };
-  app.get('/v1/ui/config', { schema: { summary: "The dashboard's settings: env, HOST_TTL, whether writes need a credential", tags: ['dashboard'] } }, async (_request, reply) => reply.header('cache-control', 'no-cache').send(config));
+  app.get('/v1/ui/config', { config: { access: 'read' }, schema: { summary: "The dashboard's settings: env, HOST_TTL, whether writes need a credential", tags: ['dashboard'] } }, async (_request, reply) => reply.header('cache-control', 'no-cache').send(config));
 
   // Relative, so the page also works behind a proxy that mounts discovery under a path prefix.
-  app.get('/ui', { schema: { hide: true } }, async (_request, reply) => reply.redirect('ui/', 301));
+  app.get('/ui', { config: { access: 'read' }, schema: { hide: true } }, async (_request, reply) => reply.redirect('ui/', 301));
 
-  app.get('/ui/', { schema: { hide: true } }, async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get('index.html')));
-  app.get('/ui/:file', { schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } }, async (request, reply) =>
+  app.get('/ui/', { config: { access: 'read' }, schema: { hide: true } }, async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get('index.html')));
+  app.get('/ui/:file', { config: { access: 'read' }, schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } }, async (request, reply) =>
     sendFile(request.headers['if-none-match'], reply, files.get(request.params.file)),
   );
 

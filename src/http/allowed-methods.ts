@@ -16,12 +16,10 @@ export class AllowedMethods {
     private readonly maxParamLength: number,
   ) {}
 
-  /** The methods served on `path` (no query string), OPTIONS included when any is; empty for an unknown path. */
+  /** The methods routes serve on `path` (no query string); empty for an unknown path. */
   on(path: string): string[] {
     const router = this.build();
-    const allowed = this.methods.filter((method) => router.find(method as FindMyWay.HTTPMethod, path) !== null);
-    if (allowed.length > 0 && !allowed.includes('OPTIONS')) allowed.push('OPTIONS');
-    return allowed;
+    return this.methods.filter((method) => router.find(method as FindMyWay.HTTPMethod, path) !== null);
   }
 
   /** Built on first use: by then every route is registered (the app is ready before it answers anything). */

@@ -1,11 +1,13 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import { declarePluginRoutes } from './route-policy.js';
 
 /**
  * The OpenAPI 3 description, generated from the same schemas that validate requests (every
  * route registered after this is collected), at `/openapi.json`, and a browsable page at
- * `/docs` served from the swagger-ui package itself (no CDN).
+ * `/docs` served from the swagger-ui package itself (no CDN). Both are public: the description
+ * is the same for every deployment, made from the code's schemas, and holds no registry data.
  */
 export async function registerApiDescription(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
@@ -32,6 +34,11 @@ export async function registerApiDescription(app: FastifyInstance): Promise<void
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // swagger-ui's routes (and those of the @fastify/static it registers) take no route options,
+  // so they are declared public as a scope that holds nothing else.
+  await app.register(async (docs) => {
+    declarePluginRoutes(docs, 'public');
+    await docs.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  });
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
 }

@@ -55,9 +55,11 @@ export function registerErrorHandling(app: FastifyInstance, options: { debug: bo
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    const allowed = options.allowedMethods?.on(path) ?? [];
-    if (allowed.length === 0) return reply.code(404).send({ error: `Not found: ${request.method} ${path}` });
+    const served = options.allowedMethods?.on(path) ?? [];
+    // No route for the path, or one that serves this method and found nothing (a missing file): a 404.
+    if (served.length === 0 || served.includes(request.method)) return reply.code(404).send({ error: `Not found: ${request.method} ${path}` });
     // A known path: what the original's framework answered (the path's existence is no secret, the OpenAPI lists it).
+    const allowed = [...served, 'OPTIONS'];
     reply.header('allow', allowed.join(', '));
     if (request.method === 'OPTIONS') return reply.code(200).send();
     return reply.code(405).send({ error: `Method ${request.method} not allowed on ${path}; allowed: ${allowed.join(', ')}.` });

@@ -5,12 +5,14 @@ import type { HostService, HostSnapshot } from '../hosts/host-service.js';
 import type { RegistrationBody } from '../hosts/schemas.js';
 import { NAME_MAX_LENGTH } from '../hosts/schemas.js';
 import type { Metrics } from '../metrics.js';
+import type { Role } from '../config.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
 import { describeFailure, describeValidation } from './error-handler.js';
 import { parseForm } from './form-body.js';
 import { hostListHeaders, ifNoneMatchIncludes, type HostListEncoder } from './host-list-response.js';
 import type { RequestValidation } from './request-validation.js';
+import type { RoutePolicy } from './route-policy.js';
 
 
 const PREFIX = '/v1/registration/';
@@ -30,6 +32,8 @@ const PLAIN_NAME = new RegExp(`^[^/?#;%\\x00-\\x20\\x7f-\\uffff]{1,${NAME_MAX_LE
 export interface FastPathsOptions {
   readonly hostService: HostService;
   readonly authorizer: Authorizer;
+  /** Where the two routes' declared access is read from (see `takeAccessFromRoutes`). */
+  readonly policy: RoutePolicy;
   readonly encoder: HostListEncoder;
   readonly validation: RequestValidation;
   readonly bodyLimitBytes: number;
@@ -59,29 +63,43 @@ interface PreparedHeaders {
  * status codes, headers, metrics and debug lines. Anything else (a name needing decoding or
  * refused by the schema, another content type, a chunked, empty or over-limit body, a missing
  * or weak credential, HEAD, a closing server) is left to Fastify, whose routes stay the
- * reference.
+ * reference. Which credential each needs is the one its Fastify route declares (RoutePolicy),
+ * read once every route is registered; until then every request is left to Fastify.
  */
 export class FastPaths {
-  private readonly readProtected: boolean;
-  private readonly writeProtected: boolean;
+  /** The role a host-list GET must prove; undefined: none. */
+  private hostListRole: Role | undefined;
+  /** The role a heartbeat must prove; undefined: none. */
+  private heartbeatRole: Role | undefined;
+  /** False until the routes' access is known, and again once the server is closing. */
+  private serving = false;
   private closing = false;
   private readonly preparedHeaders = new WeakMap<HostSnapshot, PreparedHeaders>();
   private pendingAnswers: Array<{ response: ServerResponse; answer: () => void }> = [];
   private flushScheduled = false;
 
-  constructor(private readonly options: FastPathsOptions) {
-    this.readProtected = options.authorizer.isProtected('read');
-    this.writeProtected = options.authorizer.isProtected('register');
+  constructor(private readonly options: FastPathsOptions) {}
+
+  /**
+   * Reads the access `GET` and `POST /v1/registration/:service` declare and starts serving.
+   * Called once every route is registered (the app's onReady); throws, failing start-up, when
+   * either route is missing.
+   */
+  takeAccessFromRoutes(): void {
+    this.hostListRole = this.options.policy.credentialNeeded('GET', ROUTE);
+    this.heartbeatRole = this.options.policy.credentialNeeded('POST', ROUTE);
+    this.serving = !this.closing;
   }
 
   /** From now on every request goes to Fastify, which answers 503 while closing. */
   stopServing(): void {
     this.closing = true;
+    this.serving = false;
   }
 
   /** Takes the request and answers it (true), or leaves it untouched for Fastify (false). */
   tryServe(request: IncomingMessage, response: ServerResponse): boolean {
-    if (this.closing) return false;
+    if (!this.serving) return false;
     const url = request.url;
     if (url === undefined || !url.startsWith(PREFIX)) return false;
     const service = url.slice(PREFIX.length);
@@ -92,7 +110,8 @@ export class FastPaths {
   }
 
   private serveHostList(request: IncomingMessage, response: ServerResponse, service: string): boolean {
-    if (this.readProtected && !this.options.authorizer.permits('read', request.headers.authorization)) return false;
+    const role = this.hostListRole;
+    if (role !== undefined && !this.options.authorizer.permits(role, request.headers.authorization)) return false;
     const startedAt = performance.now();
     const known = this.options.hostService.knownListByService(service);
     if (known) {
@@ -138,7 +157,8 @@ export class FastPaths {
     if (headers['content-type'] !== FORM || headers['transfer-encoding'] !== undefined) return false;
     const length = Number(headers['content-length']);
     if (!(length > 0 && length <= this.options.bodyLimitBytes)) return false;
-    if (this.writeProtected && !this.options.authorizer.permits('register', headers.authorization)) return false;
+    const role = this.heartbeatRole;
+    if (role !== undefined && !this.options.authorizer.permits(role, headers.authorization)) return false;
     const startedAt = performance.now();
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -1,14 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService } from '../hosts/host-service.js';
-import type { Authorizer } from './auth.js';
 import { ErrorBody, HostParams, NoContent, ServiceParams, WeightBody } from '../hosts/schemas.js';
 import { emptyBodyAsObject } from './registration-routes.js';
 
 /** Weight changes: one host, or every live host of a service. 204 on success. */
-export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService; readonly authorizer: Authorizer }> = async (
-  app,
-  { hostService, authorizer },
-) => {
+export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService }> = async (app, { hostService }) => {
   const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(summary: string, params: P) => ({
     schema: {
       summary,
@@ -18,7 +14,7 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
       body: WeightBody,
       response: { 204: NoContent, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
     },
-    onRequest: authorizer.require('admin'),
+    config: { access: 'admin' as const },
     preValidation: emptyBodyAsObject,
   });
 

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Metrics } from '../metrics.js';
-import type { Authorizer } from './auth.js';
 
-/** `GET /metrics` in Prometheus's text format; behind the read credential when one is configured. */
-export const metricsRoutes: FastifyPluginAsync<{ readonly metrics: Metrics; readonly authorizer: Authorizer }> = async (app, { metrics, authorizer }) => {
-  if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['health'] } }, async (_request, reply) => {
+/**
+ * `GET /metrics` in Prometheus's text format. Read access: no service names, but live host and
+ * service counts, xDS stream counts and per-route traffic, which are the registry's business.
+ */
+export const metricsRoutes: FastifyPluginAsync<{ readonly metrics: Metrics }> = async (app, { metrics }) => {
+  app.get('/metrics', { config: { access: 'read' }, schema: { summary: 'Prometheus metrics', tags: ['health'] } }, async (_request, reply) => {
     const { contentType, body } = await metrics.render();
     return reply.type(contentType).send(body);
   });

@@ -12,14 +12,12 @@ import {
   ServiceHostList,
   ServiceParams,
 } from '../hosts/schemas.js';
-import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
 import { sendHostList, type HostListEncoder } from './host-list-response.js';
 import type { RequestValidation } from './request-validation.js';
 
 export interface RegistrationRoutesOptions {
   readonly hostService: HostService;
-  readonly authorizer: Authorizer;
   /** Shared with the fast path, so both serve one memoised body per snapshot. */
   readonly encoder: HostListEncoder;
 }
@@ -28,13 +26,12 @@ export interface RegistrationRoutesOptions {
  * The reads of the v1 registration API: hosts by service or by repo. The plain GET by service
  * is usually answered by HostListFastPath before Fastify; this route is its reference.
  */
-export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, authorizer, encoder }) => {
-  // Reads are open unless read credentials are configured; an open read path carries no hook at all.
-  if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
-
+export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, encoder }) => {
   app.get(
     '/v1/registration/:service',
     {
+      // The fast path reads this declaration too (FastPaths.takeAccessFromRoutes).
+      config: { access: 'read' },
       schema: {
         summary: 'Live hosts of a service',
         description: 'Answers 304 when If-None-Match names the current weak ETag, which changes only when routing data changes.',
@@ -52,6 +49,7 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
   app.get(
     '/v1/registration/repo/:service_repo_name',
     {
+      config: { access: 'read' },
       schema: {
         summary: 'Live hosts of every service registered with a repo',
         tags: ['registration'],
@@ -68,7 +66,6 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
 
 export interface RegistrationWriteRoutesOptions {
   readonly hostService: HostService;
-  readonly authorizer: Authorizer;
   /** The heartbeat body check, shared with the fast path. */
   readonly validation: RequestValidation;
 }
@@ -77,7 +74,7 @@ export interface RegistrationWriteRoutesOptions {
  * The writes of the v1 registration API: heartbeat and delete. A plain form heartbeat is
  * usually taken by FastPaths before Fastify; this route is its reference.
  */
-export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (app, { hostService, authorizer, validation }) => {
+export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (app, { hostService, validation }) => {
   app.post(
     '/v1/registration/:service',
     {
@@ -89,7 +86,8 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
         body: RegistrationBody,
         response: { 200: EmptyObject, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody },
       },
-      onRequest: authorizer.require('register'),
+      // The fast path reads this declaration too (FastPaths.takeAccessFromRoutes).
+      config: { access: 'register' },
       preValidation: emptyBodyAsObject,
       attachValidation: true,
       validatorCompiler: validation.heartbeatRouteCompiler,
@@ -114,7 +112,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
         params: HostParams,
         response: { 200: EmptyObject, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
       },
-      onRequest: authorizer.require('admin'),
+      config: { access: 'admin' },
     },
     async (request, reply) => {
     await hostService.deregister(request.params.service, request.params.ip_address);
@@ -126,7 +124,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     '/v1/registration/:service',
     {
       schema: { summary: 'Always a 400: the address is required', tags: ['registration'], params: ServiceParams, response: { 400: ErrorBody } },
-      onRequest: authorizer.require('admin'),
+      config: { access: 'admin' },
     },
     async (_request, reply) => {
     return reply.code(400).send({ error: "Required path parameter 'ip_address' is missing: DELETE /v1/registration/:service/:ip_address" });

@@ -2,11 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { InvalidInputError } from '../errors.js';
 import { ServicesQuery } from '../hosts/schemas.js';
 import type { ServiceDirectory } from '../hosts/service-directory.js';
-import type { Authorizer } from './auth.js';
 
 export interface ServiceRoutesOptions {
   readonly serviceDirectory: ServiceDirectory;
-  readonly authorizer: Authorizer;
   readonly applicationEnv: string;
 }
 
@@ -16,11 +14,10 @@ export interface ServiceRoutesOptions {
  * `{"env", "next_cursor", "services": [{"hosts", "revisions", "service", "service_repo_names"}], "total"}`
  * with a weak ETag; an unchanged page answers 304 to `If-None-Match`.
  */
-export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = async (app, { serviceDirectory, authorizer, applicationEnv }) => {
-  if (authorizer.isProtected('read')) app.addHook('onRequest', authorizer.require('read'));
+export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = async (app, { serviceDirectory, applicationEnv }) => {
   const envJson = JSON.stringify(applicationEnv);
 
-  app.get('/v1/services', { schema: { summary: 'Every service with its live host count, revisions and repos, paged', tags: ['services'], querystring: ServicesQuery } }, async (request, reply) => {
+  app.get('/v1/services', { config: { access: 'read' }, schema: { summary: 'Every service with its live host count, revisions and repos, paged', tags: ['services'], querystring: ServicesQuery } }, async (request, reply) => {
     const { limit, prefix, filter, cursor } = request.query;
     const page = await serviceDirectory.list({ limit, prefix, filter, after: cursor === undefined ? undefined : decodeCursor(cursor) });
     // The page is a function of the directory's version and the query, and the URL carries the query.

@@ -19,11 +19,14 @@ export interface XdsRoutesOptions {
  *   as go-control-plane's REST gateway answers. Names that cannot be services are left out.
  * - `GET /v1/xds/clients`: every connected xDS stream, what it subscribes to, and the version
  *   sent, ACKed and last NACKed per type, so an operator sees which proxy is stuck.
+ * Both need the read role: the first hands out every host's address, the second proxies' node
+ * ids, peers and the services they watch.
  */
 export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cache, streamServer }) => {
   app.post(
     '/v3/discovery::endpoints',
     {
+      config: { access: 'read' },
       schema: {
         summary: "Envoy's REST EDS: ClusterLoadAssignments for the named services",
         description: 'A proto3-JSON DiscoveryRequest in, a proto3-JSON DiscoveryResponse out; 304 when version_info is already current.',
@@ -60,7 +63,7 @@ export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cac
 
   app.get(
     '/v1/xds/clients',
-    { schema: { summary: 'Connected xDS clients: node, subscriptions, versions sent and ACKed, last NACK', tags: ['xds'] } },
+    { config: { access: 'read' }, schema: { summary: 'Connected xDS clients: node, subscriptions, versions sent and ACKed, last NACK', tags: ['xds'] } },
     async () => ({ clients: streamServer.clients(), watched_services: cache.watchedServices() }),
   );
 };

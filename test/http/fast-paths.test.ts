@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import Fastify from 'fastify';
 import { pino, type Logger } from 'pino';
 import { ManualClock } from '../../src/clock.js';
 import { composeRegistry } from '../../src/compose.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, type AuthConfig } from '../../src/config.js';
 import { HostService } from '../../src/hosts/host-service.js';
 import { Authorizer } from '../../src/http/auth.js';
 import { FastPaths } from '../../src/http/fast-paths.js';
 import { HostListEncoder } from '../../src/http/host-list-response.js';
 import { RequestValidation } from '../../src/http/request-validation.js';
+import { RoutePolicy, type Access } from '../../src/http/route-policy.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { RecordingStats, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
@@ -103,7 +105,7 @@ describe('fast paths answer exactly as the Fastify routes', () => {
       assert.equal(answers[0]?.status, 200);
       assert.equal(answers[4]?.status, 400);
       const list = answers[calls.findIndex((each) => each.name === 'list')];
-      assert.equal(JSON.parse(list?.body ?? '{}').hosts.length, 5, 'four form heartbeats, one JSON: five hosts');
+      assert.equal(JSON.parse(list?.body ?? '{}').hosts.length, 6, 'five form heartbeats (a port sent twice counts its first), one JSON: six hosts');
 
       const etag = list?.headers.etag ?? '';
       const conditional: Call[] = [
@@ -150,47 +152,156 @@ describe('fast paths answer exactly as the Fastify routes', () => {
   });
 });
 
-describe('which requests the fast paths take', () => {
-  let server: Server;
-  let url: string;
-  let leftToFastify = 0;
+const NO_CREDENTIALS: AuthConfig = { passwords: {}, tokens: { read: [], register: [], admin: [] } };
+const ROLE_TOKENS: AuthConfig = { passwords: {}, tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] } };
+const bearer = (role: string) => ({ authorization: `Bearer tok-${role}-0123456789` });
+
+interface BareFastPaths {
+  readonly url: string;
+  readonly store: MemoryHostStore;
+  readonly fastPaths: FastPaths;
+  /** Requests the fast paths left alone (answered 418 here). */
+  leftToFastify(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * FastPaths in front of a stand-in for Fastify that answers 418, with the two registration
+ * routes declared `access` on an app running the real RoutePolicy.
+ */
+async function startBareFastPaths(authConfig: AuthConfig, access: { get: Access; post: Access } | undefined): Promise<BareFastPaths> {
   const store = new MemoryHostStore();
   const log = pino({ level: 'silent' }) as Logger;
+  const hostService = new HostService({
+    store,
+    clock: new ManualClock(),
+    hostTtlSeconds: 30,
+    cacheType: 'null',
+    cacheTtlSeconds: 30,
+    stats: new RecordingStats(),
+    log,
+    autoIpAllowedRanges: [],
+    trustedProxyHops: 0,
+  });
+  const authorizer = new Authorizer(authConfig);
+  const policy = new RoutePolicy(authorizer);
+  const routes = Fastify();
+  policy.install(routes);
+  if (access) {
+    routes.get('/v1/registration/:service', { config: { access: access.get } }, async () => 'unused');
+    routes.post('/v1/registration/:service', { config: { access: access.post } }, async () => 'unused');
+  }
+  await routes.ready();
+  const fastPaths = new FastPaths({
+    hostService,
+    authorizer,
+    policy,
+    encoder: new HostListEncoder('test'),
+    validation: new RequestValidation(),
+    bodyLimitBytes: 1024,
+    log,
+    logRequests: false,
+    debug: false,
+  });
+  if (access) fastPaths.takeAccessFromRoutes();
+  let left = 0;
+  const server = createServer((request, response) => {
+    if (fastPaths.tryServe(request, response)) return;
+    left++;
+    request.resume();
+    response.writeHead(418).end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  return {
+    url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    store,
+    fastPaths,
+    leftToFastify: () => left,
+    close: async () => {
+      server.close();
+      await routes.close();
+    },
+  };
+}
+
+describe('the fast paths take the access their routes declare', () => {
+  const heartbeatInit = (headers: Record<string, string> = {}): RequestInit => ({
+    method: 'POST',
+    headers: { ...FORM, ...headers },
+    body: formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS }),
+  });
+  const statusAt = async (url: string, init: RequestInit = {}) => {
+    const response = await fetch(`${url}/v1/registration/users`, init);
+    await response.arrayBuffer();
+    return response.status;
+  };
+
+  test('as declared (read, register): a caller with the role is answered, others are left to Fastify', async () => {
+    const bare = await startBareFastPaths(ROLE_TOKENS, { get: 'read', post: 'register' });
+    try {
+      assert.deepEqual(
+        [await statusAt(bare.url), await statusAt(bare.url, { headers: bearer('read') }), await statusAt(bare.url, heartbeatInit(bearer('read'))), await statusAt(bare.url, heartbeatInit(bearer('register')))],
+        [418, 200, 418, 200],
+      );
+    } finally {
+      await bare.close();
+    }
+  });
+
+  test('declared admin, both need the admin role: a read or register credential is left to Fastify', async () => {
+    const bare = await startBareFastPaths(ROLE_TOKENS, { get: 'admin', post: 'admin' });
+    try {
+      assert.deepEqual(
+        [
+          await statusAt(bare.url, { headers: bearer('read') }),
+          await statusAt(bare.url, { headers: bearer('admin') }),
+          await statusAt(bare.url, heartbeatInit(bearer('register'))),
+          await statusAt(bare.url, heartbeatInit(bearer('admin'))),
+        ],
+        [418, 200, 418, 200],
+      );
+    } finally {
+      await bare.close();
+    }
+  });
+
+  test('declared public, the GET is answered without a credential though reads are protected', async () => {
+    const bare = await startBareFastPaths(ROLE_TOKENS, { get: 'public', post: 'register' });
+    try {
+      assert.equal(await statusAt(bare.url), 200);
+      assert.equal(await statusAt(bare.url, heartbeatInit()), 418);
+    } finally {
+      await bare.close();
+    }
+  });
+
+  test('without the routes registered they cannot start, and until started they take nothing', async () => {
+    const bare = await startBareFastPaths(NO_CREDENTIALS, undefined);
+    try {
+      assert.throws(() => bare.fastPaths.takeAccessFromRoutes(), /GET \/v1\/registration\/:service is not registered/);
+      assert.equal(await statusAt(bare.url), 418);
+      assert.equal(await statusAt(bare.url, heartbeatInit()), 418);
+      assert.equal(bare.leftToFastify(), 2);
+    } finally {
+      await bare.close();
+    }
+  });
+});
+
+describe('which requests the fast paths take', () => {
+  let bare: BareFastPaths;
+  let url: string;
+  let store: MemoryHostStore;
+  const leftToFastifyCount = () => bare.leftToFastify();
 
   before(async () => {
-    const hostService = new HostService({
-      store,
-      clock: new ManualClock(),
-      hostTtlSeconds: 30,
-      cacheType: 'null',
-      cacheTtlSeconds: 30,
-      stats: new RecordingStats(),
-      log,
-      autoIpAllowedRanges: [],
-      trustedProxyHops: 0,
-    });
-    const fastPaths = new FastPaths({
-      hostService,
-      authorizer: new Authorizer({ passwords: {}, tokens: { read: [], register: [], admin: [] } }),
-      encoder: new HostListEncoder('test'),
-      validation: new RequestValidation(),
-      bodyLimitBytes: 1024,
-      log,
-      logRequests: false,
-      debug: false,
-    });
-    server = createServer((request, response) => {
-      if (fastPaths.tryServe(request, response)) return;
-      leftToFastify++;
-      request.resume();
-      response.writeHead(418).end();
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const address = server.address();
-    url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    bare = await startBareFastPaths(NO_CREDENTIALS, { get: 'read', post: 'register' });
+    url = bare.url;
+    store = bare.store;
   });
-  after(() => server.close());
+  after(() => bare.close());
 
   async function statusOf(path: string, init: RequestInit = {}): Promise<number> {
     const response = await fetch(`${url}${path}`, init);
@@ -203,7 +314,7 @@ describe('which requests the fast paths take', () => {
     assert.equal(await statusOf('/v1/registration/users', { method: 'POST', headers: FORM, body }), 200);
     assert.equal(await statusOf('/v1/registration/users', { method: 'POST', headers: FORM, body: 'ip=10.0.0.1' }), 400);
     assert.equal(await statusOf('/v1/registration/users'), 200);
-    assert.equal(leftToFastify, 0);
+    assert.equal(leftToFastifyCount(), 0);
     assert.equal((await store.listByService('users')).hosts.length, 1);
   });
 
@@ -226,9 +337,9 @@ describe('which requests the fast paths take', () => {
       ['/healthcheck', {}],
     ];
     for (const [path, init] of leftAlone) {
-      const before = leftToFastify;
+      const before = leftToFastifyCount();
       assert.equal(await statusOf(path, init), 418, `${init.method ?? 'GET'} ${path.slice(0, 60)}`);
-      assert.equal(leftToFastify, before + 1);
+      assert.equal(leftToFastifyCount(), before + 1);
     }
     assert.equal((await store.listByService('users')).hosts.length, 1, 'nothing the fast paths left alone was stored');
   });
