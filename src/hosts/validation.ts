@@ -4,6 +4,7 @@ import { Compile } from 'typebox/compile';
 import { booleanWord } from '../booleans.js';
 import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
+import { jsonDepthExceeds } from './json-limits.js';
 import type { HostTags } from './model.js';
 import { TAG_VALUE_DEPTH_MAX, Tags } from './schemas.js';
 
@@ -47,16 +48,18 @@ export function parseTags(raw: unknown): HostTags {
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
     throw new InvalidInputError("Invalid parameter 'tags': must be a JSON object.");
   }
+  // Before anything else walks them: the tags object is one level, each value at most TAG_VALUE_DEPTH_MAX more.
+  const tooDeep = jsonDepthExceeds(tags, TAG_VALUE_DEPTH_MAX + 1);
+  if (tooDeep !== undefined) {
+    throw new InvalidInputError(`Invalid parameter 'tags.${String(tooDeep[0])}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
+  }
   if (!tagsValidator.Check(tags)) {
     const [first] = tagsValidator.Errors(tags);
     throw new InvalidInputError(`Invalid parameter 'tags': ${describeSchemaError(first)}`);
   }
-  for (const [key, value] of Object.entries(tags)) {
+  for (const key of Object.keys(tags)) {
     if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
       throw new InvalidInputError(`Invalid parameter 'tags': the key '${key}' is not allowed.`);
-    }
-    if (depth(value) > TAG_VALUE_DEPTH_MAX) {
-      throw new InvalidInputError(`Invalid parameter 'tags.${key}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
     }
   }
   return tags as HostTags;
@@ -68,16 +71,6 @@ function describeSchemaError(error: { instancePath: string; message: string; par
   if (params?.requiredProperties?.length) return `'${params.requiredProperties.join("', '")}' required.`;
   const field = error.instancePath.replace(/^\//, '').replaceAll('/', '.');
   return field ? `'${field}' ${error.message}.` : `${error.message}.`;
-}
-
-function depth(value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0;
-  let deepest = 0;
-  for (const inner of Object.values(value)) {
-    deepest = Math.max(deepest, depth(inner));
-    if (deepest > TAG_VALUE_DEPTH_MAX) break;
-  }
-  return deepest + 1;
 }
 
 /** The load-balancing weight from a form string or a JSON number, with the original's messages. */
