@@ -183,6 +183,13 @@ export class XdsStream {
     return this.enqueue(() => this.handle(request));
   }
 
+  /** A request that cannot be served (it could not even be decoded): ends the stream with INVALID_ARGUMENT, after the requests before it. */
+  refuse(reason: string): Promise<void> {
+    return this.enqueue(async () => {
+      throw new StreamError(reason, 3);
+    });
+  }
+
   /** The client went away (stream ended, cancelled or failed): drop every watch. Idempotent. */
   close(): void {
     if (this.closed) return;
