@@ -35,6 +35,8 @@ interface EndpointEntry {
   refreshing: Promise<void> | undefined;
   dirty: boolean;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** The resource while the service has no hosts: the domain's empty snapshot is shared by every name, so it is memoised here. */
+  emptyResource: XdsResource | undefined;
 }
 
 /** Refreshes of watched services run this many at a time, so a poll does not burst the store. */
@@ -86,7 +88,7 @@ export class XdsSnapshotCache {
   watchEndpoints(name: string, watcher: ChangeWatcher): () => void {
     let entry = this.entries.get(name);
     if (!entry) {
-      entry = { name, watchers: new Set(), resource: undefined, refreshing: undefined, dirty: false, expiryTimer: undefined };
+      entry = { name, watchers: new Set(), resource: undefined, refreshing: undefined, dirty: false, expiryTimer: undefined, emptyResource: undefined };
       this.entries.set(name, entry);
       void this.refresh(entry);
     }
@@ -163,6 +165,12 @@ export class XdsSnapshotCache {
   }
 
   private endpointResource(name: string, snapshot: HostSnapshot): XdsResource {
+    if (snapshot.hosts.length === 0) {
+      // One snapshot stands for every service without hosts; its resource carries the name.
+      const entry = this.entries.get(name);
+      if (entry) return (entry.emptyResource ??= toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot)));
+      return toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
+    }
     let resource = this.endpointMemo.get(snapshot);
     if (!resource) {
       resource = toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
