@@ -227,6 +227,10 @@ export class HostService {
     }
     this.options.stats.increment('cache.miss');
     const snapshot = snapshotOf(await this.selectLive(hosts, now), byIp);
+    // Protection ends when its hosts are judged again; a service with none left is never judged.
+    if (snapshot.hosts.length === 0 && this.protectedServices.delete(service)) {
+      this.options.log.info({ service }, 'expiry protection ended: the service has no hosts left');
+    }
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     if (cached && cached.snapshot.version !== snapshot.version) this.emit(service);
