@@ -8,6 +8,8 @@ import Type, { type Static } from 'typebox';
 export const NAME_MAX_LENGTH = 256;
 export const TAG_COUNT_MAX = 64;
 export const TAG_VALUE_DEPTH_MAX = 8;
+/** Tags as JSON text, the form field's bound; tags sent as a JSON object are held to it too, whatever BODY_LIMIT_BYTES allows. */
+export const TAGS_TEXT_MAX = 16 * 1024;
 
 /** A path segment naming a service or repo: no slash and no control characters. */
 const NAME_PATTERN = '^[^/\\u0000-\\u001f\\u007f]+$';
@@ -42,6 +44,7 @@ export const Tags = Type.Object(
   {
     additionalProperties: true,
     maxProperties: TAG_COUNT_MAX,
+    propertyNames: { maxLength: NAME_MAX_LENGTH },
     description: 'host tags; keys other than the named ones are kept and returned as given',
   },
 );
@@ -64,7 +67,7 @@ export const RegistrationBody = Type.Object(
     service_repo_name: Type.Optional(
       Type.String({ maxLength: NAME_MAX_LENGTH, pattern: '^[^/\\u0000-\\u001f\\u007f]*$' }),
     ),
-    tags: Type.Union([Type.String({ maxLength: 16 * 1024 }), Type.Object({}, { additionalProperties: true })]),
+    tags: Type.Union([Type.String({ maxLength: TAGS_TEXT_MAX }), Type.Object({}, { additionalProperties: true })]),
   },
   { additionalProperties: true },
 );

@@ -6,7 +6,7 @@ import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import { jsonDepthExceeds } from './json-limits.js';
 import type { HostTags } from './model.js';
-import { TAG_VALUE_DEPTH_MAX, Tags } from './schemas.js';
+import { TAG_VALUE_DEPTH_MAX, TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
 
@@ -52,6 +52,10 @@ export function parseTags(raw: unknown): HostTags {
   const tooDeep = jsonDepthExceeds(tags, TAG_VALUE_DEPTH_MAX + 1);
   if (tooDeep !== undefined) {
     throw new InvalidInputError(`Invalid parameter 'tags.${String(tooDeep[0])}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
+  }
+  // A string was bounded by the body schema; an object only by the body limit, which may be megabytes.
+  if (typeof raw !== 'string' && JSON.stringify(tags).length > TAGS_TEXT_MAX) {
+    throw new InvalidInputError(`Invalid parameter 'tags': more than ${TAGS_TEXT_MAX} characters of JSON.`);
   }
   if (!tagsValidator.Check(tags)) {
     const [first] = tagsValidator.Errors(tags);
