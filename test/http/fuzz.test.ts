@@ -64,7 +64,13 @@ const tags = fc.oneof(
   fc.record({ az: fc.string(), region: fc.string(), instance_id: fc.string() }, { requiredKeys: [] }).chain((base) =>
     fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'canary', 'load_balancing_weight', 'x'), jsonValue, { maxKeys: 3 }).map((extra) => JSON.stringify({ ...base, ...extra })),
   ),
-  fc.constantFrom('{"az":"a","region":"r","instance_id":"i","__proto__":{"polluted":1}}', '[' .repeat(5000) + ']'.repeat(5000), '{"az":', 'null', '"string"'),
+  fc.constantFrom(
+    '{"az":"a","region":"r","instance_id":"i","__proto__":{"polluted":1}}',
+    '[' .repeat(5000) + ']'.repeat(5000),
+    // A tag thousands of levels deep overflowed the recursive depth check: a 500.
+    '{"az":"a","region":"r","instance_id":"i","deep":' + '['.repeat(6000) + ']'.repeat(6000) + '}',
+    '{"az":', 'null', '"string"',
+  ),
 );
 
 const formFields = fc.record(
@@ -92,7 +98,8 @@ const formBody = fc.tuple(formFields, fc.boolean()).map(([fields, duplicate]) =>
 const jsonBody = fc.oneof(
   formFields.map((fields) => JSON.stringify(fields)),
   jsonValue.map((value) => JSON.stringify(value)),
-  fc.constantFrom('{"ip":', '[]', 'null', '{"__proto__":{"polluted":true},"ip":"10.0.0.1"}', '{"constructor":{"prototype":{"polluted":true}}}', '{"a":' + '['.repeat(10000) + ']'.repeat(10000) + '}'),
+  fc.constantFrom('{"ip":', '[]', 'null', '{"__proto__":{"polluted":true},"ip":"10.0.0.1"}', '{"constructor":{"prototype":{"polluted":true}}}', '{"a":' + '['.repeat(10000) + ']'.repeat(10000) + '}',
+    '{"ip":"10.0.0.1","port":1,"revision":"r","tags":{"az":"a","region":"r","instance_id":"i","deep":' + '{"":'.repeat(6000) + '1' + '}'.repeat(6000) + '}}'),
 );
 
 const request: fc.Arbitrary<RawRequest> = fc.oneof(
