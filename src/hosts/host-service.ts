@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
 import type { HeartbeatResult, HostStore } from '../store/host-store.js';
 import { formatCheckIn, hostProblem, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
+import { RecentMap } from './recent-map.js';
 import type { RegistrationBody } from './schemas.js';
 import { autoIp, canonicalIp, parseBoolean, parsePort, parseTags, parseWeight, requireIp, type ClientAddress } from './validation.js';
 
@@ -93,6 +94,22 @@ const LAST_READS_MAX = 10_000;
 /** How many distinct invalid records are remembered as already logged. */
 const REPORTED_RECORDS_MAX = 1000;
 
+/**
+ * Snapshots of services (and repos) with hosts are kept for this many recently read names, twice
+ * over (see RecentMap): a generation of 10,000 holds a fleet of 10,000 services that are all
+ * polled without one being forgotten, and bounds what names that once had hosts leave behind.
+ * A forgotten one costs a rebuild on its next read, nothing more.
+ */
+const SNAPSHOTS_GENERATION = 10_000;
+const REPO_SNAPSHOTS_GENERATION = 1_000;
+/**
+ * Names last read without hosts, kept apart and few: anyone can read endless names that were
+ * never registered, and must neither grow memory (a snapshot and its encoded body per name
+ * used to stay forever) nor push real services out of the cache. Enough for the empty services
+ * proxies actually poll.
+ */
+const EMPTY_SNAPSHOTS_GENERATION = 512;
+
 interface LastRead {
   readonly snapshot: HostSnapshot;
   readonly readAt: number;
@@ -116,8 +133,10 @@ export class HostService {
   private readonly hostTtlMs: number;
   private readonly cacheTtlMs: number;
   private readonly cacheEnabled: boolean;
-  private readonly serviceSnapshots = new Map<string, CachedSnapshot>();
-  private readonly repoSnapshots = new Map<string, CachedSnapshot>();
+  private readonly serviceSnapshots = new RecentMap<string, CachedSnapshot>(SNAPSHOTS_GENERATION);
+  private readonly emptyServiceSnapshots = new RecentMap<string, CachedSnapshot>(EMPTY_SNAPSHOTS_GENERATION);
+  private readonly repoSnapshots = new RecentMap<string, CachedSnapshot>(REPO_SNAPSHOTS_GENERATION);
+  private readonly emptyRepoSnapshots = new RecentMap<string, CachedSnapshot>(EMPTY_SNAPSHOTS_GENERATION);
   private readonly listeners = new Set<ServiceChangeListener>();
   private readonly lastServiceReads = new Map<string, LastRead>();
   private readonly lastRepoReads = new Map<string, LastRead>();
@@ -182,7 +201,7 @@ export class HostService {
    * built. Undefined otherwise. Lets the hot read answer without a promise or a storage call.
    */
   knownListByService(service: string): HostSnapshot | undefined {
-    const cached = this.serviceSnapshots.get(service);
+    const cached = this.serviceSnapshots.get(service) ?? this.emptyServiceSnapshots.get(service);
     if (!cached) return undefined;
     const now = this.clock.now();
     if (
@@ -200,7 +219,7 @@ export class HostService {
     const known = this.knownListByService(service);
     if (known) return known;
     const now = this.clock.now();
-    const cached = this.serviceSnapshots.get(service);
+    const cached = this.serviceSnapshots.get(service) ?? this.emptyServiceSnapshots.get(service);
     let listed;
     try {
       listed = await this.store.listByService(service);
@@ -213,11 +232,15 @@ export class HostService {
       return cached.snapshot;
     }
     this.options.stats.increment('cache.miss');
-    const snapshot = buildSnapshot(await this.selectLive(this.servable(hosts, service), now), byIp);
+    const snapshot = snapshotOf(await this.selectLive(this.servable(hosts, service), now), byIp);
+    // Protection ends when its hosts are judged again; a service with none left is never judged.
+    if (snapshot.hosts.length === 0 && this.protectedServices.delete(service)) {
+      this.options.log.info({ service }, 'expiry protection ended: the service has no hosts left');
+    }
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
     if (cached && cached.snapshot.version !== snapshot.version) this.emit(service);
-    this.serviceSnapshots.set(service, { snapshot: result, builtAt: now, changeToken });
+    keep(this.serviceSnapshots, this.emptyServiceSnapshots, service, { snapshot: result, builtAt: now, changeToken });
     this.remember(this.lastServiceReads, service, result, now);
     return result;
   }
@@ -225,7 +248,7 @@ export class HostService {
   /** The live hosts of every service registered with repo `repo`. */
   async listByRepo(repo: string): Promise<HostSnapshot> {
     const now = this.clock.now();
-    const cached = this.repoSnapshots.get(repo);
+    const cached = this.repoSnapshots.get(repo) ?? this.emptyRepoSnapshots.get(repo);
     if (cached && this.cacheFresh(cached, now)) return cached.snapshot;
     let hosts;
     try {
@@ -233,10 +256,10 @@ export class HostService {
     } catch (error) {
       return this.staleOrThrow(this.lastRepoReads, repo, now, error, byServiceThenIp);
     }
-    const snapshot = buildSnapshot(await this.selectLive(this.servable(hosts, undefined, repo), now), byServiceThenIp);
+    const snapshot = snapshotOf(await this.selectLive(this.servable(hosts, undefined, repo), now), byServiceThenIp);
     const reused = cached && cached.snapshot.version === snapshot.version && sameCheckIns(cached.snapshot, snapshot);
     const result = reused ? cached.snapshot : snapshot;
-    this.repoSnapshots.set(repo, { snapshot: result, builtAt: now, changeToken: undefined });
+    keep(this.repoSnapshots, this.emptyRepoSnapshots, repo, { snapshot: result, builtAt: now, changeToken: undefined });
     this.remember(this.lastRepoReads, repo, result, now);
     return result;
   }
@@ -337,6 +360,9 @@ export class HostService {
   private remember(reads: Map<string, LastRead>, key: string, snapshot: HostSnapshot, now: number): void {
     if (!this.options.staleReadMaxSeconds) return;
     reads.delete(key); // re-inserted last: the Map's order is then least recently read first
+    // An empty list is not worth serving stale, and strangers reading endless unknown names
+    // must not push the real services' last lists out.
+    if (snapshot.hosts.length === 0) return;
     reads.set(key, { snapshot, readAt: now });
     if (reads.size > LAST_READS_MAX) {
       const oldest = reads.keys().next();
@@ -473,7 +499,9 @@ export class HostService {
   /** A local write changed `service`: drop what was cached for it and tell the listeners. */
   private changed(service: string): void {
     this.serviceSnapshots.delete(service);
+    this.emptyServiceSnapshots.delete(service);
     this.repoSnapshots.clear();
+    this.emptyRepoSnapshots.clear();
     this.emit(service);
   }
 
@@ -485,6 +513,33 @@ export class HostService {
         this.options.log.error({ err: error, service }, 'service change listener failed');
       }
     }
+  }
+}
+
+/**
+ * The list of every service and repo without live hosts: one shared object, so a name nobody
+ * registered costs no snapshot of its own. What differs by name (the body's `service` field,
+ * an xDS resource's name) is derived by name, never memoised on this object.
+ */
+const EMPTY_SNAPSHOT: HostSnapshot = Object.freeze({
+  hosts: Object.freeze([]),
+  version: createHash('sha1').digest('base64url').slice(0, 22),
+  nextExpiryAt: Infinity,
+  protectedHosts: 0,
+});
+
+function snapshotOf(selection: Selection, order: (a: Host, b: Host) => number): HostSnapshot {
+  return selection.hosts.length === 0 ? EMPTY_SNAPSHOT : buildSnapshot(selection, order);
+}
+
+/** Files a built snapshot with the names that have hosts or with the (fewer) empty ones, never both. */
+function keep(withHosts: RecentMap<string, CachedSnapshot>, empty: RecentMap<string, CachedSnapshot>, key: string, cached: CachedSnapshot): void {
+  if (cached.snapshot.hosts.length > 0) {
+    empty.delete(key);
+    withHosts.set(key, cached);
+  } else {
+    withHosts.delete(key);
+    empty.set(key, cached);
   }
 }
 

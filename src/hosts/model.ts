@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { plainJsonProblem } from './json-limits.js';
 
 /**
  * Tags of a host. `az`, `region` and `instance_id` are required on every registration;
@@ -60,36 +61,6 @@ export function hostProblem(record: unknown): string | undefined {
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) return "'tags' is not an object";
   const problem = plainJsonProblem(tags, TAGS_DEPTH_MAX);
   return problem === undefined ? undefined : `'tags' ${problem}`;
-}
-
-/**
- * Why `value` is not plain JSON data no deeper than `maxDepth` (a scalar is depth 0), or
- * undefined when it is. Walks with its own stack and stops at the first problem; a cycle is
- * caught by the depth bound, so nothing can overflow the call stack or loop forever.
- */
-export function plainJsonProblem(value: unknown, maxDepth: number): string | undefined {
-  const pending: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
-  while (pending.length > 0) {
-    const { value: item, depth } = pending.pop() as { value: unknown; depth: number };
-    switch (typeof item) {
-      case 'string':
-      case 'boolean':
-        continue;
-      case 'number':
-        if (!Number.isFinite(item)) return 'holds a number JSON cannot write';
-        continue;
-      case 'object':
-        break;
-      default:
-        return `holds a value JSON cannot write (${typeof item})`;
-    }
-    if (item === null) continue;
-    if (depth >= maxDepth) return `is nested deeper than ${maxDepth} levels`;
-    const prototype = Object.getPrototypeOf(item) as unknown;
-    if (!Array.isArray(item) && prototype !== Object.prototype && prototype !== null) return 'holds an object that is not plain data';
-    for (const inner of Object.values(item)) pending.push({ value: inner, depth: depth + 1 });
-  }
-  return undefined;
 }
 
 /**
@@ -193,17 +164,25 @@ export function routingChanged(a: Host | undefined, b: Host | undefined): boolea
   );
 }
 
+/**
+ * How deep two values are compared before they are taken as different: far past what a
+ * heartbeat may send, and a bound on the stack for records from elsewhere (another writer of a
+ * shared table) that nest deeper; "different" only costs an xDS push.
+ */
+const SAME_JSON_DEPTH_MAX = 64;
+
 /** Equal as JSON values, whatever the order of object keys. */
-function sameJson(a: unknown, b: unknown): boolean {
+function sameJson(a: unknown, b: unknown, depth = 0): boolean {
   if (a === b) return true;
+  if (depth > SAME_JSON_DEPTH_MAX) return false;
   if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
   if (Array.isArray(a) || Array.isArray(b)) {
     if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    return a.every((item, index) => sameJson(item, b[index]));
+    return a.every((item, index) => sameJson(item, b[index], depth + 1));
   }
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]));
+  return keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth + 1));
 }
 
 /** A copy with object keys sorted at every depth, the order Flask's jsonify wrote. */

@@ -8,6 +8,8 @@ import { PORT_MAX, PORT_MIN } from './model.js';
 
 export const NAME_MAX_LENGTH = 256;
 export const TAG_COUNT_MAX = 64;
+/** Tags as JSON text, the form field's bound; tags sent as a JSON object are held to it too, whatever BODY_LIMIT_BYTES allows. */
+export const TAGS_TEXT_MAX = 16 * 1024;
 
 /** A path segment naming a service or repo: no slash and no control characters. */
 const NAME_PATTERN = '^[^/\\u0000-\\u001f\\u007f]+$';
@@ -58,6 +60,7 @@ export const Tags = Type.Object(
   {
     additionalProperties: true,
     maxProperties: TAG_COUNT_MAX,
+    propertyNames: { maxLength: NAME_MAX_LENGTH },
     description: 'host tags; keys other than the named ones are kept and returned as given',
   },
 );
@@ -80,7 +83,7 @@ export const RegistrationBody = Type.Object(
     service_repo_name: Type.Optional(
       Type.String({ maxLength: NAME_MAX_LENGTH, pattern: '^[^/\\u0000-\\u001f\\u007f]*$' }),
     ),
-    tags: Type.Union([Type.String({ maxLength: 16 * 1024 }), Type.Object({}, { additionalProperties: true })]),
+    tags: Type.Union([Type.String({ maxLength: TAGS_TEXT_MAX }), Type.Object({}, { additionalProperties: true })]),
   },
   { additionalProperties: true },
 );

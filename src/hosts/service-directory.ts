@@ -57,6 +57,13 @@ export const SERVICE_DIRECTORY_REFRESH_MS = 60_000;
 /** Enough parallel reads to refresh 10,000 services in about a second on DynamoDB without hogging the connection pool. */
 export const SERVICE_DIRECTORY_CONCURRENCY = 16;
 
+/**
+ * Services marked changed between two lists. Past this many a full refresh is cheaper than
+ * re-reading each, and the set must not grow with every name ever changed while nobody lists
+ * (the gauges read only the summary): it is dropped and the next list rebuilds everything.
+ */
+const DIRTY_MAX = 10_000;
+
 interface Entry {
   readonly summary: ServiceSummary;
   /** `reads` counter when this entry was read from storage. */
@@ -100,6 +107,8 @@ export class ServiceDirectory {
   /** When the last full refresh started, successful or not, so a failing storage is retried once per interval, not per call. */
   private lastAttemptAt = -Infinity;
   private fullRefresh: Promise<void> | undefined;
+  /** More services changed than DIRTY_MAX since the last list: the next list waits for a full refresh. */
+  private tooManyChanged = false;
   private dirtyRefresh: Promise<void> | undefined;
 
   constructor(options: ServiceDirectoryOptions) {
@@ -108,7 +117,7 @@ export class ServiceDirectory {
     this.log = options.log;
     this.refreshIntervalMs = options.refreshIntervalMs ?? SERVICE_DIRECTORY_REFRESH_MS;
     this.concurrency = options.concurrency ?? SERVICE_DIRECTORY_CONCURRENCY;
-    this.unsubscribe = this.hostService.onServiceChanged((service) => this.dirty.add(service));
+    this.unsubscribe = this.hostService.onServiceChanged((service) => this.markChanged(service));
   }
 
   /**
@@ -117,7 +126,9 @@ export class ServiceDirectory {
    * locally, and start a background rebuild when the last one is older than the interval.
    */
   async list(query: ServiceQuery): Promise<ServicePage> {
-    if (this.lastFullRefreshAt === undefined) {
+    if (this.lastFullRefreshAt === undefined || this.tooManyChanged) {
+      // A refresh already running may have read a service before it changed: one more after it.
+      if (this.tooManyChanged && this.fullRefresh) await this.fullRefresh.catch(() => undefined);
       await this.refreshAll();
     } else if (this.clock.now() - this.lastAttemptAt >= this.refreshIntervalMs && this.fullRefresh === undefined) {
       this.refreshAll().catch((error: unknown) => this.log.warn({ err: error }, 'service directory refresh failed; serving the previous summary'));
@@ -167,9 +178,21 @@ export class ServiceDirectory {
     return { services, total, nextAfter, version: `${this.epoch}.${this.changes}` };
   }
 
+  private markChanged(service: string): void {
+    if (this.tooManyChanged) return;
+    if (this.dirty.size >= DIRTY_MAX) {
+      this.dirty.clear();
+      this.tooManyChanged = true;
+    } else {
+      this.dirty.add(service);
+    }
+  }
+
   /** Re-reads every service storage names, and drops the ones it no longer names. */
   private refreshAll(): Promise<void> {
     this.fullRefresh ??= (async () => {
+      // Changes from here on are marked again; the ones before are all read by this refresh.
+      this.tooManyChanged = false;
       const startedAt = this.clock.now();
       this.lastAttemptAt = startedAt;
       const startSeq = this.reads;

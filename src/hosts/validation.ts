@@ -4,8 +4,9 @@ import { Compile } from 'typebox/compile';
 import { booleanWord } from '../booleans.js';
 import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
-import { plainJsonProblem, PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
-import { PORT_TEXT_PATTERN, Tags } from './schemas.js';
+import { jsonDepthExceeds, plainJsonProblem } from './json-limits.js';
+import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
+import { PORT_TEXT_PATTERN, TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
 
@@ -65,8 +66,16 @@ export function parseTags(raw: unknown): HostTags {
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
     throw new InvalidInputError("Invalid parameter 'tags': must be a JSON object.");
   }
-  // Values first, walked without recursion: nothing after this (the schema check, merging,
-  // hashing, encoding) meets a value nested past the bound or a number JSON cannot write.
+  // Before anything else walks them: the tags object is one level, each value at most TAG_VALUE_DEPTH_MAX more.
+  const tooDeep = jsonDepthExceeds(tags, TAG_VALUE_DEPTH_MAX + 1);
+  if (tooDeep !== undefined) {
+    throw new InvalidInputError(`Invalid parameter 'tags.${String(tooDeep[0])}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
+  }
+  // A string was bounded by the body schema; an object only by the body limit, which may be megabytes.
+  if (typeof raw !== 'string' && JSON.stringify(tags).length > TAGS_TEXT_MAX) {
+    throw new InvalidInputError(`Invalid parameter 'tags': more than ${TAGS_TEXT_MAX} characters of JSON.`);
+  }
+  // Nothing after this (the schema check, merging, hashing, encoding) meets a number JSON cannot write.
   for (const [key, value] of Object.entries(tags)) {
     const problem = plainJsonProblem(value, TAG_VALUE_DEPTH_MAX);
     if (problem !== undefined) throw new InvalidInputError(`Invalid parameter 'tags.${key}': ${problem}.`);

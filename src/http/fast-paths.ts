@@ -134,9 +134,13 @@ export class FastPaths {
       return;
     }
     const body = this.options.encoder.encode(snapshot, 'service', service);
-    // One body per snapshot (the encoder memoises it), so its length is fixed with it.
-    prepared.ok ??= [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)];
-    response.writeHead(200, prepared.ok);
+    // One body per snapshot (the encoder memoises it), so its length is fixed with it; except
+    // the empty list, one snapshot for every name without hosts, whose body names the service.
+    const headers =
+      snapshot.hosts.length === 0
+        ? [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)]
+        : (prepared.ok ??= [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)]);
+    response.writeHead(200, headers);
     response.end(body);
     this.finished(request, 200, startedAt);
   }

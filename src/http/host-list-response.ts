@@ -16,8 +16,13 @@ export class HostListEncoder {
     this.envJson = JSON.stringify(env);
   }
 
-  /** `{"env": …, "hosts": […], "<keyName>": <keyValue>}` */
+  /**
+   * `{"env": …, "hosts": […], "<keyName>": <keyValue>}`. An empty list is one snapshot shared by
+   * every name without hosts, so its body is made per call (small, and never kept: names
+   * nobody registered must not fill memory).
+   */
   encode(snapshot: HostSnapshot, keyName: 'service' | 'service_repo_name', keyValue: string): Buffer {
+    if (snapshot.hosts.length === 0) return Buffer.from(`{"env":${this.envJson},"hosts":[],"${keyName}":${JSON.stringify(keyValue)}}`);
     const memo = this.bodies.get(snapshot);
     if (memo) return memo;
     const parts = snapshot.hosts.map((host) => this.encodeHost(host));

@@ -38,6 +38,25 @@ const MIN_CLIENT_PING_INTERVAL_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 3_000;
 
 /**
+ * What the deserializer hands on for bytes it could not decode: malformed, or messages nested
+ * past protobufjs's recursion limit (100, protoc's default; a deep `node.metadata` Struct). The
+ * stream then ends with INVALID_ARGUMENT naming why, after the requests before it.
+ */
+interface Undecodable {
+  readonly undecodable: string;
+}
+
+const UNDECODABLE = Symbol('undecodable');
+
+function undecodable(error: unknown): Undecodable {
+  return { [UNDECODABLE]: true, undecodable: error instanceof Error ? error.message : String(error) } as Undecodable;
+}
+
+function isUndecodable(request: object): request is Undecodable {
+  return Object.hasOwn(request, UNDECODABLE);
+}
+
+/**
  * The xDS gRPC server: ADS and EDS-alone, both bidirectional streams of DiscoveryRequest and
  * DiscoveryResponse, encoded with the Envoy protos. Each call becomes one `XdsStream`; a
  * client that cancels, errors or half-closes has its stream closed and its watches dropped.
@@ -60,8 +79,14 @@ export class XdsGrpcServer {
       requestStream: true,
       responseStream: true,
       requestSerialize: (request) => Buffer.from(requestType.encode(requestType.fromObject(request as object)).finish()),
-      requestDeserialize: (bytes) =>
-        requestType.toObject(requestType.decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as DiscoveryRequest,
+      requestDeserialize: (bytes) => {
+        try {
+          return requestType.toObject(requestType.decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as DiscoveryRequest;
+        } catch (error) {
+          // grpc-js would end the call with INTERNAL; it is the client's message that is wrong.
+          return undecodable(error) as unknown as DiscoveryRequest;
+        }
+      },
       responseSerialize: (response) =>
         Buffer.from(
           responseType
@@ -142,7 +167,10 @@ export class XdsGrpcServer {
         else call.end();
       },
     });
-    call.on('data', (request: DiscoveryRequest) => void stream.receive(request));
+    call.on('data', (request: DiscoveryRequest | Undecodable) => {
+      if (isUndecodable(request)) void stream.refuse(`DiscoveryRequest could not be decoded: ${request.undecodable}`);
+      else void stream.receive(request);
+    });
     const gone = () => {
       ended = true;
       stream.close();

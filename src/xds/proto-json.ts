@@ -1,4 +1,5 @@
 import protobuf from 'protobufjs';
+import { formatJsonPath, jsonDepthExceeds } from '../hosts/json-limits.js';
 import { xdsProtos } from './protos.js';
 
 /**
@@ -172,11 +173,31 @@ function valueToJson(valueType: protobuf.Type, value: Plain): Json {
 // ---------------------------------------------------------------- JSON -> plain object
 
 /**
+ * How deep JSON read as a message may nest (every object and array counts). The reader below
+ * recurses once per level, and protobufjs refuses messages nested past 100 levels
+ * (`util.recursionLimit`, protoc's default) where a JSON level of a `Struct` is two messages
+ * (Struct, Value); 32 stays clear of both. Envoy's node metadata nests a handful of levels.
+ */
+export const PROTO_JSON_DEPTH_MAX = 32;
+/** How many keys of a too-deep path an error names: enough to find the field, not the whole chain. */
+const PATH_SHOWN = 4;
+
+/**
  * Reads proto3 JSON as message `type`, strictly: unknown fields, wrong JSON types and two
  * members of one oneof are errors. Accepts both the JSON name and the proto name of each field,
  * as the mapping requires. Returns a plain object that protobufjs's `type.fromObject` takes.
+ * JSON nested deeper than PROTO_JSON_DEPTH_MAX is refused before anything recursive sees it.
  */
 export function messageFromJson(type: protobuf.Type, json: unknown, where = type.name): Plain {
+  const tooDeep = jsonDepthExceeds(json, PROTO_JSON_DEPTH_MAX);
+  if (tooDeep !== undefined) {
+    const field = formatJsonPath('', tooDeep.slice(0, PATH_SHOWN)) + (tooDeep.length > PATH_SHOWN ? '…' : '');
+    throw new ProtoJsonError(`${where}: '${field}' nested deeper than ${PROTO_JSON_DEPTH_MAX} levels`);
+  }
+  return readMessage(type, json, where);
+}
+
+function readMessage(type: protobuf.Type, json: unknown, where: string): Plain {
   switch (type.fullName) {
     case '.google.protobuf.Any':
       return anyFromJson(json, where);
@@ -238,7 +259,7 @@ function fieldValueFromJson(field: protobuf.Field, json: unknown, where: string)
     if (typeof json === 'number' && Number.isInteger(json)) return json;
     throw new ProtoJsonError(`${where}: not a value of enum ${resolved.name}`);
   }
-  if (resolved instanceof protobuf.Type) return messageFromJson(resolved, json, where);
+  if (resolved instanceof protobuf.Type) return readMessage(resolved, json, where);
   return scalarFromJson(field, json, where);
 }
 
@@ -279,8 +300,13 @@ function anyFromJson(json: unknown, where: string): Plain {
   if (typeof typeUrl !== 'string') throw new ProtoJsonError(`${where}: missing '@type'`);
   const inner = xdsProtos().typeOf(typeUrl);
   if (!inner) throw new ProtoJsonError(`${where}: unknown type ${typeUrl}`);
-  const plain = SPECIAL_FORM.has(inner.fullName) ? messageFromJson(inner, rest.value, where) : messageFromJson(inner, rest, where);
-  return { type_url: typeUrl, value: inner.encode(inner.fromObject(plain)).finish() };
+  const plain = SPECIAL_FORM.has(inner.fullName) ? readMessage(inner, rest.value, where) : readMessage(inner, rest, where);
+  try {
+    return { type_url: typeUrl, value: inner.encode(inner.fromObject(plain)).finish() };
+  } catch (error) {
+    // protobufjs refuses what it cannot encode (nesting past its recursion limit, say): the client's JSON, not a server fault.
+    throw new ProtoJsonError(`${where}: cannot encode as ${inner.name}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function durationFromJson(json: unknown, where: string): Plain {

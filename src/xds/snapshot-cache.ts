@@ -22,6 +22,22 @@ export interface SnapshotCacheOptions {
    * DynamoDB, hence its own, longer interval; local changes update the list at once.
    */
   readonly wildcardPollIntervalMs: number;
+  /** At most this many distinct names watched at once, over every stream (default WATCHED_NAMES_MAX). */
+  readonly maxWatchedNames?: number;
+}
+
+/**
+ * Distinct service names watched at once, across every stream: twice the 10,000 services the
+ * registry is sized for. Each stream may name 10,000 per request, but streams are not counted,
+ * and every watched name is kept (an entry and its resource) and re-read on every poll, so
+ * without a bound a few clients naming services that do not exist could fill memory and the
+ * poll. Past it, the stream asking for more is ended with RESOURCE_EXHAUSTED.
+ */
+export const WATCHED_NAMES_MAX = 20_000;
+
+/** Watching one more name would pass `maxWatchedNames`. */
+export class WatchLimitError extends Error {
+  override readonly name = 'WatchLimitError';
 }
 
 /** Called when a watched resource changed; the cache already holds the new one. */
@@ -35,6 +51,8 @@ interface EndpointEntry {
   refreshing: Promise<void> | undefined;
   dirty: boolean;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** The resource while the service has no hosts: the domain's empty snapshot is shared by every name, so it is memoised here. */
+  emptyResource: XdsResource | undefined;
 }
 
 /** Refreshes of watched services run this many at a time, so a poll does not burst the store. */
@@ -86,7 +104,9 @@ export class XdsSnapshotCache {
   watchEndpoints(name: string, watcher: ChangeWatcher): () => void {
     let entry = this.entries.get(name);
     if (!entry) {
-      entry = { name, watchers: new Set(), resource: undefined, refreshing: undefined, dirty: false, expiryTimer: undefined };
+      const max = this.options.maxWatchedNames ?? WATCHED_NAMES_MAX;
+      if (this.entries.size >= max) throw new WatchLimitError(`${max} services are watched already; no more can be`);
+      entry = { name, watchers: new Set(), resource: undefined, refreshing: undefined, dirty: false, expiryTimer: undefined, emptyResource: undefined };
       this.entries.set(name, entry);
       void this.refresh(entry);
     }
@@ -163,6 +183,12 @@ export class XdsSnapshotCache {
   }
 
   private endpointResource(name: string, snapshot: HostSnapshot): XdsResource {
+    if (snapshot.hosts.length === 0) {
+      // One snapshot stands for every service without hosts; its resource carries the name.
+      const entry = this.entries.get(name);
+      if (entry) return (entry.emptyResource ??= toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot)));
+      return toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
+    }
     let resource = this.endpointMemo.get(snapshot);
     if (!resource) {
       resource = toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));

@@ -1,7 +1,7 @@
 import type { Log, RegistryStats } from '../hosts/host-service.js';
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
 import { contentVersion, isServiceName, type XdsResource } from './resources.js';
-import type { XdsSnapshotCache } from './snapshot-cache.js';
+import { WatchLimitError, type XdsSnapshotCache } from './snapshot-cache.js';
 
 /** The fields of an `envoy.service.discovery.v3.DiscoveryRequest` the server reads. */
 export interface DiscoveryRequest {
@@ -44,7 +44,7 @@ export class StreamError extends Error {
   override readonly name = 'StreamError';
   constructor(
     message: string,
-    /** gRPC status code: 3 INVALID_ARGUMENT, 14 UNAVAILABLE (shutting down). */
+    /** gRPC status code: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE (shutting down). */
     readonly code: number,
   ) {
     super(message);
@@ -181,6 +181,13 @@ export class XdsStream {
   /** Handles one request from the client. Settles once the request is processed (for tests). */
   receive(request: DiscoveryRequest): Promise<void> {
     return this.enqueue(() => this.handle(request));
+  }
+
+  /** A request that cannot be served (it could not even be decoded): ends the stream with INVALID_ARGUMENT, after the requests before it. */
+  refuse(reason: string): Promise<void> {
+    return this.enqueue(async () => {
+      throw new StreamError(reason, 3);
+    });
   }
 
   /** The client went away (stream ended, cancelled or failed): drop every watch. Idempotent. */
@@ -344,7 +351,13 @@ export class XdsStream {
       }
       for (const name of names) {
         if (!state.unwatch.has(name) && isServiceName(name)) {
-          state.unwatch.set(name, this.options.cache.watchEndpoints(name, () => this.push(state)));
+          try {
+            state.unwatch.set(name, this.options.cache.watchEndpoints(name, () => this.push(state)));
+          } catch (error) {
+            // The names watched so far are dropped with the stream.
+            if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
+            throw error;
+          }
         }
       }
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
+import { HostService } from '../../src/hosts/host-service.js';
 import { EXPIRY_PROTECTION_HEADER } from '../../src/http/host-list-response.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { RecordingStats, register, startRegistry, type RunningRegistry } from '../helpers/registry.js';
@@ -72,6 +73,41 @@ describe('expiry protection', () => {
     assert.equal((await read(server.url)).ips.length, 3);
     clock.advance(1);
     assert.deepEqual((await read(server.url)).ips, []);
+  });
+
+  test('a service whose protected hosts all expired is forgotten, so a later partition is announced again', async () => {
+    const clock = new ManualClock();
+    const lines: string[] = [];
+    const log = { debug: () => undefined, info: (_: object, msg?: string) => lines.push(`info ${msg}`), warn: (_: object, msg?: string) => lines.push(`warn ${msg}`), error: () => undefined };
+    const service = new HostService({
+      store: new MemoryHostStore(),
+      clock,
+      hostTtlSeconds: 10,
+      cacheType: 'null',
+      cacheTtlSeconds: 30,
+      stats: new RecordingStats(),
+      log,
+      autoIpAllowedRanges: [],
+      trustedProxyHops: 0,
+      expiryProtection: { enabled: true, threshold: 0.5, minHosts: 3, maxSeconds: 60 },
+    });
+    const client = { socketAddress: '127.0.0.1', forwardedFor: [] };
+    const fleetOf = async () => {
+      for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
+        await service.heartbeat('web', { ip, port: 80, revision: 'r', tags: { az: 'a', region: 'r', instance_id: ip } }, client);
+      }
+    };
+    await fleetOf();
+    clock.advance(11_000);
+    assert.equal((await service.listByService('web')).protectedHosts, 3);
+    clock.advance(60_000); // past EXPIRY_PROTECTION_MAX_SECONDS: swept
+    assert.equal((await service.listByService('web')).hosts.length, 0);
+    assert.equal((await service.listByService('web')).hosts.length, 0);
+    await fleetOf();
+    clock.advance(11_000);
+    assert.equal((await service.listByService('web')).protectedHosts, 3);
+    const active = lines.filter((line) => line.includes('expiry protection active'));
+    assert.equal(active.length, 2, lines.join('\n'));
   });
 
   test('off by default: the original expiry behaviour stays', async () => {

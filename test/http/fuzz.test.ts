@@ -146,6 +146,7 @@ const jsonBody = fc.oneof(
     (port) => `{"ip":"10.0.0.5","port":${port},"revision":"r","tags":{"az":"a","region":"r","instance_id":"i"}}`,
   ),
   fc.integer({ min: 9, max: 20000 }).map((depth) => `{"ip":"10.0.0.5","port":80,"revision":"r","tags":{"az":"a","region":"r","instance_id":"i","deep":${'['.repeat(depth)}${']'.repeat(depth)}}}`),
+  fc.constant('{"ip":"10.0.0.1","port":1,"revision":"r","tags":{"az":"a","region":"r","instance_id":"i","deep":' + '{"":'.repeat(6000) + '1' + '}'.repeat(6000) + '}}'),
 );
 
 const request: fc.Arbitrary<RawRequest> = fc.oneof(

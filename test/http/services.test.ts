@@ -228,6 +228,24 @@ describe('GET /v1/services', () => {
     assert.ok(allMs < 1_000, `all 10,000 took ${allMs.toFixed(0)} ms`);
   });
 
+  test('more than 10,000 services changed between two lists: one full refresh, and every change is listed', async () => {
+    const store = new ScanCountingStore();
+    server = await startRegistry({ store });
+    assert.equal((await register(server.url, 'gone-soon', { ip: '10.0.0.1' })).status, 200);
+    assert.equal((await services(server.url)).total, 1);
+    const scansBefore = store.scans;
+    const client = { socketAddress: '127.0.0.1', forwardedFor: [] };
+    for (let index = 0; index < 10_050; index++) {
+      await server.registry.hostService.heartbeat(`many-${String(index).padStart(5, '0')}`, { ip: '10.0.0.1', port: 80, revision: 'r1', tags: TAGS }, client);
+    }
+    await server.registry.hostService.deregister('gone-soon', '10.0.0.1');
+    const listed = await services(server.url, '?limit=10000');
+    assert.equal(listed.total, 10_050);
+    assert.ok(!listed.services.some((summary) => summary.service === 'gone-soon'));
+    assert.equal(store.scans, scansBefore + 1, 'one full refresh instead of 10,050 single reads');
+    assert.equal((await services(server.url, '?prefix=many-10049')).total, 1);
+  });
+
   test('read credentials protect the list', async () => {
     server = await startRegistry({ env: { AUTH_READ_PASSWORD: 'readers-only-please' } });
     assert.equal((await fetch(`${server.url}/v1/services`)).status, 401);

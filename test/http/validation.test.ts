@@ -41,6 +41,7 @@ describe('heartbeat validation', () => {
     ['weight tag not an integer', { tags: { ...TAGS, load_balancing_weight: 2.5 } }, /'tags'.*load_balancing_weight/],
     ['__proto__ tag', { tags: '{"az":"a","region":"r","instance_id":"i","__proto__":{"polluted":true}}' }, /__proto__/],
     ['too deep tag', { tags: { ...TAGS, deep: JSON.parse('['.repeat(20) + ']'.repeat(20)) } }, /deep/],
+    ['tag key longer than 256 characters', { tags: { ...TAGS, ['k'.repeat(257)]: 1 } }, /'tags'.*256 characters/],
     ['auto_ip nonsense', { ip: undefined, auto_ip: 'maybe' }, /auto_ip/],
     ['a tag number JSON cannot write', { tags: '{"az":"a","region":"r","instance_id":"i","n":1e309}' }, /'tags\.n'/],
     ['a tag nested 6,000 levels (a 12 KB form body)', { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'['.repeat(6000)}${']'.repeat(6000)}}` }, /'tags\.deep'.*nested deeper/],
@@ -58,6 +59,18 @@ describe('heartbeat validation', () => {
       assert.equal(await snapshotOfGuarded(), before);
     });
   }
+
+  test('tags sent as a JSON object are held to the 16 KB the form field allows', async () => {
+    const before = await snapshotOfGuarded();
+    const response = await fetch(`${server.url}/v1/registration/guarded`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...valid, revision: 'changed', tags: { ...TAGS, big: 'x'.repeat(20_000) } }),
+    });
+    assert.equal(response.status, 400);
+    assert.match(((await response.json()) as { error: string }).error, /'tags'.*16384 characters/);
+    assert.equal(await snapshotOfGuarded(), before);
+  });
 
   test('a field sent twice: the first value counts, as the original read it', async () => {
     const body = form({ ...valid, ip: '10.0.8.1', revision: 'first' });

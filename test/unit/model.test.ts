@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatCheckIn, hostProblem, mergeTags, parseCheckIn } from '../../src/hosts/model.js';
+import { formatCheckIn, hostProblem, mergeTags, parseCheckIn, routingChanged } from '../../src/hosts/model.js';
 import { canonicalIp, parseWeight } from '../../src/hosts/validation.js';
 
 describe('model rules', () => {
@@ -56,5 +56,15 @@ describe('hostProblem: what any stored record must meet to be served', () => {
     for (const value of [Infinity, Number.NaN, 1n, undefined, () => 1, Symbol('s'), new Date(0), new Map()]) {
       assert.ok(hostProblem({ ...good, tags: { value } }) !== undefined, String(value));
     }
+  });
+});
+
+describe('routingChanged on records from elsewhere', () => {
+  test('tags nested far deeper than a heartbeat may send are compared without overflowing the stack', () => {
+    let deep: unknown = 1;
+    for (let level = 0; level < 100_000; level++) deep = [deep];
+    const host = { service: 'web', ip_address: '10.0.0.1', port: 80, revision: 'r', service_repo_name: '', last_check_in: '2026-12-01 10:00:00.000000', tags: { deep } };
+    assert.equal(routingChanged(host, { ...host, tags: { deep } }), false);
+    assert.equal(routingChanged(host, { ...host, tags: { deep: [deep] } }), true);
   });
 });

@@ -70,7 +70,7 @@ describe('xDS state-of-the-world stream protocol', () => {
   let server: XdsStreamServer;
   let stats: CountingStats;
 
-  function setUp(options: { clock?: Clock; hostTtlSeconds?: number; pollIntervalMs?: number } = {}) {
+  function setUp(options: { clock?: Clock; hostTtlSeconds?: number; pollIntervalMs?: number; maxWatchedNames?: number } = {}) {
     store = new MemoryHostStore();
     stats = new CountingStats();
     const log = pino({ level: 'silent' });
@@ -91,6 +91,7 @@ describe('xDS state-of-the-world stream protocol', () => {
       log,
       pollIntervalMs: options.pollIntervalMs ?? 600_000,
       wildcardPollIntervalMs: 600_000,
+      maxWatchedNames: options.maxWatchedNames,
     });
     server = new XdsStreamServer({ cache, log, stats });
   }
@@ -314,6 +315,35 @@ describe('xDS state-of-the-world stream protocol', () => {
     );
     await waitFor('the remote write to be pushed', () => transport.sent.length === 2, 3000, 10);
     assert.deepEqual(endpointsOf(transport.last()), { users: ['10.0.0.9:8080'] });
+  });
+
+  test('watched names are bounded across streams, and every name a stream drops or leaves with is released', async () => {
+    server.closeAll();
+    cache.close();
+    setUp({ maxWatchedNames: 100 });
+    const names = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => `${prefix}-${index}`);
+    const first = open();
+    await first.stream.receive(request(EDS, names('a', 60)));
+    assert.equal(cache.watchedServices().length, 60);
+
+    const second = open();
+    await second.stream.receive(request(EDS, names('b', 60)));
+    assert.equal(second.transport.ended?.error?.code, 8, 'RESOURCE_EXHAUSTED past the bound');
+    assert.match(second.transport.ended?.error?.message ?? '', /100 services are watched/);
+    assert.equal(cache.watchedServices().length, 60, 'what the refused stream had watched is released');
+
+    // Names shared with another stream cost nothing more.
+    const third = open();
+    await third.stream.receive(request(EDS, names('a', 60)));
+    assert.equal(third.transport.ended, undefined);
+    assert.equal(cache.watchedServices().length, 60);
+    third.stream.close();
+
+    // A new subscription replaces the old: the dropped names are released.
+    await first.stream.receive(request(EDS, names('c', 90), first.transport.last()));
+    assert.deepEqual(cache.watchedServices(), names('c', 90).sort());
+    first.stream.close();
+    assert.deepEqual(cache.watchedServices(), []);
   });
 
   test('closeAll ends every stream cleanly', async () => {
