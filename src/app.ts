@@ -16,7 +16,7 @@ import { AllowedMethods } from './http/allowed-methods.js';
 import { Authorizer } from './http/auth.js';
 import { answerClientError } from './http/client-errors.js';
 import { RoutePolicy } from './http/route-policy.js';
-import { answerFrameworkError, registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
+import { answerFrameworkError, refuseWhileClosing, registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
 import { HostListEncoder } from './http/host-list-response.js';
@@ -91,7 +91,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // logged with method and URL by the hook below instead of through a per-request child.
     childLoggerFactory: (logger: FastifyBaseLogger) => logger,
     bodyLimit: deps.bodyLimitBytes,
-    return503OnClosing: true,
+    // refuseWhileClosing answers these instead, in the {"error": ...} shape.
+    return503OnClosing: false,
     frameworkErrors: answerFrameworkError,
     clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Duplex) {
       answerClientError(error, socket, this.log);
@@ -103,6 +104,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Before any route: every route declares its access (config.access) and this applies it.
   policy.install(app);
   registerErrorHandling(app, { debug: deps.debug, allowedMethods: new AllowedMethods(() => routesOf(app), MAX_PARAM_LENGTH) });
+  refuseWhileClosing(app);
   if (fastPaths) {
     // Every route is registered by now, so the fast paths can take the access their routes declare.
     app.addHook('onReady', (done) => {

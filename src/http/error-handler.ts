@@ -107,3 +107,20 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
     reply.code(500).send({ error: 'Internal server error' });
   }
 }
+
+/**
+ * While the server closes, requests still arriving on open connections are answered 503 with
+ * `{"error": ...}` and `Connection: close` (Fastify's own return503OnClosing, which this replaces,
+ * wrote a body of another shape), so clients retry elsewhere. Requests already in flight finish.
+ */
+export function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    reply.code(503).header('connection', 'close').send({ error: 'Service unavailable: this server is shutting down; retry, another replica will answer.' });
+  });
+}

@@ -98,3 +98,33 @@ for (const fastPaths of [true, false]) {
     });
   });
 }
+
+describe('requests that arrive while the server closes', () => {
+  test('are answered 503 with a JSON error and Connection: close, after the request in flight is answered', async () => {
+    const server = await startRegistry();
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    const body = form({ ip: '10.0.0.9', port: 8080, revision: 'r1', tags: TAGS }).toString();
+    // A heartbeat whose body is still on its way when the close begins, then a read behind it.
+    socket.write(`POST /v1/registration/closing HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closed = server.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.write(`${body.slice(10)}GET /v1/registration/closing HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const ended = once(socket, 'close');
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    await ended;
+    clearTimeout(timer);
+    await closed;
+    const answers = received.split(/(?=HTTP\/1\.1 \d{3} )/).filter((answer) => answer !== '');
+    assert.equal(answers.length, 2, received);
+    assert.match(answers[0] ?? '', /^HTTP\/1\.1 200 /);
+    assert.match(answers[1] ?? '', /^HTTP\/1\.1 503 /);
+    assert.match((answers[1] ?? '').toLowerCase(), /connection: close/);
+    const [, json = ''] = (answers[1] ?? '').split('\r\n\r\n');
+    assert.deepEqual(Object.keys(JSON.parse(json) as object), ['error']);
+  });
+});
