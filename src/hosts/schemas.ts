@@ -31,9 +31,6 @@ export const RepoName = Type.String({
 /** Textual form only; the domain checks that it is an IPv4 or IPv6 address. */
 export const IpAddressText = Type.String({ minLength: 1, maxLength: 64, description: 'IPv4 or IPv6 address' });
 
-/** Digits, with the spaces and plus sign Python's `int()` accepts around them. */
-export const PORT_TEXT_PATTERN = '^[ \\t]*\\+?[0-9]{1,10}[ \\t]*$';
-
 /**
  * The port as sent: form text or a JSON number. Listed as two types, not as an integer, so the
  * schema check never coerces text such as `Infinity`, `1e3` or `80.0` into a number; the domain
@@ -41,7 +38,8 @@ export const PORT_TEXT_PATTERN = '^[ \\t]*\\+?[0-9]{1,10}[ \\t]*$';
  */
 export const PortText = Type.Unsafe<string | number>({
   type: ['string', 'integer'],
-  pattern: PORT_TEXT_PATTERN,
+  // No pattern here: the text rule's message (parsePort) says what a port is, ajv's would quote a regex.
+  maxLength: 32,
   minimum: PORT_MIN,
   maximum: PORT_MAX,
   description: 'integer 1..65535, written as digits (a JSON number or form text)',

@@ -6,7 +6,7 @@ import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import { jsonDepthExceeds, plainJsonProblem } from './json-limits.js';
 import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
-import { PORT_TEXT_PATTERN, TAGS_TEXT_MAX, Tags } from './schemas.js';
+import { TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
 
@@ -37,7 +37,8 @@ export function requireIp(text: string, field = 'ip'): string {
 
 export const PORT_INVALID = `Invalid parameter 'port': must be an integer from ${PORT_MIN} to ${PORT_MAX}, written as digits.`;
 
-const PORT_DIGITS = new RegExp(PORT_TEXT_PATTERN);
+/** Digits, with the spaces and plus sign Python's `int()` accepts around them. */
+const PORT_DIGITS = /^[ \t]*\+?[0-9]{1,10}[ \t]*$/;
 
 /**
  * The port from a form string or a JSON number, as the original's `int()` read it: `80`, ` 80`

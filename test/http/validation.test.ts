@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TAGS_NOT_JSON } from '../../src/hosts/validation.js';
+import { PORT_INVALID, TAGS_NOT_JSON } from '../../src/hosts/validation.js';
 import { form, listHosts, register, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
 describe('heartbeat validation', () => {
@@ -193,10 +193,10 @@ describe('port: an integer written as digits, as the original read it with int()
       }
 
       for (const port of refusedText) {
-        test(`form port ${JSON.stringify(port)}: 400 naming 'port', nothing written`, async () => {
+        test(`form port ${JSON.stringify(port)}: 400 saying what a port is, nothing written`, async () => {
           const response = await register(server.url, 'web', { ...valid, port, revision: 'poisoned' });
           assert.equal(response.status, 400);
-          assert.match(((await response.json()) as { error: string }).error, /'port'/);
+          assert.equal(((await response.json()) as { error: string }).error, PORT_INVALID);
           await assertListUnchanged();
         });
       }
