@@ -136,10 +136,8 @@ export class FastPaths {
     const body = this.options.encoder.encode(snapshot, 'service', service);
     // One body per snapshot (the encoder memoises it), so its length is fixed with it; except
     // the empty list, one snapshot for every name without hosts, whose body names the service.
-    const headers =
-      snapshot.hosts.length === 0
-        ? [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)]
-        : (prepared.ok ??= [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)]);
+    const okHeaders = () => [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)];
+    const headers = snapshot.hosts.length === 0 ? okHeaders() : (prepared.ok ??= okHeaders());
     response.writeHead(200, headers);
     response.end(body);
     this.finished(request, 200, startedAt);

@@ -183,15 +183,15 @@ export class XdsSnapshotCache {
   }
 
   private endpointResource(name: string, snapshot: HostSnapshot): XdsResource {
+    const build = () => toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
     if (snapshot.hosts.length === 0) {
       // One snapshot stands for every service without hosts; its resource carries the name.
       const entry = this.entries.get(name);
-      if (entry) return (entry.emptyResource ??= toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot)));
-      return toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
+      return entry ? (entry.emptyResource ??= build()) : build();
     }
     let resource = this.endpointMemo.get(snapshot);
     if (!resource) {
-      resource = toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot));
+      resource = build();
       this.endpointMemo.set(snapshot, resource);
     }
     return resource;
