@@ -34,6 +34,8 @@ const server = createServer((request, response) => {
 server.keepAliveTimeout = 72_000;
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   const address = server.address();
-  process.stdout.write(`baseline listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}\n`);
+  process.stdout.write(
+    `baseline listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}\n`,
+  );
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

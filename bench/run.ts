@@ -86,7 +86,12 @@ function startDiscoveryOnEmbeddedDynalite(env: Record<string, string>): Promise<
 async function startDiscoveryOnDynalite(env: Record<string, string>): Promise<Server> {
   const dynalite = await startDynaliteProcess();
   try {
-    const started = await startDiscovery({ BACKEND_STORAGE: 'DynamoDB', DYNAMODB_URL: dynalite.url, DYNAMODB_CREATE_TABLES_IN_APP: 'true', ...env });
+    const started = await startDiscovery({
+      BACKEND_STORAGE: 'DynamoDB',
+      DYNAMODB_URL: dynalite.url,
+      DYNAMODB_CREATE_TABLES_IN_APP: 'true',
+      ...env,
+    });
     return {
       url: started.url,
       stop: async () => {
@@ -104,12 +109,19 @@ async function startDiscoveryOnDynalite(env: Record<string, string>): Promise<Se
 async function startDynaliteProcess(): Promise<Server> {
   const module = path.join(here, '../src/store/dynamodb/embedded-dynalite.js');
   const source = `const { startEmbeddedDynamoDb } = await import(${JSON.stringify(module)}); const db = await startEmbeddedDynamoDb(); process.stdout.write('listening on ' + db.endpoint + '\\n'); process.on('SIGTERM', () => db.close().then(() => process.exit(0)));`;
-  return startListeningChild([ '--input-type=module', '-e', source ], {});
+  return startListeningChild(['--input-type=module', '-e', source], {});
 }
 
 /** Spawns `node args…` and resolves once it prints `listening on <url>`. */
-async function startListeningChild(args: string[], env: Record<string, string>, onStop?: () => Promise<void>): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+async function startListeningChild(
+  args: string[],
+  env: Record<string, string>,
+  onStop?: () => Promise<void>,
+): Promise<Server> {
+  const child: ChildProcess = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -148,7 +160,8 @@ async function registerHosts(url: string, service: string, count: number, offset
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: heartbeatBody(service, index),
       });
-      if (response.status !== 200) throw new Error(`registration answered ${response.status}: ${await response.text()}`);
+      if (response.status !== 200)
+        throw new Error(`registration answered ${response.status}: ${await response.text()}`);
       await response.arrayBuffer();
     }
   };
@@ -186,10 +199,23 @@ interface Scenario {
   /** Minimum ratio of discovery to baseline requests/s; undefined: report only. */
   readonly target?: number;
   readonly quick?: boolean;
-  setup(): Promise<{ ours: Server; baseline: Server; load: (server: Server) => WrkOptions; during?: (server: Server) => () => Promise<void>; notes?: string }>;
+  setup(): Promise<{
+    ours: Server;
+    baseline: Server;
+    load: (server: Server) => WrkOptions;
+    during?: (server: Server) => () => Promise<void>;
+    notes?: string;
+  }>;
 }
 
-function getScenario(name: string, description: string, hosts: number, start: () => Promise<Server>, target: number | undefined, quickToo = false): Scenario {
+function getScenario(
+  name: string,
+  description: string,
+  hosts: number,
+  start: () => Promise<Server>,
+  target: number | undefined,
+  quickToo = false,
+): Scenario {
   return {
     name,
     description,
@@ -215,7 +241,12 @@ function getScenario(name: string, description: string, hosts: number, start: ()
 const DYNAMODB_HEARTBEAT_NOTE = 'storage: 1 UpdateItem per heartbeat, no read (see README)';
 
 /** Heartbeats of 10,000 distinct hosts (500 in a quick run) against `start`'s server and the bare write baseline. */
-function postScenario(name: string, description: string, start: () => Promise<Server>, options: { target?: number; quick?: boolean; notes?: string } = {}): Scenario {
+function postScenario(
+  name: string,
+  description: string,
+  start: () => Promise<Server>,
+  options: { target?: number; quick?: boolean; notes?: string } = {},
+): Scenario {
   return {
     name,
     description,
@@ -231,10 +262,35 @@ function postScenario(name: string, description: string, start: () => Promise<Se
 }
 
 const scenarios: Scenario[] = [
-  getScenario('get-100-inmemory-nocache', 'GET, 100 hosts, InMemory, CACHE_TYPE=null', 100, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }), 0.8, true),
-  getScenario('get-100-inmemory-cache', 'GET, 100 hosts, InMemory, CACHE_TYPE=simple', 100, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'simple' }), 0.85),
-  getScenario('get-1000-inmemory-nocache', 'GET, 1,000 hosts, InMemory, CACHE_TYPE=null', 1000, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }), 0.8),
-  getScenario('get-1000-inmemory-cache', 'GET, 1,000 hosts, InMemory, CACHE_TYPE=simple', 1000, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'simple' }), 0.8),
+  getScenario(
+    'get-100-inmemory-nocache',
+    'GET, 100 hosts, InMemory, CACHE_TYPE=null',
+    100,
+    () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }),
+    0.8,
+    true,
+  ),
+  getScenario(
+    'get-100-inmemory-cache',
+    'GET, 100 hosts, InMemory, CACHE_TYPE=simple',
+    100,
+    () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'simple' }),
+    0.85,
+  ),
+  getScenario(
+    'get-1000-inmemory-nocache',
+    'GET, 1,000 hosts, InMemory, CACHE_TYPE=null',
+    1000,
+    () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }),
+    0.8,
+  ),
+  getScenario(
+    'get-1000-inmemory-cache',
+    'GET, 1,000 hosts, InMemory, CACHE_TYPE=simple',
+    1000,
+    () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'simple' }),
+    0.8,
+  ),
   getScenario(
     'get-100-dynamodb-cache',
     'GET, 100 hosts, DynamoDB (dynalite in its own process, as a remote table), CACHE_TYPE=simple',
@@ -259,10 +315,19 @@ const scenarios: Scenario[] = [
       await registerHosts(ours.url, 'bench', 100);
       const { body, etag } = await fetchBody(`${ours.url}/v1/registration/bench`);
       const baseline = await startBaseline(body, etag);
-      return { ours, baseline, load: (server) => ({ url: `${server.url}/v1/registration/bench`, seconds, headers: { 'If-None-Match': etag } }) };
+      return {
+        ours,
+        baseline,
+        load: (server) => ({ url: `${server.url}/v1/registration/bench`, seconds, headers: { 'If-None-Match': etag } }),
+      };
     },
   },
-  postScenario('post-inmemory', 'POST heartbeats of 10,000 distinct hosts, InMemory', () => startDiscovery({ BACKEND_STORAGE: 'InMemory' }), { target: 0.6, quick: true }),
+  postScenario(
+    'post-inmemory',
+    'POST heartbeats of 10,000 distinct hosts, InMemory',
+    () => startDiscovery({ BACKEND_STORAGE: 'InMemory' }),
+    { target: 0.6, quick: true },
+  ),
   postScenario(
     'post-infile',
     'POST heartbeats of 10,000 distinct hosts, InFile (journal fsynced before each answer)',
@@ -310,7 +375,11 @@ function heartbeatsAt(url: string, service: string, hosts: number, perSecond: nu
     let next = performance.now();
     while (running) {
       const body = heartbeatBody(service, index++ % hosts);
-      void fetch(`${url}/v1/registration/${service}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body })
+      void fetch(`${url}/v1/registration/${service}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      })
         .then((response) => response.arrayBuffer())
         .catch(() => undefined);
       next += interval;
@@ -329,12 +398,17 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-async function measure(server: Server, load: WrkOptions, during?: (server: Server) => () => Promise<void>): Promise<WrkResult> {
+async function measure(
+  server: Server,
+  load: WrkOptions,
+  during?: (server: Server) => () => Promise<void>,
+): Promise<WrkResult> {
   const stop = during?.(server);
   try {
     const result = await wrk(load);
     if (result.errors > 0 || result.non2xx > 0) {
-      if (!load.headers?.['If-None-Match']) throw new Error(`${load.url}: ${result.errors} socket errors, ${result.non2xx} non-2xx`);
+      if (!load.headers?.['If-None-Match'])
+        throw new Error(`${load.url}: ${result.errors} socket errors, ${result.non2xx} non-2xx`);
     }
     return result;
   } finally {
@@ -369,7 +443,9 @@ async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
       oursRuns.push(a1, a2);
       baselineRuns.push(b1, b2);
       ratios.push((a1.requestsPerSecond + a2.requestsPerSecond) / (b1.requestsPerSecond + b2.requestsPerSecond));
-      process.stdout.write(`  ${scenario.name} round ${round + 1}: ${Math.round((a1.requestsPerSecond + a2.requestsPerSecond) / 2)} vs ${Math.round((b1.requestsPerSecond + b2.requestsPerSecond) / 2)} req/s\n`);
+      process.stdout.write(
+        `  ${scenario.name} round ${round + 1}: ${Math.round((a1.requestsPerSecond + a2.requestsPerSecond) / 2)} vs ${Math.round((b1.requestsPerSecond + b2.requestsPerSecond) / 2)} req/s\n`,
+      );
     } finally {
       await ours.stop();
       await baseline.stop();
@@ -382,8 +458,14 @@ async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
     target: scenario.target,
     ratio,
     ratios,
-    ours: { requestsPerSecond: median(oursRuns.map((r) => r.requestsPerSecond)), p99Ms: median(oursRuns.map((r) => r.p99Ms)) },
-    baseline: { requestsPerSecond: median(baselineRuns.map((r) => r.requestsPerSecond)), p99Ms: median(baselineRuns.map((r) => r.p99Ms)) },
+    ours: {
+      requestsPerSecond: median(oursRuns.map((r) => r.requestsPerSecond)),
+      p99Ms: median(oursRuns.map((r) => r.p99Ms)),
+    },
+    baseline: {
+      requestsPerSecond: median(baselineRuns.map((r) => r.requestsPerSecond)),
+      p99Ms: median(baselineRuns.map((r) => r.p99Ms)),
+    },
     pass: scenario.target === undefined ? undefined : ratio >= scenario.target,
     notes,
   };
@@ -404,7 +486,8 @@ async function runScale(): Promise<ScaleResult> {
   try {
     await registerHosts(alone.url, 'svc-0', perService);
     const started = performance.now();
-    for (let service = 0; service < services; service++) await registerHosts(full.url, `svc-${service}`, perService, 0, 100);
+    for (let service = 0; service < services; service++)
+      await registerHosts(full.url, `svc-${service}`, perService, 0, 100);
     const loadSeconds = (performance.now() - started) / 1000;
     // Every service read once, as pollers would, so the memory figure includes what reads keep.
     for (let service = 0; service < services; service++) await fetchBody(`${full.url}/v1/registration/svc-${service}`);
@@ -423,8 +506,16 @@ async function runScale(): Promise<ScaleResult> {
       loadSeconds,
       rssMb: rss,
       rssAloneMb: rssAlone,
-      alone: { requestsPerSecond: median(runs.alone.map((r) => r.requestsPerSecond)), p50Ms: median(runs.alone.map((r) => r.p50Ms)), p99Ms: median(runs.alone.map((r) => r.p99Ms)) },
-      full: { requestsPerSecond: median(runs.full.map((r) => r.requestsPerSecond)), p50Ms: median(runs.full.map((r) => r.p50Ms)), p99Ms: median(runs.full.map((r) => r.p99Ms)) },
+      alone: {
+        requestsPerSecond: median(runs.alone.map((r) => r.requestsPerSecond)),
+        p50Ms: median(runs.alone.map((r) => r.p50Ms)),
+        p99Ms: median(runs.alone.map((r) => r.p99Ms)),
+      },
+      full: {
+        requestsPerSecond: median(runs.full.map((r) => r.requestsPerSecond)),
+        p50Ms: median(runs.full.map((r) => r.p50Ms)),
+        p99Ms: median(runs.full.map((r) => r.p99Ms)),
+      },
     };
   } finally {
     await alone.stop();
@@ -436,15 +527,29 @@ async function runScale(): Promise<ScaleResult> {
 async function runGrowth(): Promise<GrowthRow[]> {
   const rows: GrowthRow[] = [];
   for (const hosts of quick ? [10] : [10, 100, 1000, 5000]) {
-    const scenario = getScenario(`growth-${hosts}`, `GET, ${hosts} hosts`, hosts, () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }), undefined);
+    const scenario = getScenario(
+      `growth-${hosts}`,
+      `GET, ${hosts} hosts`,
+      hosts,
+      () => startDiscovery({ BACKEND_STORAGE: 'InMemory', CACHE_TYPE: 'null' }),
+      undefined,
+    );
     const result = await runScenario(scenario);
-    rows.push({ hosts, ours: result.ours, baseline: result.baseline, ratio: result.ratio, bytes: Number(/^(\d+)/.exec(result.notes ?? '')?.[1] ?? 0) });
+    rows.push({
+      hosts,
+      ours: result.ours,
+      baseline: result.baseline,
+      ratio: result.ratio,
+      bytes: Number(/^(\d+)/.exec(result.notes ?? '')?.[1] ?? 0),
+    });
   }
   return rows;
 }
 
 async function main(): Promise<void> {
-  const selected = scenarios.filter((scenario) => (flags.only ? flags.only.split(',').includes(scenario.name) : !quick || scenario.quick));
+  const selected = scenarios.filter((scenario) =>
+    flags.only ? flags.only.split(',').includes(scenario.name) : !quick || scenario.quick,
+  );
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
     process.stdout.write(`${scenario.name}: ${scenario.description}\n`);
@@ -468,7 +573,8 @@ async function main(): Promise<void> {
   const markdown = await renderResults(report, outDir);
   process.stdout.write(`\n${markdown}\n`);
   const failed = results.filter((result) => result.pass === false);
-  if (failed.length > 0 && !quick) process.stdout.write(`below target: ${failed.map((result) => result.name).join(', ')}\n`);
+  if (failed.length > 0 && !quick)
+    process.stdout.write(`below target: ${failed.map((result) => result.name).join(', ')}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -44,7 +44,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function soak(options: SoakOptions): Promise<SoakResult> {
   const dir = await tempDir('discovery-soak-');
-  const server = await startDiscovery({ BACKEND_STORAGE: options.backend, APPLICATION_DIR: dir.path, HOST_TTL: String(options.hostTtlSeconds), CACHE_TYPE: 'simple', CACHE_TTL: '1' });
+  const server = await startDiscovery({
+    BACKEND_STORAGE: options.backend,
+    APPLICATION_DIR: dir.path,
+    HOST_TTL: String(options.hostTtlSeconds),
+    CACHE_TYPE: 'simple',
+    CACHE_TTL: '1',
+  });
   const pid = server.child.pid!;
   const deadline = Date.now() + options.seconds * 1000;
   const dieAt = Date.now() + (options.seconds * 1000) / 3;
@@ -123,7 +129,9 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
   let returnedDeadHosts = 0;
   for (let service = 0; service < options.services; service++) {
     const response = await fetch(`${server.url}/v1/registration/svc-${service}`);
-    const listed = new Set(((await response.json()) as { hosts: { ip_address: string }[] }).hosts.map((host) => host.ip_address));
+    const listed = new Set(
+      ((await response.json()) as { hosts: { ip_address: string }[] }).hosts.map((host) => host.ip_address),
+    );
     for (const host of hosts.filter((candidate) => candidate.service === `svc-${service}`)) {
       const age = (now - host.lastBeatAt) / 1000;
       if (!host.dies && age < options.hostTtlSeconds - 1 && !listed.has(host.ip)) missingLiveHosts++;
@@ -165,8 +173,14 @@ async function main(): Promise<void> {
     dyingShare: 0.1,
     backend: values.backend ?? 'InMemory',
   });
-  process.stdout.write(`${JSON.stringify({ ...result, rssMbSamples: result.rssMbSamples.map((mb) => Math.round(mb)) }, null, 2)}\n`);
-  const ok = result.missingLiveHosts === 0 && result.returnedDeadHosts === 0 && result.failedRequests === 0 && result.rssGrowthPercent < 15;
+  process.stdout.write(
+    `${JSON.stringify({ ...result, rssMbSamples: result.rssMbSamples.map((mb) => Math.round(mb)) }, null, 2)}\n`,
+  );
+  const ok =
+    result.missingLiveHosts === 0 &&
+    result.returnedDeadHosts === 0 &&
+    result.failedRequests === 0 &&
+    result.rssGrowthPercent < 15;
   process.stdout.write(ok ? 'soak: ok\n' : 'soak: FAILED\n');
   if (!ok) process.exitCode = 1;
 }

@@ -45,11 +45,19 @@ export interface Summary {
   readonly maxMs: number;
 }
 
-const DEFAULTS: BenchOptions = { changes: 200, streams: 1000, services: 100, fanoutChanges: 50, streamsPerChannel: 100, timeoutMs: 300_000 };
+const DEFAULTS: BenchOptions = {
+  changes: 200,
+  streams: 1000,
+  services: 100,
+  fanoutChanges: 50,
+  streamsPerChannel: 100,
+  timeoutMs: 300_000,
+};
 
 function summarise(samples: number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
   return { count: sorted.length, medianMs: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? Number.NaN };
 }
 
@@ -59,10 +67,13 @@ function endpointsIn(response: WireResponse): Set<string> {
   const out = new Set<string>();
   for (const resource of response.resources) {
     const cla = type!.decode(resource.value) as unknown as {
-      endpoints: { lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[];
+      endpoints: {
+        lb_endpoints: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[];
+      }[];
     };
     for (const locality of cla.endpoints) {
-      for (const lb of locality.lb_endpoints) out.add(`${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`);
+      for (const lb of locality.lb_endpoints)
+        out.add(`${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`);
     }
   }
   return out;
@@ -98,7 +109,9 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
   const channels: grpc.Client[] = [];
   const newChannel = () => {
     // Distinct channel options keep grpc-js from sharing one connection between the clients.
-    const channel = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure(), { 'bench.channel': channels.length });
+    const channel = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure(), {
+      'bench.channel': channels.length,
+    });
     channels.push(channel);
     return channel;
   };
@@ -127,7 +140,8 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
     // Fan-out: many streams, each watching every service over EDS, as an Envoy with that many clusters.
     const setupStarted = performance.now();
     const services = Array.from({ length: options.services }, (_, index) => `bench-svc-${index}`);
-    for (const [index, service] of services.entries()) await register(running.httpUrl, service, `10.100.${Math.floor(index / 256)}.${index % 256}`, 8080);
+    for (const [index, service] of services.entries())
+      await register(running.httpUrl, service, `10.100.${Math.floor(index / 256)}.${index % 256}`, 8080);
     let channel = newChannel();
     const ready: Promise<unknown>[] = [];
     for (let index = 0; index < options.streams; index++) {
@@ -135,7 +149,11 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
       const stream = new RawXdsStream(channel);
       streams.push(stream);
       stream.onResponse = (response) => stream.ack(response, services);
-      stream.send({ type_url: TYPE_URL.clusterLoadAssignment, resource_names: services, node: { id: `bench-${index}` } });
+      stream.send({
+        type_url: TYPE_URL.clusterLoadAssignment,
+        resource_names: services,
+        node: { id: `bench-${index}` },
+      });
       ready.push(stream.next(remaining()));
     }
     await Promise.all(ready);
@@ -146,7 +164,9 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
       const service = services[change % services.length]!;
       const ip = `10.150.${Math.floor(change / 256)}.${change % 256}`;
       const fanoutStreams = streams.slice(1);
-      const seen = fanoutStreams.map((stream) => awaitResponse(stream, services, (response) => endpointsIn(response).has(`${ip}:8080`), remaining()));
+      const seen = fanoutStreams.map((stream) =>
+        awaitResponse(stream, services, (response) => endpointsIn(response).has(`${ip}:8080`), remaining()),
+      );
       const posted = performance.now();
       await register(running.httpUrl, service, ip, 8080);
       const answered = performance.now();
@@ -202,7 +222,8 @@ function parseArgs(argv: readonly string[]): Partial<BenchOptions> {
   for (let index = 0; index < argv.length; index += 2) {
     const key = names[argv[index] ?? ''];
     const value = Number(argv[index + 1]);
-    if (!key || !Number.isInteger(value) || value <= 0) throw new Error(`usage: xds-latency [${Object.keys(names).join(' N] [')} N]`);
+    if (!key || !Number.isInteger(value) || value <= 0)
+      throw new Error(`usage: xds-latency [${Object.keys(names).join(' N] [')} N]`);
     out[key] = value;
   }
   return out;

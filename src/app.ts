@@ -1,4 +1,10 @@
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import formBody from '@fastify/formbody';
@@ -16,7 +22,12 @@ import { AllowedMethods } from './http/allowed-methods.js';
 import { Authorizer } from './http/auth.js';
 import { answerClientError } from './http/client-errors.js';
 import { RoutePolicy } from './http/route-policy.js';
-import { answerFrameworkError, refuseWhileClosing, registerErrorHandling, trackBodyParsing } from './http/error-handler.js';
+import {
+  answerFrameworkError,
+  refuseWhileClosing,
+  registerErrorHandling,
+  trackBodyParsing,
+} from './http/error-handler.js';
 import { loadBalancingRoutes } from './http/loadbalancing-routes.js';
 import { registrationReadRoutes, registrationWriteRoutes } from './http/registration-routes.js';
 import { HostListEncoder } from './http/host-list-response.js';
@@ -61,26 +72,33 @@ const MULTIPART_FIELDS_MAX = 32;
 /** The HTTP application with every route; it never listens and never reads the environment. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const https: HttpsServerOptions | undefined = deps.tls
-    ? { cert: deps.tls.cert, key: deps.tls.key, ca: deps.tls.ca, requestCert: deps.tls.ca !== undefined, rejectUnauthorized: true }
+    ? {
+        cert: deps.tls.cert,
+        key: deps.tls.key,
+        ca: deps.tls.ca,
+        requestCert: deps.tls.ca !== undefined,
+        rejectUnauthorized: true,
+      }
     : undefined;
   const authorizer = new Authorizer(deps.auth);
   const policy = new RoutePolicy(authorizer);
   const encoder = new HostListEncoder(deps.applicationEnv);
   const validation = new RequestValidation();
-  const fastPaths = (deps.fastPaths ?? true)
-    ? new FastPaths({
-        hostService: deps.hostService,
-        authorizer,
-        policy,
-        encoder,
-        validation,
-        bodyLimitBytes: deps.bodyLimitBytes,
-        log: deps.log as FastifyBaseLogger,
-        logRequests: deps.log.isLevelEnabled('debug'),
-        debug: deps.debug,
-        metrics: deps.metrics,
-      })
-    : undefined;
+  const fastPaths =
+    (deps.fastPaths ?? true)
+      ? new FastPaths({
+          hostService: deps.hostService,
+          authorizer,
+          policy,
+          encoder,
+          validation,
+          bodyLimitBytes: deps.bodyLimitBytes,
+          log: deps.log as FastifyBaseLogger,
+          logRequests: deps.log.isLevelEnabled('debug'),
+          debug: deps.debug,
+          metrics: deps.metrics,
+        })
+      : undefined;
   // Fastify types the instance by server kind; the routes do not care whether it is HTTP or HTTPS.
   const app = (Fastify as unknown as (options: object) => FastifyInstance)({
     serverFactory: (fastifyHandler: RequestListener) => createServer(https, fastPaths, fastifyHandler),
@@ -103,7 +121,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   trackRoutes(app);
   // Before any route: every route declares its access (config.access) and this applies it.
   policy.install(app);
-  registerErrorHandling(app, { debug: deps.debug, allowedMethods: new AllowedMethods(() => routesOf(app), MAX_PARAM_LENGTH) });
+  registerErrorHandling(app, {
+    debug: deps.debug,
+    allowedMethods: new AllowedMethods(() => routesOf(app), MAX_PARAM_LENGTH),
+  });
   refuseWhileClosing(app);
   if (fastPaths) {
     // Every route is registered by now, so the fast paths can take the access their routes declare.
@@ -125,26 +146,41 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   if (deps.metrics) {
     const metrics = deps.metrics;
     app.addHook('onResponse', (request, reply, done) => {
-      metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+      metrics.observeRequest(
+        request.method,
+        request.routeOptions.url ?? 'unmatched',
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
       done();
     });
     await app.register(metricsRoutes, { metrics });
   }
   if (deps.log.isLevelEnabled('debug')) {
     app.addHook('onResponse', async (request, reply) => {
-      request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+      request.log.debug(
+        { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
     });
   }
 
   app.get(
     '/healthcheck',
     // Public: load balancers probe it without credentials, and it says nothing but OK.
-    { config: { access: 'public' }, schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } } },
+    {
+      config: { access: 'public' },
+      schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } },
+    },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
   await app.register(registrationReadRoutes, { hostService: deps.hostService, encoder });
   await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, applicationEnv: deps.applicationEnv });
-  await app.register(dashboardRoutes, { authorizer, applicationEnv: deps.applicationEnv, hostTtlSeconds: deps.hostService.hostTtlSeconds });
+  await app.register(dashboardRoutes, {
+    authorizer,
+    applicationEnv: deps.applicationEnv,
+    hostTtlSeconds: deps.hostService.hostTtlSeconds,
+  });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.
   await app.register(async (writes) => {
@@ -163,7 +199,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 }
 
 /** The HTTP(S) server; the hottest two calls are answered before Fastify when the fast paths take them. */
-function createServer(https: HttpsServerOptions | undefined, fastPaths: FastPaths | undefined, fastifyHandler: RequestListener): Server {
+function createServer(
+  https: HttpsServerOptions | undefined,
+  fastPaths: FastPaths | undefined,
+  fastifyHandler: RequestListener,
+): Server {
   const listener: RequestListener = fastPaths
     ? (request: IncomingMessage, response: ServerResponse) => {
         if (!fastPaths.tryServe(request, response)) fastifyHandler(request, response);

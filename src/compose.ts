@@ -62,10 +62,18 @@ export function xdsExposureWarning(config: Config): string | undefined {
 }
 
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
-export async function composeRegistry(config: Config, log: Logger, overrides: ComposeOverrides = {}): Promise<Registry> {
+export async function composeRegistry(
+  config: Config,
+  log: Logger,
+  overrides: ComposeOverrides = {},
+): Promise<Registry> {
   let xdsStreams = () => 0;
   let serviceTotals = () => ({ services: 0, hosts: 0 });
-  const metrics = new Metrics({ liveHosts: () => serviceTotals().hosts, liveServices: () => serviceTotals().services, xdsStreams: () => xdsStreams() });
+  const metrics = new Metrics({
+    liveHosts: () => serviceTotals().hosts,
+    liveServices: () => serviceTotals().services,
+    xdsStreams: () => xdsStreams(),
+  });
   const store = instrumentStore(overrides.store ?? (await createStore(config, log)), metrics);
   const statsd = overrides.stats ?? new StatsdStats({ ...config.statsd, log });
   const stats = fanOut(statsd, metrics);
@@ -94,9 +102,20 @@ export async function composeRegistry(config: Config, log: Logger, overrides: Co
   const xdsWarning = xdsExposureWarning(config);
   if (xdsWarning) log.warn({ fix: ['XDS_TLS_CA_FILE', 'XDS_ENABLED=false'] }, xdsWarning);
   const grpcServer = config.xds.enabled
-    ? new XdsGrpcServer({ streamServer, log, host: config.xds.listenAddress, port: config.xds.port, tls: config.xds.tls })
+    ? new XdsGrpcServer({
+        streamServer,
+        log,
+        host: config.xds.listenAddress,
+        port: config.xds.port,
+        tls: config.xds.tls,
+      })
     : undefined;
-  const serviceDirectory = new ServiceDirectory({ hostService, clock, log, refreshIntervalMs: overrides.serviceRefreshIntervalMs });
+  const serviceDirectory = new ServiceDirectory({
+    hostService,
+    clock,
+    log,
+    refreshIntervalMs: overrides.serviceRefreshIntervalMs,
+  });
   serviceTotals = () => serviceDirectory.totals();
   xdsStreams = () => streamServer.clients().length;
   const app = await buildApp({

@@ -120,13 +120,19 @@ function text(env: Env, name: string, fallback: string): string {
   return value === undefined || value === '' ? fallback : value;
 }
 
-function number(env: Env, name: string, fallback: number, opts: { min: number; max?: number; integer?: boolean }): number {
+function number(
+  env: Env,
+  name: string,
+  fallback: number,
+  opts: { min: number; max?: number; integer?: boolean },
+): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw.trim());
   const range = opts.max === undefined ? `>= ${opts.min}` : `${opts.min}..${opts.max}`;
   const accepted = `${opts.integer ? 'an integer' : 'a number'} ${range}`;
-  if (!Number.isFinite(value) || value < opts.min || (opts.max !== undefined && value > opts.max)) fail(name, raw, accepted);
+  if (!Number.isFinite(value) || value < opts.min || (opts.max !== undefined && value > opts.max))
+    fail(name, raw, accepted);
   if (opts.integer && !Number.isInteger(value)) fail(name, raw, accepted);
   return value;
 }
@@ -159,7 +165,11 @@ function backendStorage(env: Env): string {
   const builtIn = BACKENDS_BUILT_IN.find((name) => name.toLowerCase() === raw.toLowerCase());
   if (builtIn) return builtIn;
   if (!PLUGIN_NAME.test(raw)) {
-    fail('BACKEND_STORAGE', raw, `${BACKENDS_BUILT_IN.join(', ')}, or the folder name of a plugin under APPLICATION_DIR/plugins/`);
+    fail(
+      'BACKEND_STORAGE',
+      raw,
+      `${BACKENDS_BUILT_IN.join(', ')}, or the folder name of a plugin under APPLICATION_DIR/plugins/`,
+    );
   }
   return raw;
 }
@@ -189,7 +199,8 @@ function endpointUrl(env: Env, name: string): string {
   } catch {
     return fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    fail(name, raw, 'an http:// or https:// URL such as http://127.0.0.1:4567');
   return raw;
 }
 
@@ -235,7 +246,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       port: number(env, 'XDS_PORT', 18000, { min: 0, max: 65535, integer: true }),
       listenAddress: text(env, 'XDS_LISTEN_ADDRESS', text(env, 'LISTEN_ADDRESS', '0.0.0.0')),
       pollIntervalMs: number(env, 'XDS_POLL_INTERVAL_MS', 1000, { min: 100, max: 600_000, integer: true }),
-      wildcardPollIntervalMs: number(env, 'XDS_WILDCARD_POLL_INTERVAL_MS', 30_000, { min: 1000, max: 3_600_000, integer: true }),
+      wildcardPollIntervalMs: number(env, 'XDS_WILDCARD_POLL_INTERVAL_MS', 30_000, {
+        min: 1000,
+        max: 3_600_000,
+        integer: true,
+      }),
       tls: tlsFiles(env, 'XDS_TLS'),
     },
     httpTls: tlsFiles(env, 'TLS'),
@@ -250,7 +265,9 @@ function readSetting(env: Env, name: string): Buffer | undefined {
   try {
     return readFileSync(file);
   } catch (error) {
-    throw new ConfigError(`invalid setting ${name}=${JSON.stringify(file)}: expected a readable file (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new ConfigError(
+      `invalid setting ${name}=${JSON.stringify(file)}: expected a readable file (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    );
   }
 }
 
@@ -260,11 +277,20 @@ function tlsFiles(env: Env, prefix: string): TlsFiles | undefined {
   const key = readSetting(env, `${prefix}_KEY_FILE`);
   const ca = readSetting(env, `${prefix}_CA_FILE`);
   if (!cert && !key) {
-    if (ca) throw new ConfigError(`invalid setting ${prefix}_CA_FILE: expected ${prefix}_CERT_FILE and ${prefix}_KEY_FILE too`);
+    if (ca)
+      throw new ConfigError(
+        `invalid setting ${prefix}_CA_FILE: expected ${prefix}_CERT_FILE and ${prefix}_KEY_FILE too`,
+      );
     return undefined;
   }
-  if (!cert) throw new ConfigError(`invalid setting ${prefix}_CERT_FILE: expected a certificate file to go with ${prefix}_KEY_FILE`);
-  if (!key) throw new ConfigError(`invalid setting ${prefix}_KEY_FILE: expected a private key file to go with ${prefix}_CERT_FILE`);
+  if (!cert)
+    throw new ConfigError(
+      `invalid setting ${prefix}_CERT_FILE: expected a certificate file to go with ${prefix}_KEY_FILE`,
+    );
+  if (!key)
+    throw new ConfigError(
+      `invalid setting ${prefix}_KEY_FILE: expected a private key file to go with ${prefix}_CERT_FILE`,
+    );
   return { cert, key, ca };
 }
 
@@ -272,7 +298,8 @@ function credential(env: Env, name: string): string | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   // The value itself is never echoed: it is a secret.
-  if (raw.length < CREDENTIAL_MIN_LENGTH) throw new ConfigError(`invalid setting ${name}: expected at least ${CREDENTIAL_MIN_LENGTH} characters`);
+  if (raw.length < CREDENTIAL_MIN_LENGTH)
+    throw new ConfigError(`invalid setting ${name}: expected at least ${CREDENTIAL_MIN_LENGTH} characters`);
   return raw;
 }
 
@@ -290,7 +317,10 @@ function authConfig(env: Env): AuthConfig {
         .map((token) => token.trim())
         .filter((token) => token !== '')
         .map((token) => {
-          if (token.length < CREDENTIAL_MIN_LENGTH) throw new ConfigError(`invalid setting AUTH_${upper}_TOKENS: expected comma-separated tokens of at least ${CREDENTIAL_MIN_LENGTH} characters`);
+          if (token.length < CREDENTIAL_MIN_LENGTH)
+            throw new ConfigError(
+              `invalid setting AUTH_${upper}_TOKENS: expected comma-separated tokens of at least ${CREDENTIAL_MIN_LENGTH} characters`,
+            );
           return token;
         });
     }

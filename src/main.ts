@@ -28,9 +28,13 @@ async function main(): Promise<void> {
     throw error;
   }
   const address = await registry.app.listen({ port: config.port, host: config.listenAddress });
-  log.info({ address, backend: config.backendStorage, env: config.applicationEnv }, `discovery listening on ${address}`);
+  log.info(
+    { address, backend: config.backendStorage, env: config.applicationEnv },
+    `discovery listening on ${address}`,
+  );
   const xdsPort = await registry.startXds();
-  if (xdsPort !== undefined) log.info({ port: xdsPort, host: config.xds.listenAddress }, `xDS control plane listening on port ${xdsPort}`);
+  if (xdsPort !== undefined)
+    log.info({ port: xdsPort, host: config.xds.listenAddress }, `xDS control plane listening on port ${xdsPort}`);
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down');

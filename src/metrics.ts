@@ -29,8 +29,19 @@ export class Metrics implements RegistryStats {
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     );
     this.registry.registerMetric(this.http as never);
-    tallyCounter(registers, 'discovery_registrations_total', 'Heartbeats, by outcome (success, failure)', 'outcome', this.registrationTally);
-    this.hostEvents = new Counter({ name: 'discovery_host_events_total', help: 'Hosts swept after HOST_TTL, deleted, or kept by expiry protection (per read)', labelNames: ['event'], registers });
+    tallyCounter(
+      registers,
+      'discovery_registrations_total',
+      'Heartbeats, by outcome (success, failure)',
+      'outcome',
+      this.registrationTally,
+    );
+    this.hostEvents = new Counter({
+      name: 'discovery_host_events_total',
+      help: 'Hosts swept after HOST_TTL, deleted, or kept by expiry protection (per read)',
+      labelNames: ['event'],
+      registers,
+    });
     tallyCounter(
       registers,
       'discovery_cache_lookups_total',
@@ -44,19 +55,37 @@ export class Metrics implements RegistryStats {
       [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     );
     this.registry.registerMetric(this.storage as never);
-    this.xdsEvents = new Counter({ name: 'discovery_xds_events_total', help: 'xDS responses pushed and NACKs received', labelNames: ['event'], registers });
+    this.xdsEvents = new Counter({
+      name: 'discovery_xds_events_total',
+      help: 'xDS responses pushed and NACKs received',
+      labelNames: ['event'],
+      registers,
+    });
     const gauge = (name: string, help: string, read: (() => number) | undefined) => {
-      if (read) new Gauge({ name, help, registers, collect() { this.set(read()); } });
+      if (read)
+        new Gauge({
+          name,
+          help,
+          registers,
+          collect() {
+            this.set(read());
+          },
+        });
     };
     gauge('discovery_live_hosts', 'Live hosts across every service, as this replica last saw them', gauges.liveHosts);
-    gauge('discovery_live_services', 'Services with at least one live host, as this replica last saw them', gauges.liveServices);
+    gauge(
+      'discovery_live_services',
+      'Services with at least one live host, as this replica last saw them',
+      gauges.liveServices,
+    );
     gauge('discovery_xds_streams', 'Open xDS streams (ADS and EDS)', gauges.xdsStreams);
   }
 
   increment(metric: string): void {
     // The cache counter first: every cached read counts one.
     if (metric === 'cache.hit') this.cacheLookupTally.hit++;
-    else if (metric.startsWith('registration.')) this.registrationTally[metric.endsWith('.success') ? 'success' : 'failure']++;
+    else if (metric.startsWith('registration.'))
+      this.registrationTally[metric.endsWith('.success') ? 'success' : 'failure']++;
     else if (metric.startsWith('service.host.sweep.')) this.hostEvents.inc({ event: 'swept' });
     else if (metric.startsWith('service.host.delete.')) this.hostEvents.inc({ event: 'deleted' });
     else if (metric.startsWith('service.host.protected.')) this.hostEvents.inc({ event: 'protected' });
@@ -67,7 +96,11 @@ export class Metrics implements RegistryStats {
 
   /** One answered HTTP request; `route` is the route template, never the raw URL. */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    this.http.observe(this.requestSeriesKey(method, route, status), () => ({ method, route, status: String(status) }), seconds);
+    this.http.observe(
+      this.requestSeriesKey(method, route, status),
+      () => ({ method, route, status: String(status) }),
+      seconds,
+    );
   }
 
   /**
@@ -99,7 +132,13 @@ export class Metrics implements RegistryStats {
  * A counter whose values are tallied as plain numbers on a hot path and handed to prom-client
  * only when scraped (prom-client hashes labels on every `inc`). One label, one series per key.
  */
-function tallyCounter(registers: Registry[], name: string, help: string, label: string, tally: Record<string, number>): void {
+function tallyCounter(
+  registers: Registry[],
+  name: string,
+  help: string,
+  label: string,
+  tally: Record<string, number>,
+): void {
   new Counter({
     name,
     help,
@@ -153,7 +192,13 @@ class TallyHistogram {
   }
 
   /** What prom-client's registry reads: cumulative buckets, +Inf, sum and count per label set. */
-  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: { labels: Record<string, string | number>; value: number; metricName: string }[];
+  } {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
     for (const { labels, buckets, sum, count } of this.series.values()) {
       let cumulative = 0;

@@ -11,13 +11,19 @@ describe('DynamoDB and stale-read settings', () => {
 
   test('DYNAMODB_URL must be an http(s) URL', () => {
     assert.equal(loadConfig({ DYNAMODB_URL: 'http://127.0.0.1:4567' }, '/').dynamodb.url, 'http://127.0.0.1:4567');
-    assert.throws(() => loadConfig({ DYNAMODB_URL: 'localhost:4567' }, '/'), (error: unknown) => error instanceof ConfigError && /DYNAMODB_URL/.test(error.message));
+    assert.throws(
+      () => loadConfig({ DYNAMODB_URL: 'localhost:4567' }, '/'),
+      (error: unknown) => error instanceof ConfigError && /DYNAMODB_URL/.test(error.message),
+    );
     assert.throws(() => loadConfig({ DYNAMODB_URL: 'not a url' }, '/'), ConfigError);
   });
 
   test('STALE_READ_MAX_SECONDS is a non-negative integer; 0 turns stale reads off', () => {
     assert.equal(loadConfig({ STALE_READ_MAX_SECONDS: '0' }, '/').staleReadMaxSeconds, 0);
-    assert.throws(() => loadConfig({ STALE_READ_MAX_SECONDS: '-1' }, '/'), (error: unknown) => error instanceof ConfigError && /STALE_READ_MAX_SECONDS/.test(error.message));
+    assert.throws(
+      () => loadConfig({ STALE_READ_MAX_SECONDS: '-1' }, '/'),
+      (error: unknown) => error instanceof ConfigError && /STALE_READ_MAX_SECONDS/.test(error.message),
+    );
     assert.throws(() => loadConfig({ STALE_READ_MAX_SECONDS: 'soon' }, '/'), ConfigError);
   });
 });

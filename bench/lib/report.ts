@@ -51,7 +51,10 @@ export interface BenchReport {
 
 const CHROMIUM = '/usr/bin/chromium';
 
-const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+const fmt = (value: number, digits = 0) =>
+  Number.isFinite(value)
+    ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : 'n/a';
 
 /**
  * Renders the figures as Markdown. With `outDir`, also writes results.json, RESULTS.md (the
@@ -136,7 +139,14 @@ async function writeGrowthChart(rows: GrowthRow[], file: string): Promise<void> 
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 720, height: 360 } });
@@ -161,18 +171,40 @@ function growthSvg(rows: GrowthRow[]): string {
   const maxP99 = Math.max(...rows.map((row) => row.ours.p99Ms)) * 1.2;
   const yRps = (value: number) => top + plotHeight - (value / maxRps) * plotHeight;
   const yP99 = (value: number) => top + plotHeight - (value / maxP99) * plotHeight;
-  const line = (values: number[], y: (value: number) => number) => values.map((value, index) => `${index ? 'L' : 'M'}${x(index).toFixed(1)},${y(value).toFixed(1)}`).join(' ');
-  const ticks = rows.map((row, index) => `<text x="${x(index)}" y="${height - bottom + 20}" text-anchor="middle">${row.hosts.toLocaleString('en-US')}</text>`).join('');
-  const rpsTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${left - 8}" y="${yRps(maxRps * f) + 4}" text-anchor="end">${Math.round((maxRps * f) / 1000)}k</text><line x1="${left}" x2="${width - right}" y1="${yRps(maxRps * f)}" y2="${yRps(maxRps * f)}" stroke="#eee"/>`).join('');
-  const p99Ticks = [0, 0.5, 1].map((f) => `<text x="${width - right + 8}" y="${yP99(maxP99 * f) + 4}">${(maxP99 * f).toFixed(1)} ms</text>`).join('');
+  const line = (values: number[], y: (value: number) => number) =>
+    values.map((value, index) => `${index ? 'L' : 'M'}${x(index).toFixed(1)},${y(value).toFixed(1)}`).join(' ');
+  const ticks = rows
+    .map(
+      (row, index) =>
+        `<text x="${x(index)}" y="${height - bottom + 20}" text-anchor="middle">${row.hosts.toLocaleString('en-US')}</text>`,
+    )
+    .join('');
+  const rpsTicks = [0, 0.25, 0.5, 0.75, 1]
+    .map(
+      (f) =>
+        `<text x="${left - 8}" y="${yRps(maxRps * f) + 4}" text-anchor="end">${Math.round((maxRps * f) / 1000)}k</text><line x1="${left}" x2="${width - right}" y1="${yRps(maxRps * f)}" y2="${yRps(maxRps * f)}" stroke="#eee"/>`,
+    )
+    .join('');
+  const p99Ticks = [0, 0.5, 1]
+    .map((f) => `<text x="${width - right + 8}" y="${yP99(maxP99 * f) + 4}">${(maxP99 * f).toFixed(1)} ms</text>`)
+    .join('');
   return `<!doctype html><html><body style="margin:0;background:#fff">
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
 <text x="${width / 2}" y="22" text-anchor="middle" font-size="15">GET /v1/registration/:service — throughput and p99 against hosts per service</text>
 ${rpsTicks}${p99Ticks}${ticks}
 <text x="${width / 2}" y="${height - 8}" text-anchor="middle">hosts per service</text>
-<path d="${line(rows.map((row) => row.baseline.requestsPerSecond), yRps)}" fill="none" stroke="#999" stroke-width="2" stroke-dasharray="6 4"/>
-<path d="${line(rows.map((row) => row.ours.requestsPerSecond), yRps)}" fill="none" stroke="#1f6feb" stroke-width="3"/>
-<path d="${line(rows.map((row) => row.ours.p99Ms), yP99)}" fill="none" stroke="#d1242f" stroke-width="2"/>
+<path d="${line(
+    rows.map((row) => row.baseline.requestsPerSecond),
+    yRps,
+  )}" fill="none" stroke="#999" stroke-width="2" stroke-dasharray="6 4"/>
+<path d="${line(
+    rows.map((row) => row.ours.requestsPerSecond),
+    yRps,
+  )}" fill="none" stroke="#1f6feb" stroke-width="3"/>
+<path d="${line(
+    rows.map((row) => row.ours.p99Ms),
+    yP99,
+  )}" fill="none" stroke="#d1242f" stroke-width="2"/>
 <g transform="translate(${left + 10},${top + 10})">
 <rect width="230" height="58" fill="#fff" stroke="#ccc"/>
 <line x1="8" x2="38" y1="14" y2="14" stroke="#1f6feb" stroke-width="3"/><text x="46" y="18">discovery req/s (left axis)</text>

@@ -46,7 +46,10 @@ export interface AgentSettings {
  * range, IP syntax, required tags) are discovery's, so its answer is the one source of truth.
  * Returns undefined for `--help`.
  */
-export function parseAgentArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): AgentSettings | undefined {
+export function parseAgentArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): AgentSettings | undefined {
   let parsed;
   try {
     parsed = parseArgs({
@@ -101,16 +104,31 @@ export function parseAgentArgs(argv: readonly string[], env: Readonly<Record<str
   const repo = pick(parsed.repo, 'DISCOVERY_REPO');
   const tags = parseTags(pick(parsed.tags, 'DISCOVERY_TAGS'), parsed.tag ?? []);
 
-  const intervalSeconds = seconds(pick(parsed.interval, 'DISCOVERY_INTERVAL') ?? String(DEFAULT_INTERVAL_SECONDS), '--interval');
-  const timeoutSeconds = seconds(pick(parsed.timeout, 'DISCOVERY_TIMEOUT') ?? String(DEFAULT_TIMEOUT_MS / 1000), '--timeout');
+  const intervalSeconds = seconds(
+    pick(parsed.interval, 'DISCOVERY_INTERVAL') ?? String(DEFAULT_INTERVAL_SECONDS),
+    '--interval',
+  );
+  const timeoutSeconds = seconds(
+    pick(parsed.timeout, 'DISCOVERY_TIMEOUT') ?? String(DEFAULT_TIMEOUT_MS / 1000),
+    '--timeout',
+  );
   const hostTtlText = pick(parsed['host-ttl'], 'DISCOVERY_HOST_TTL');
   const warnings: string[] = [];
   if (hostTtlText !== undefined) {
     const hostTtl = seconds(hostTtlText, '--host-ttl');
-    if (intervalSeconds >= hostTtl) throw new UsageError(`--interval ${intervalSeconds} must be below --host-ttl ${hostTtl}, or the host expires between heartbeats`);
-    if (intervalSeconds > hostTtl / 2) warnings.push(`--interval ${intervalSeconds} is more than half of --host-ttl ${hostTtl}: one failed heartbeat may expire the host`);
+    if (intervalSeconds >= hostTtl)
+      throw new UsageError(
+        `--interval ${intervalSeconds} must be below --host-ttl ${hostTtl}, or the host expires between heartbeats`,
+      );
+    if (intervalSeconds > hostTtl / 2)
+      warnings.push(
+        `--interval ${intervalSeconds} is more than half of --host-ttl ${hostTtl}: one failed heartbeat may expire the host`,
+      );
   }
-  if (timeoutSeconds >= intervalSeconds) warnings.push(`--timeout ${timeoutSeconds} is not below --interval ${intervalSeconds}: a slow discovery delays heartbeats`);
+  if (timeoutSeconds >= intervalSeconds)
+    warnings.push(
+      `--timeout ${timeoutSeconds} is not below --interval ${intervalSeconds}: a slow discovery delays heartbeats`,
+    );
 
   const registration: Registration = {
     ...(ip !== undefined ? { ip } : {}),
@@ -131,7 +149,8 @@ function integer(text: string, option: string): number {
 
 function seconds(text: string, option: string): number {
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`${option} must be a positive number of seconds: ${text}`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`${option} must be a positive number of seconds: ${text}`);
   return value;
 }
 
@@ -145,7 +164,8 @@ function parseTags(json: string | undefined, pairs: readonly string[]): HostTags
     } catch {
       throw new UsageError(`--tags is not valid JSON: ${json}`);
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError('--tags must be a JSON object');
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new UsageError('--tags must be a JSON object');
     tags = { ...(value as Record<string, unknown>) };
   }
   for (const pair of pairs) {

@@ -62,7 +62,8 @@ export class HeartbeatAgent {
 
   constructor(options: HeartbeatAgentOptions) {
     if (!(options.intervalMs > 0)) throw new RangeError(`intervalMs must be positive: ${options.intervalMs}`);
-    if (options.registration.ip === undefined && !options.registration.autoIp) throw new TypeError('registration needs ip or autoIp');
+    if (options.registration.ip === undefined && !options.registration.autoIp)
+      throw new TypeError('registration needs ip or autoIp');
     this.options = options;
     this.maxBackoffMs = options.maxBackoffMs ?? Math.min(DEFAULT_MAX_BACKOFF_MS, options.intervalMs);
     this.initialBackoffMs = Math.min(options.initialBackoffMs ?? DEFAULT_INITIAL_BACKOFF_MS, this.maxBackoffMs);
@@ -86,7 +87,12 @@ export class HeartbeatAgent {
       let wait: number;
       try {
         await client.register(service, registration);
-        if (!registered) this.emit('info', 'registered', { ip: this.ip ?? 'auto', port: registration.port, intervalMs: this.options.intervalMs });
+        if (!registered)
+          this.emit('info', 'registered', {
+            ip: this.ip ?? 'auto',
+            port: registration.port,
+            intervalMs: this.options.intervalMs,
+          });
         else if (failures > 0) this.emit('info', 'heartbeat recovered', { failures });
         registered = true;
         failures = 0;
@@ -96,12 +102,20 @@ export class HeartbeatAgent {
         if (!(error instanceof DiscoveryError)) throw error;
         if (!error.retryable) {
           const reason = error.serverMessage ?? error.message;
-          this.emit('error', `discovery refused the registration (${error.status ?? error.kind}): ${reason}`, describe(error));
+          this.emit(
+            'error',
+            `discovery refused the registration (${error.status ?? error.kind}): ${reason}`,
+            describe(error),
+          );
           throw error;
         }
         failures += 1;
         wait = this.backoff(failures);
-        this.emit('warn', 'heartbeat failed; retrying', { attempt: failures, retryInMs: Math.round(wait), ...describe(error) });
+        this.emit('warn', 'heartbeat failed; retrying', {
+          attempt: failures,
+          retryInMs: Math.round(wait),
+          ...describe(error),
+        });
       }
       await this.sleep(wait, signal);
     }
@@ -125,8 +139,13 @@ export class HeartbeatAgent {
       this.emit('info', 'deregistered', { ip: this.ip });
     } catch (error) {
       if (!(error instanceof DiscoveryError)) throw error;
-      if (error.status === 400) this.emit('info', 'already deregistered (expired or deleted)', { ip: this.ip, ...describe(error) });
-      else this.emit('warn', 'deregistration failed; the host expires after HOST_TTL', { ip: this.ip, ...describe(error) });
+      if (error.status === 400)
+        this.emit('info', 'already deregistered (expired or deleted)', { ip: this.ip, ...describe(error) });
+      else
+        this.emit('warn', 'deregistration failed; the host expires after HOST_TTL', {
+          ip: this.ip,
+          ...describe(error),
+        });
     }
   }
 
@@ -145,13 +164,19 @@ export class HeartbeatAgent {
       this.emit('warn', 'could not look up the auto_ip address; will retry', describe(error));
       return;
     }
-    const mine = list.hosts.filter((host) => host.tags.instance_id === registration.tags.instance_id && host.port === registration.port);
+    const mine = list.hosts.filter(
+      (host) => host.tags.instance_id === registration.tags.instance_id && host.port === registration.port,
+    );
     this.ipLookupSettled = true;
     if (mine.length === 1) {
       this.ip = mine[0]!.ip_address;
       this.emit('info', 'auto_ip address found', { ip: this.ip });
     } else {
-      this.emit('warn', 'auto_ip address not identified (no single host with this instance_id and port); will not deregister on stop', { matches: mine.length });
+      this.emit(
+        'warn',
+        'auto_ip address not identified (no single host with this instance_id and port); will not deregister on stop',
+        { matches: mine.length },
+      );
     }
   }
 

@@ -27,7 +27,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  for (const warning of settings.warnings) writeLog({ time: new Date().toISOString(), level: 'warn', msg: warning, service: settings.service });
+  for (const warning of settings.warnings)
+    writeLog({ time: new Date().toISOString(), level: 'warn', msg: warning, service: settings.service });
 
   const client = new DiscoveryClient({ baseUrl: settings.url, timeoutMs: settings.timeoutMs });
   const agent = new HeartbeatAgent({
@@ -42,12 +43,27 @@ async function main(): Promise<void> {
   const shutdownLimitMs = 2 * settings.timeoutMs + SHUTDOWN_SLACK_MS;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
-      writeLog({ time: new Date().toISOString(), level: 'warn', msg: `second ${signal}; exiting without waiting`, service: settings.service });
+      writeLog({
+        time: new Date().toISOString(),
+        level: 'warn',
+        msg: `second ${signal}; exiting without waiting`,
+        service: settings.service,
+      });
       process.exit(EXIT_REFUSED);
     }
-    writeLog({ time: new Date().toISOString(), level: 'info', msg: `${signal} received; deregistering`, service: settings.service });
+    writeLog({
+      time: new Date().toISOString(),
+      level: 'info',
+      msg: `${signal} received; deregistering`,
+      service: settings.service,
+    });
     setTimeout(() => {
-      writeLog({ time: new Date().toISOString(), level: 'error', msg: `stop took longer than ${shutdownLimitMs} ms; exiting`, service: settings.service });
+      writeLog({
+        time: new Date().toISOString(),
+        level: 'error',
+        msg: `stop took longer than ${shutdownLimitMs} ms; exiting`,
+        service: settings.service,
+      });
       process.exit(EXIT_REFUSED);
     }, shutdownLimitMs).unref();
     stop.abort();
@@ -67,6 +83,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  writeLog({ time: new Date().toISOString(), level: 'error', msg: `agent failed: ${error instanceof Error ? error.message : String(error)}` });
+  writeLog({
+    time: new Date().toISOString(),
+    level: 'error',
+    msg: `agent failed: ${error instanceof Error ? error.message : String(error)}`,
+  });
   process.exit(EXIT_REFUSED);
 });

@@ -143,10 +143,12 @@ export class DiscoveryClient {
 
   constructor(options: DiscoveryClientOptions) {
     const url = new URL(options.baseUrl); // throws a TypeError on a malformed URL, at construction rather than at the first call
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`baseUrl must be http(s): ${options.baseUrl}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new TypeError(`baseUrl must be http(s): ${options.baseUrl}`);
     this.baseUrl = url.href.replace(/\/+$/, '');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new RangeError(`timeoutMs must be a positive number: ${timeoutMs}`);
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs))
+      throw new RangeError(`timeoutMs must be a positive number: ${timeoutMs}`);
     this.timeoutMs = timeoutMs;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
   }
@@ -198,29 +200,41 @@ export class DiscoveryClient {
    * they send a weight themselves.
    */
   async setWeight(service: string, weight: number, ip?: string, options: CallOptions = {}): Promise<void> {
-    const path = ip === undefined ? `/v1/loadbalancing/${segment(service)}` : `/v1/loadbalancing/${segment(service)}/${segment(ip)}`;
-    await this.call('POST', path, { body: new URLSearchParams({ load_balancing_weight: String(weight) }), signal: options.signal });
+    const path =
+      ip === undefined
+        ? `/v1/loadbalancing/${segment(service)}`
+        : `/v1/loadbalancing/${segment(service)}/${segment(ip)}`;
+    await this.call('POST', path, {
+      body: new URLSearchParams({ load_balancing_weight: String(weight) }),
+      signal: options.signal,
+    });
   }
 
-  private async cachedGet<K extends 'service' | 'service_repo_name', T extends { env: string; hosts: readonly Host[] } & Record<K, string>>(
-    cache: Map<string, CachedList<T>>,
-    name: string,
-    path: string,
-    keyName: K,
-    options: CallOptions,
-  ): Promise<T> {
+  private async cachedGet<
+    K extends 'service' | 'service_repo_name',
+    T extends { env: string; hosts: readonly Host[] } & Record<K, string>,
+  >(cache: Map<string, CachedList<T>>, name: string, path: string, keyName: K, options: CallOptions): Promise<T> {
     const cached = cache.get(name);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (cached) headers['if-none-match'] = cached.etag;
     const { response, text } = await this.call('GET', path, { headers, signal: options.signal });
     const request = `GET ${path}`;
     if (response.status === 304) {
-      if (!cached) throw new DiscoveryError(`${request}: 304 without a cached list`, { kind: 'invalid-response', request, status: 304 });
+      if (!cached)
+        throw new DiscoveryError(`${request}: 304 without a cached list`, {
+          kind: 'invalid-response',
+          request,
+          status: 304,
+        });
       return cached.body;
     }
     const body = parseJson(text);
     if (!isHostList(body, keyName)) {
-      throw new DiscoveryError(`${request}: the answer is not a host list: ${truncate(text)}`, { kind: 'invalid-response', request, status: response.status });
+      throw new DiscoveryError(`${request}: the answer is not a host list: ${truncate(text)}`, {
+        kind: 'invalid-response',
+        request,
+        status: response.status,
+      });
     }
     const etag = response.headers.get('etag');
     if (etag) cache.set(name, { etag, body: body as T });
@@ -240,19 +254,33 @@ export class DiscoveryClient {
     let response: Response;
     let text: string;
     try {
-      response = await this.fetchImpl(`${this.baseUrl}${path}`, { method, body: init.body, headers: init.headers, signal });
+      response = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method,
+        body: init.body,
+        headers: init.headers,
+        signal,
+      });
       text = await response.text();
     } catch (error) {
       if (init.signal?.aborted) throw init.signal.reason;
       if (timeout.aborted) {
-        throw new DiscoveryError(`${request}: no answer within ${this.timeoutMs} ms`, { kind: 'timeout', request, cause: error });
+        throw new DiscoveryError(`${request}: no answer within ${this.timeoutMs} ms`, {
+          kind: 'timeout',
+          request,
+          cause: error,
+        });
       }
       throw new DiscoveryError(`${request}: ${networkReason(error)}`, { kind: 'network', request, cause: error });
     }
     if ((response.status >= 200 && response.status < 300) || response.status === 304) return { response, text };
     const serverMessage = errorField(parseJson(text));
     const detail = serverMessage ?? (truncate(text) || response.statusText);
-    throw new DiscoveryError(`${request}: ${response.status} ${detail}`, { kind: 'http', request, status: response.status, serverMessage });
+    throw new DiscoveryError(`${request}: ${response.status} ${detail}`, {
+      kind: 'http',
+      request,
+      status: response.status,
+      serverMessage,
+    });
   }
 }
 
@@ -270,7 +298,8 @@ function parseJson(text: string): unknown {
 }
 
 function errorField(body: unknown): string | undefined {
-  if (typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string') return (body as { error: string }).error;
+  if (typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string')
+    return (body as { error: string }).error;
   return undefined;
 }
 
@@ -289,7 +318,9 @@ function truncate(text: string): string {
 function networkReason(error: unknown): string {
   const cause = error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
   if (cause && typeof cause.message === 'string' && cause.message !== '') {
-    return typeof cause.code === 'string' && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
+    return typeof cause.code === 'string' && !cause.message.includes(cause.code)
+      ? `${cause.code}: ${cause.message}`
+      : cause.message;
   }
   if (cause && typeof cause.code === 'string') return cause.code;
   return error instanceof Error ? error.message : String(error);

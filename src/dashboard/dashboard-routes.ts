@@ -63,14 +63,33 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
     host_ttl_seconds: options.hostTtlSeconds,
     writes_protected: options.authorizer.writesProtected,
   };
-  app.get('/v1/ui/config', { config: { access: 'read' }, schema: { summary: "The dashboard's settings: env, HOST_TTL, whether writes need a credential", tags: ['dashboard'] } }, async (_request, reply) => reply.header('cache-control', 'no-cache').send(config));
+  app.get(
+    '/v1/ui/config',
+    {
+      config: { access: 'read' },
+      schema: {
+        summary: "The dashboard's settings: env, HOST_TTL, whether writes need a credential",
+        tags: ['dashboard'],
+      },
+    },
+    async (_request, reply) => reply.header('cache-control', 'no-cache').send(config),
+  );
 
   // Relative, so the page also works behind a proxy that mounts discovery under a path prefix.
-  app.get('/ui', { config: { access: 'read' }, schema: { hide: true } }, async (_request, reply) => reply.redirect('ui/', 301));
+  app.get('/ui', { config: { access: 'read' }, schema: { hide: true } }, async (_request, reply) =>
+    reply.redirect('ui/', 301),
+  );
 
-  app.get('/ui/', { config: { access: 'read' }, schema: { hide: true } }, async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get('index.html')));
-  app.get('/ui/:file', { config: { access: 'read' }, schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } }, async (request, reply) =>
-    sendFile(request.headers['if-none-match'], reply, files.get(request.params.file)),
+  app.get('/ui/', { config: { access: 'read' }, schema: { hide: true } }, async (request, reply) =>
+    sendFile(request.headers['if-none-match'], reply, files.get('index.html')),
+  );
+  app.get(
+    '/ui/:file',
+    {
+      config: { access: 'read' },
+      schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) },
+    },
+    async (request, reply) => sendFile(request.headers['if-none-match'], reply, files.get(request.params.file)),
   );
 
   function sendFile(ifNoneMatch: string | undefined, reply: FastifyReply, file: StaticFile | undefined) {

@@ -3,10 +3,27 @@ import type { CacheType, CidrRange } from '../config.js';
 import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
 import type { HeartbeatResult, HostStore } from '../store/host-store.js';
-import { formatCheckIn, hostProblem, parseCheckIn, routingChanged, sortedKeys, type Heartbeat, type Host } from './model.js';
+import {
+  formatCheckIn,
+  hostProblem,
+  parseCheckIn,
+  routingChanged,
+  sortedKeys,
+  type Heartbeat,
+  type Host,
+} from './model.js';
 import { RecentMap } from './recent-map.js';
 import type { RegistrationBody } from './schemas.js';
-import { autoIp, canonicalIp, parseBoolean, parsePort, parseTags, parseWeight, requireIp, type ClientAddress } from './validation.js';
+import {
+  autoIp,
+  canonicalIp,
+  parseBoolean,
+  parsePort,
+  parseTags,
+  parseWeight,
+  requireIp,
+  type ClientAddress,
+} from './validation.js';
 
 /** Counters sent to statsd; names are SPEC.md's. */
 export interface RegistryStats {
@@ -206,7 +223,9 @@ export class HostService {
     const now = this.clock.now();
     if (
       this.cacheFresh(cached, now) ||
-      (cached.changeToken !== undefined && now <= cached.snapshot.nextExpiryAt && this.store.currentChangeToken?.(service) === cached.changeToken)
+      (cached.changeToken !== undefined &&
+        now <= cached.snapshot.nextExpiryAt &&
+        this.store.currentChangeToken?.(service) === cached.changeToken)
     ) {
       this.options.stats.increment('cache.hit');
       return cached.snapshot;
@@ -227,7 +246,12 @@ export class HostService {
       return this.staleOrThrow(this.lastServiceReads, service, now, error, byIp);
     }
     const { hosts, changeToken } = listed;
-    if (cached && changeToken !== undefined && changeToken === cached.changeToken && now <= cached.snapshot.nextExpiryAt) {
+    if (
+      cached &&
+      changeToken !== undefined &&
+      changeToken === cached.changeToken &&
+      now <= cached.snapshot.nextExpiryAt
+    ) {
       this.options.stats.increment('cache.hit');
       return cached.snapshot;
     }
@@ -272,7 +296,8 @@ export class HostService {
   /** Removes a host. A 400 when the address is not valid or no such host exists, as the original answered. */
   async deregister(service: string, ipText: string): Promise<void> {
     const ip = canonicalIp(ipText);
-    if (ip === undefined) throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
+    if (ip === undefined)
+      throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
     const removed = await this.store.delete(service, ip);
     if (!removed) throw new InvalidInputError(`Host ${ip} of service '${service}' not found.`);
     this.options.stats.increment(`service.host.delete.${metricName(service)}`);
@@ -308,7 +333,10 @@ export class HostService {
         // see must follow what was written, and the answer says so. Retrying sets the same weight.
         if (updated > 0) this.changed(service);
         if (error instanceof StorageUnavailableError) {
-          throw new StorageUnavailableError(`${error.message} The weight was set on ${updated} of ${live.length} hosts; retry to set it on all.`, { cause: error });
+          throw new StorageUnavailableError(
+            `${error.message} The weight was set on ${updated} of ${live.length} hosts; retry to set it on all.`,
+            { cause: error },
+          );
         }
         throw error;
       }
@@ -351,9 +379,18 @@ export class HostService {
     const maxAgeMs = (this.options.staleReadMaxSeconds ?? 0) * 1000;
     if (!(error instanceof StorageUnavailableError) || !last || now - last.readAt > maxAgeMs) throw error;
     const live = last.snapshot.hosts.filter((host) => !this.isExpired(host, now));
-    const validUntil = live.reduce((earliest, host) => Math.min(earliest, parseCheckIn(host.last_check_in) + this.hostTtlMs), Infinity);
-    const base = live.length === last.snapshot.hosts.length ? last.snapshot : buildSnapshot({ hosts: live, protectedHosts: 0, validUntil }, order);
-    this.options.log.debug({ key, ageMs: now - last.readAt, err: error }, 'storage unavailable: serving the last list read');
+    const validUntil = live.reduce(
+      (earliest, host) => Math.min(earliest, parseCheckIn(host.last_check_in) + this.hostTtlMs),
+      Infinity,
+    );
+    const base =
+      live.length === last.snapshot.hosts.length
+        ? last.snapshot
+        : buildSnapshot({ hosts: live, protectedHosts: 0, validUntil }, order);
+    this.options.log.debug(
+      { key, ageMs: now - last.readAt, err: error },
+      'storage unavailable: serving the last list read',
+    );
     return Object.freeze({ ...base, staleAgeSeconds: Math.max(0, Math.floor((now - last.readAt) / 1000)) });
   }
 
@@ -398,8 +435,10 @@ export class HostService {
     } catch (error) {
       problem = `could not be read (${error instanceof Error ? error.message : String(error)})`;
     }
-    if (problem === undefined && service !== undefined && host.service !== service) problem = `belongs to service '${host.service}'`;
-    if (problem === undefined && repo !== undefined && host.service_repo_name !== repo) problem = `belongs to repo '${host.service_repo_name}'`;
+    if (problem === undefined && service !== undefined && host.service !== service)
+      problem = `belongs to service '${host.service}'`;
+    if (problem === undefined && repo !== undefined && host.service_repo_name !== repo)
+      problem = `belongs to repo '${host.service_repo_name}'`;
     // Stores that keep records in memory hand out the same objects again: check each once.
     if (problem === undefined) this.checkedRecords.add(host);
     return problem;
@@ -414,7 +453,10 @@ export class HostService {
     if (this.reportedRecords.has(key)) return;
     if (this.reportedRecords.size >= REPORTED_RECORDS_MAX) this.reportedRecords.clear();
     this.reportedRecords.add(key);
-    this.options.log.warn({ listed, service, ip, problem }, 'storage returned a record that is not a valid host: skipped, not served');
+    this.options.log.warn(
+      { listed, service, ip, problem },
+      'storage returned a record that is not a valid host: skipped, not served',
+    );
   }
 
   private isExpired(host: Host, now: number): boolean {
@@ -465,10 +507,17 @@ export class HostService {
   private protectedFromExpiry(service: string, liveCount: number, expired: Host[], now: number): Host[] {
     const protection = this.options.expiryProtection;
     const total = liveCount + expired.length;
-    const active = protection !== undefined && protection.enabled && total >= protection.minHosts && expired.length / total > protection.threshold;
+    const active =
+      protection !== undefined &&
+      protection.enabled &&
+      total >= protection.minHosts &&
+      expired.length / total > protection.threshold;
     if (!active) {
       if (this.protectedServices.delete(service)) {
-        this.options.log.info({ service, expired: expired.length, hosts: total }, 'expiry protection ended: heartbeats are back');
+        this.options.log.info(
+          { service, expired: expired.length, hosts: total },
+          'expiry protection ended: heartbeats are back',
+        );
       }
       return [];
     }
@@ -489,10 +538,16 @@ export class HostService {
       const removed = await this.store.deleteIfCheckInIs(host.service, host.ip_address, host.last_check_in);
       if (!removed) return;
       this.options.stats.increment(`service.host.sweep.${metricName(host.service)}`);
-      this.options.log.debug({ service: host.service, ip: host.ip_address, last_check_in: host.last_check_in }, 'expired host removed');
+      this.options.log.debug(
+        { service: host.service, ip: host.ip_address, last_check_in: host.last_check_in },
+        'expired host removed',
+      );
       this.changed(host.service);
     } catch (error) {
-      this.options.log.warn({ err: error, service: host.service, ip: host.ip_address }, 'could not remove expired host');
+      this.options.log.warn(
+        { err: error, service: host.service, ip: host.ip_address },
+        'could not remove expired host',
+      );
     }
   }
 
@@ -533,7 +588,12 @@ function snapshotOf(selection: Selection, order: (a: Host, b: Host) => number): 
 }
 
 /** Files a built snapshot with the names that have hosts or with the (fewer) empty ones, never both. */
-function keep(withHosts: RecentMap<string, CachedSnapshot>, empty: RecentMap<string, CachedSnapshot>, key: string, cached: CachedSnapshot): void {
+function keep(
+  withHosts: RecentMap<string, CachedSnapshot>,
+  empty: RecentMap<string, CachedSnapshot>,
+  key: string,
+  cached: CachedSnapshot,
+): void {
   if (cached.snapshot.hosts.length > 0) {
     empty.delete(key);
     withHosts.set(key, cached);
@@ -557,7 +617,14 @@ function buildSnapshot(selection: Selection, order: (a: Host, b: Host) => number
   const hash = createHash('sha1');
   for (const host of live) {
     hash.update(
-      JSON.stringify([host.service, host.ip_address, host.port, host.revision, host.service_repo_name, sortedKeys(host.tags)]),
+      JSON.stringify([
+        host.service,
+        host.ip_address,
+        host.port,
+        host.revision,
+        host.service_repo_name,
+        sortedKeys(host.tags),
+      ]),
     );
     hash.update('\n');
   }

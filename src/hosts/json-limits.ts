@@ -33,13 +33,15 @@ export function jsonDepthExceeds(value: unknown, max: number): JsonPath | undefi
     if (Array.isArray(container)) {
       for (let index = 0; index < container.length; index++) {
         const item: unknown = container[index];
-        if (item !== null && typeof item === 'object') stack.push({ value: item, depth: frame.depth + 1, key: index, parent: frame });
+        if (item !== null && typeof item === 'object')
+          stack.push({ value: item, depth: frame.depth + 1, key: index, parent: frame });
       }
     } else {
       for (const key in container) {
         if (!Object.hasOwn(container, key)) continue;
         const item: unknown = (container as Record<string, unknown>)[key];
-        if (item !== null && typeof item === 'object') stack.push({ value: item, depth: frame.depth + 1, key, parent: frame });
+        if (item !== null && typeof item === 'object')
+          stack.push({ value: item, depth: frame.depth + 1, key, parent: frame });
       }
     }
   }
@@ -84,7 +86,8 @@ function notPlainData(value: unknown): string | undefined {
   }
   if (value === null) return undefined;
   const prototype = Object.getPrototypeOf(value) as unknown;
-  if (!Array.isArray(value) && prototype !== Object.prototype && prototype !== null) return 'holds an object that is not plain data';
+  if (!Array.isArray(value) && prototype !== Object.prototype && prototype !== null)
+    return 'holds an object that is not plain data';
   for (const inner of Object.values(value)) {
     const problem = notPlainData(inner);
     if (problem !== undefined) return problem;

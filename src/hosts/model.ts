@@ -56,7 +56,8 @@ export function hostProblem(record: unknown): string | undefined {
   const ip = host.ip_address as string;
   if (isIP(ip) === 0 || ip.includes('%')) return "'ip_address' is not an IP address";
   const checkIn = host.last_check_in as string;
-  if (checkIn.length > CHECK_IN_TEXT_MAX || Number.isNaN(parseCheckIn(checkIn))) return "'last_check_in' is not a UTC timestamp";
+  if (checkIn.length > CHECK_IN_TEXT_MAX || Number.isNaN(parseCheckIn(checkIn)))
+    return "'last_check_in' is not a UTC timestamp";
   const tags = host.tags;
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) return "'tags' is not an object";
   const problem = plainJsonProblem(tags, TAGS_DEPTH_MAX);
@@ -149,7 +150,8 @@ function copyTags(tags: Readonly<HostTags>): HostTags {
 
 /** Assigns, except that `__proto__` is defined, so it stays plain data and never reaches a prototype. */
 function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   else target[key] = value;
 }
 
@@ -182,7 +184,11 @@ function sameJson(a: unknown, b: unknown, depth = 0): boolean {
   }
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth + 1));
+  return keys.every(
+    (key) =>
+      Object.hasOwn(b, key) &&
+      sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth + 1),
+  );
 }
 
 /** A copy with object keys sorted at every depth, the order Flask's jsonify wrote. */

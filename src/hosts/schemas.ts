@@ -105,8 +105,16 @@ export const HostRecord = Type.Object({
   tags: Type.Object({}, { additionalProperties: true }),
 });
 
-export const ServiceHostList = Type.Object({ env: Type.String(), hosts: Type.Array(HostRecord), service: Type.String() });
-export const RepoHostList = Type.Object({ env: Type.String(), hosts: Type.Array(HostRecord), service_repo_name: Type.String() });
+export const ServiceHostList = Type.Object({
+  env: Type.String(),
+  hosts: Type.Array(HostRecord),
+  service: Type.String(),
+});
+export const RepoHostList = Type.Object({
+  env: Type.String(),
+  hosts: Type.Array(HostRecord),
+  service_repo_name: Type.String(),
+});
 export const ErrorBody = Type.Object({ error: Type.String() }, { description: 'what was wrong, naming the field' });
 export const EmptyObject = Type.Object({}, { additionalProperties: false });
 export const NotModified = Type.Null({ description: 'Not Modified: If-None-Match named the current ETag' });
@@ -121,11 +129,28 @@ export const SERVICES_LIMIT_MAX = 10_000;
  * `next_cursor` of the previous page (base64url), so pages stay consistent while services come and go.
  */
 export const ServicesQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: SERVICES_LIMIT_MAX, default: SERVICES_LIMIT_DEFAULT, description: 'most services per page' }),
-  prefix: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, description: 'only services whose name starts with this (case-sensitive)' })),
-  filter: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, description: 'only services whose name contains this, ignoring case' })),
+  limit: Type.Integer({
+    minimum: 1,
+    maximum: SERVICES_LIMIT_MAX,
+    default: SERVICES_LIMIT_DEFAULT,
+    description: 'most services per page',
+  }),
+  prefix: Type.Optional(
+    Type.String({
+      maxLength: NAME_MAX_LENGTH,
+      description: 'only services whose name starts with this (case-sensitive)',
+    }),
+  ),
+  filter: Type.Optional(
+    Type.String({ maxLength: NAME_MAX_LENGTH, description: 'only services whose name contains this, ignoring case' }),
+  ),
   cursor: Type.Optional(
-    Type.String({ minLength: 1, maxLength: 400, pattern: '^[A-Za-z0-9_-]+$', description: 'next_cursor of the previous page' }),
+    Type.String({
+      minLength: 1,
+      maxLength: 400,
+      pattern: '^[A-Za-z0-9_-]+$',
+      description: 'next_cursor of the previous page',
+    }),
   ),
 });
 export type ServicesQuery = Static<typeof ServicesQuery>;

@@ -131,7 +131,9 @@ export class ServiceDirectory {
       if (this.tooManyChanged && this.fullRefresh) await this.fullRefresh.catch(() => undefined);
       await this.refreshAll();
     } else if (this.clock.now() - this.lastAttemptAt >= this.refreshIntervalMs && this.fullRefresh === undefined) {
-      this.refreshAll().catch((error: unknown) => this.log.warn({ err: error }, 'service directory refresh failed; serving the previous summary'));
+      this.refreshAll().catch((error: unknown) =>
+        this.log.warn({ err: error }, 'service directory refresh failed; serving the previous summary'),
+      );
     }
     await this.refreshDirty();
     return this.page(query);

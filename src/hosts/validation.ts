@@ -70,7 +70,9 @@ export function parseTags(raw: unknown): HostTags {
   // Before anything else walks them: the tags object is one level, each value at most TAG_VALUE_DEPTH_MAX more.
   const tooDeep = jsonDepthExceeds(tags, TAG_VALUE_DEPTH_MAX + 1);
   if (tooDeep !== undefined) {
-    throw new InvalidInputError(`Invalid parameter 'tags.${String(tooDeep[0])}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`);
+    throw new InvalidInputError(
+      `Invalid parameter 'tags.${String(tooDeep[0])}': nested deeper than ${TAG_VALUE_DEPTH_MAX} levels.`,
+    );
   }
   // A string was bounded by the body schema; an object only by the body limit, which may be megabytes.
   if (typeof raw !== 'string' && JSON.stringify(tags).length > TAGS_TEXT_MAX) {
@@ -134,12 +136,15 @@ export function resolveClientIp(client: ClientAddress, trustedHops: number): str
 export function autoIp(client: ClientAddress, trustedHops: number, allowed: readonly CidrRange[]): string {
   const seen = resolveClientIp(client, trustedHops).trim();
   const ip = canonicalIp(seen);
-  if (ip === undefined) throw new InvalidInputError(`Invalid parameter 'auto_ip': client address '${seen}' is not an IP address.`);
+  if (ip === undefined)
+    throw new InvalidInputError(`Invalid parameter 'auto_ip': client address '${seen}' is not an IP address.`);
   const parsed = ipaddr.parse(ip);
   const inside = allowed.some(([range, bits]) => range.kind() === parsed.kind() && parsed.match(range, bits));
   if (!inside) {
     const ranges = allowed.map(([range, bits]) => `${range.toString()}/${bits}`).join(', ');
-    throw new InvalidInputError(`Invalid parameter 'auto_ip': client address ${ip} is outside the accepted ranges (${ranges || 'none'}).`);
+    throw new InvalidInputError(
+      `Invalid parameter 'auto_ip': client address ${ip} is outside the accepted ranges (${ranges || 'none'}).`,
+    );
   }
   return ip;
 }

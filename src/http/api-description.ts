@@ -28,7 +28,11 @@ export async function registerApiDescription(app: FastifyInstance): Promise<void
       ],
       components: {
         securitySchemes: {
-          basic: { type: 'http', scheme: 'basic', description: 'user name = role (register, admin, read), when auth is on' },
+          basic: {
+            type: 'http',
+            scheme: 'basic',
+            description: 'user name = role (register, admin, read), when auth is on',
+          },
           bearer: { type: 'http', scheme: 'bearer', description: 'a token of a role, when auth is on' },
         },
       },

@@ -15,7 +15,9 @@ export class Authorizer {
   private readonly tokenDigests: Array<{ role: Role; digest: Buffer }>;
 
   constructor(private readonly config: AuthConfig) {
-    this.passwordDigests = ROLES.flatMap((role) => (config.passwords[role] ? [{ role, digest: sha256(config.passwords[role]) }] : []));
+    this.passwordDigests = ROLES.flatMap((role) =>
+      config.passwords[role] ? [{ role, digest: sha256(config.passwords[role]) }] : [],
+    );
     this.tokenDigests = ROLES.flatMap((role) => config.tokens[role].map((token) => ({ role, digest: sha256(token) })));
   }
 
@@ -25,7 +27,8 @@ export class Authorizer {
    * locked only by read credentials of their own.
    */
   isProtected(role: Role): boolean {
-    const configured = (candidate: Role) => this.config.passwords[candidate] !== undefined || this.config.tokens[candidate].length > 0;
+    const configured = (candidate: Role) =>
+      this.config.passwords[candidate] !== undefined || this.config.tokens[candidate].length > 0;
     return role === 'read' ? configured('read') : configured('register') || configured('admin');
   }
 
@@ -72,11 +75,15 @@ export class Authorizer {
         reply
           .code(401)
           .header('www-authenticate', 'Basic realm="discovery", charset="UTF-8", Bearer realm="discovery"')
-          .send({ error: header ? 'Invalid credentials.' : `Authentication required: this call needs the '${role}' role.` });
+          .send({
+            error: header ? 'Invalid credentials.' : `Authentication required: this call needs the '${role}' role.`,
+          });
         return;
       }
       if (RANK[proven] < RANK[role]) {
-        reply.code(403).send({ error: `Forbidden: this call needs the '${role}' role; the credential has '${proven}'.` });
+        reply
+          .code(403)
+          .send({ error: `Forbidden: this call needs the '${role}' role; the credential has '${proven}'.` });
         return;
       }
       done();
@@ -91,7 +98,8 @@ function sha256(text: string): Buffer {
 function best(entries: Array<{ role: Role; digest: Buffer }>, digest: Buffer): Role | undefined {
   let found: Role | undefined;
   for (const entry of entries) {
-    if (timingSafeEqual(entry.digest, digest) && (found === undefined || RANK[entry.role] > RANK[found])) found = entry.role;
+    if (timingSafeEqual(entry.digest, digest) && (found === undefined || RANK[entry.role] > RANK[found]))
+      found = entry.role;
   }
   return found;
 }

@@ -33,14 +33,19 @@ export function trackBodyParsing(app: FastifyInstance): void {
   });
 }
 
-export function registerErrorHandling(app: FastifyInstance, options: { debug: boolean; allowedMethods?: AllowedMethods }): void {
+export function registerErrorHandling(
+  app: FastifyInstance,
+  options: { debug: boolean; allowedMethods?: AllowedMethods },
+): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
       const failure = describeFailure(error, options.debug, request.log);
       return reply.code(failure.statusCode).send(failure.body);
     }
     if (error.validation) {
-      return reply.code(400).send({ error: describeValidation(error.validation as SchemaIssue[], error.validationContext) });
+      return reply
+        .code(400)
+        .send({ error: describeValidation(error.validation as SchemaIssue[], error.validationContext) });
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
@@ -57,17 +62,24 @@ export function registerErrorHandling(app: FastifyInstance, options: { debug: bo
     const path = request.url.split('?')[0] ?? '';
     const served = options.allowedMethods?.on(path) ?? [];
     // No route for the path, or one that serves this method and found nothing (a missing file): a 404.
-    if (served.length === 0 || served.includes(request.method)) return reply.code(404).send({ error: `Not found: ${request.method} ${path}` });
+    if (served.length === 0 || served.includes(request.method))
+      return reply.code(404).send({ error: `Not found: ${request.method} ${path}` });
     // A known path: what the original's framework answered (the path's existence is no secret, the OpenAPI lists it).
     const allowed = [...served, 'OPTIONS'];
     reply.header('allow', allowed.join(', '));
     if (request.method === 'OPTIONS') return reply.code(200).send();
-    return reply.code(405).send({ error: `Method ${request.method} not allowed on ${path}; allowed: ${allowed.join(', ')}.` });
+    return reply
+      .code(405)
+      .send({ error: `Method ${request.method} not allowed on ${path}; allowed: ${allowed.join(', ')}.` });
   });
 }
 
 /** A domain error's status and message, or a logged 500 whose detail is shown only in debug mode. */
-export function describeFailure(error: unknown, debug: boolean, log: FastifyBaseLogger): { statusCode: number; body: Record<string, string> } {
+export function describeFailure(
+  error: unknown,
+  debug: boolean,
+  log: FastifyBaseLogger,
+): { statusCode: number; body: Record<string, string> } {
   if (error instanceof DomainError) {
     if (error.statusCode >= 500) log.warn({ err: error }, error.message);
     return { statusCode: error.statusCode, body: { error: error.message } };
@@ -101,7 +113,9 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
   if (error.code === 'FST_ERR_BAD_URL') {
     reply.code(400).send({ error: `Invalid URL ${quoted}: a percent-escape in the path is not valid UTF-8.` });
   } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    reply.code(414).send({ error: `URL too long: a path segment of ${quoted} is longer than any name the API accepts.` });
+    reply
+      .code(414)
+      .send({ error: `URL too long: a path segment of ${quoted} is longer than any name the API accepts.` });
   } else {
     reply.log.error({ err: error }, 'router failed');
     reply.code(500).send({ error: 'Internal server error' });
@@ -121,6 +135,9 @@ export function refuseWhileClosing(app: FastifyInstance): void {
   });
   app.addHook('onRequest', (_request, reply, done) => {
     if (!closing) return done();
-    reply.code(503).header('connection', 'close').send({ error: 'Service unavailable: this server is shutting down; retry, another replica will answer.' });
+    reply
+      .code(503)
+      .header('connection', 'close')
+      .send({ error: 'Service unavailable: this server is shutting down; retry, another replica will answer.' });
   });
 }

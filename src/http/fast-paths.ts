@@ -14,7 +14,6 @@ import { hostListHeaders, ifNoneMatchIncludes, type HostListEncoder } from './ho
 import type { RequestValidation } from './request-validation.js';
 import type { RoutePolicy } from './route-policy.js';
 
-
 const PREFIX = '/v1/registration/';
 /** The route template the answers are counted under, as Fastify names it. */
 const ROUTE = '/v1/registration/:service';
@@ -119,13 +118,20 @@ export class FastPaths {
       return true;
     }
     this.options.hostService.listByService(service).then(
-      (snapshot) => this.answerSoon(response, () => this.answerHostList(request, response, service, snapshot, startedAt)),
+      (snapshot) =>
+        this.answerSoon(response, () => this.answerHostList(request, response, service, snapshot, startedAt)),
       (error: unknown) => this.answerFailure(request, response, error, startedAt),
     );
     return true;
   }
 
-  private answerHostList(request: IncomingMessage, response: ServerResponse, service: string, snapshot: HostSnapshot, startedAt: number): void {
+  private answerHostList(
+    request: IncomingMessage,
+    response: ServerResponse,
+    service: string,
+    snapshot: HostSnapshot,
+    startedAt: number,
+  ): void {
     const prepared = this.prepare(snapshot);
     if (ifNoneMatchIncludes(request.headers['if-none-match'], prepared.etag)) {
       response.writeHead(304, prepared.notModified);
@@ -136,7 +142,13 @@ export class FastPaths {
     const body = this.options.encoder.encode(snapshot, 'service', service);
     // One body per snapshot (the encoder memoises it), so its length is fixed with it; except
     // the empty list, one snapshot for every name without hosts, whose body names the service.
-    const okHeaders = () => [...prepared.notModified, 'content-type', 'application/json', 'content-length', String(body.length)];
+    const okHeaders = () => [
+      ...prepared.notModified,
+      'content-type',
+      'application/json',
+      'content-length',
+      String(body.length),
+    ];
     const headers = snapshot.hosts.length === 0 ? okHeaders() : (prepared.ok ??= okHeaders());
     response.writeHead(200, headers);
     response.end(body);
@@ -168,12 +180,20 @@ export class FastPaths {
     request.on('error', () => response.destroy());
     request.on('end', () => {
       const body = parseForm((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString());
-      this.heartbeat(request, response, service, body, startedAt).catch((error: unknown) => this.answerFailure(request, response, error, startedAt));
+      this.heartbeat(request, response, service, body, startedAt).catch((error: unknown) =>
+        this.answerFailure(request, response, error, startedAt),
+      );
     });
     return true;
   }
 
-  private async heartbeat(request: IncomingMessage, response: ServerResponse, service: string, body: unknown, startedAt: number): Promise<void> {
+  private async heartbeat(
+    request: IncomingMessage,
+    response: ServerResponse,
+    service: string,
+    body: unknown,
+    startedAt: number,
+  ): Promise<void> {
     const validate = this.options.validation.heartbeatBody;
     if (!validate(body)) {
       this.options.hostService.countRejectedHeartbeat(service);
@@ -223,7 +243,13 @@ export class FastPaths {
     this.answerJson(request, response, statusCode, body, startedAt);
   }
 
-  private answerJson(request: IncomingMessage, response: ServerResponse, statusCode: number, body: object, startedAt: number): void {
+  private answerJson(
+    request: IncomingMessage,
+    response: ServerResponse,
+    statusCode: number,
+    body: object,
+    startedAt: number,
+  ): void {
     const bytes = Buffer.from(JSON.stringify(body));
     response.writeHead(statusCode, { 'content-type': JSON_UTF8, 'content-length': String(bytes.length) });
     response.end(bytes);
@@ -234,6 +260,7 @@ export class FastPaths {
   private finished(request: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.options.metrics?.observeRequest(request.method ?? '', ROUTE, status, ms / 1000);
-    if (this.options.logRequests) this.options.log.debug({ method: request.method, url: request.url, status, ms }, 'request');
+    if (this.options.logRequests)
+      this.options.log.debug({ method: request.method, url: request.url, status, ms }, 'request');
   }
 }

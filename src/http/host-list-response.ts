@@ -22,11 +22,14 @@ export class HostListEncoder {
    * nobody registered must not fill memory).
    */
   encode(snapshot: HostSnapshot, keyName: 'service' | 'service_repo_name', keyValue: string): Buffer {
-    if (snapshot.hosts.length === 0) return Buffer.from(`{"env":${this.envJson},"hosts":[],"${keyName}":${JSON.stringify(keyValue)}}`);
+    if (snapshot.hosts.length === 0)
+      return Buffer.from(`{"env":${this.envJson},"hosts":[],"${keyName}":${JSON.stringify(keyValue)}}`);
     const memo = this.bodies.get(snapshot);
     if (memo) return memo;
     const parts = snapshot.hosts.map((host) => this.encodeHost(host));
-    const body = Buffer.from(`{"env":${this.envJson},"hosts":[${parts.join(',')}],"${keyName}":${JSON.stringify(keyValue)}}`);
+    const body = Buffer.from(
+      `{"env":${this.envJson},"hosts":[${parts.join(',')}],"${keyName}":${JSON.stringify(keyValue)}}`,
+    );
     this.bodies.set(snapshot, body);
     return body;
   }
@@ -50,7 +53,8 @@ export const EXPIRY_PROTECTION_HEADER = 'x-discovery-expiry-protection';
 /** The headers of a host-list answer besides its content type and length: ETag, and the expiry-protection and stale markers. */
 export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> & { etag: string } {
   const headers: Record<string, string> & { etag: string } = { etag: `W/"${snapshot.version}"` };
-  if (snapshot.protectedHosts > 0) headers[EXPIRY_PROTECTION_HEADER] = `${snapshot.protectedHosts} hosts past HOST_TTL kept`;
+  if (snapshot.protectedHosts > 0)
+    headers[EXPIRY_PROTECTION_HEADER] = `${snapshot.protectedHosts} hosts past HOST_TTL kept`;
   if (snapshot.staleAgeSeconds !== undefined) {
     // Storage is unavailable and this is the last list this replica read; Age says how old it is.
     headers['x-discovery-stale'] = 'true';
@@ -60,7 +64,12 @@ export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> 
 }
 
 /** Answers with the list, or 304 when the client's `If-None-Match` already names this version. */
-export function sendHostList(request: FastifyRequest, reply: FastifyReply, snapshot: HostSnapshot, body: () => Buffer): FastifyReply {
+export function sendHostList(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  snapshot: HostSnapshot,
+  body: () => Buffer,
+): FastifyReply {
   const headers = hostListHeaders(snapshot);
   reply.headers(headers);
   if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag)) return reply.code(304).send();

@@ -4,7 +4,10 @@ import { ErrorBody, HostParams, NoContent, ServiceParams, WeightBody } from '../
 import { emptyBodyAsObject } from './registration-routes.js';
 
 /** Weight changes: one host, or every live host of a service. 204 on success. */
-export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService }> = async (app, { hostService }) => {
+export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService }> = async (
+  app,
+  { hostService },
+) => {
   const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(summary: string, params: P) => ({
     schema: {
       summary,
@@ -18,13 +21,25 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
     preValidation: emptyBodyAsObject,
   });
 
-  app.post('/v1/loadbalancing/:service/:ip_address', routeOptions("Set one host's load-balancing weight", HostParams), async (request, reply) => {
-    await hostService.setWeight(request.params.service, request.params.ip_address, request.body.load_balancing_weight);
-    return reply.code(204).send(null);
-  });
+  app.post(
+    '/v1/loadbalancing/:service/:ip_address',
+    routeOptions("Set one host's load-balancing weight", HostParams),
+    async (request, reply) => {
+      await hostService.setWeight(
+        request.params.service,
+        request.params.ip_address,
+        request.body.load_balancing_weight,
+      );
+      return reply.code(204).send(null);
+    },
+  );
 
-  app.post('/v1/loadbalancing/:service', routeOptions('Set the load-balancing weight of every live host of a service', ServiceParams), async (request, reply) => {
-    await hostService.setWeight(request.params.service, undefined, request.body.load_balancing_weight);
-    return reply.code(204).send(null);
-  });
+  app.post(
+    '/v1/loadbalancing/:service',
+    routeOptions('Set the load-balancing weight of every live host of a service', ServiceParams),
+    async (request, reply) => {
+      await hostService.setWeight(request.params.service, undefined, request.body.load_balancing_weight);
+      return reply.code(204).send(null);
+    },
+  );
 };

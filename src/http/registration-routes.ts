@@ -26,7 +26,10 @@ export interface RegistrationRoutesOptions {
  * The reads of the v1 registration API: hosts by service or by repo. The plain GET by service
  * is usually answered by HostListFastPath before Fastify; this route is its reference.
  */
-export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (app, { hostService, encoder }) => {
+export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (
+  app,
+  { hostService, encoder },
+) => {
   app.get(
     '/v1/registration/:service',
     {
@@ -34,17 +37,19 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
       config: { access: 'read' },
       schema: {
         summary: 'Live hosts of a service',
-        description: 'Answers 304 when If-None-Match names the current weak ETag, which changes only when routing data changes.',
+        description:
+          'Answers 304 when If-None-Match names the current weak ETag, which changes only when routing data changes.',
         tags: ['registration'],
         params: ServiceParams,
         response: { 200: ServiceHostList, 304: NotModified, 400: ErrorBody },
       },
     },
     async (request, reply) => {
-    const { service } = request.params;
-    const snapshot = await hostService.listByService(service);
-    return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service', service));
-  });
+      const { service } = request.params;
+      const snapshot = await hostService.listByService(service);
+      return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service', service));
+    },
+  );
 
   app.get(
     '/v1/registration/repo/:service_repo_name',
@@ -58,10 +63,11 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
       },
     },
     async (request, reply) => {
-    const repo = request.params.service_repo_name;
-    const snapshot = await hostService.listByRepo(repo);
-    return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service_repo_name', repo));
-  });
+      const repo = request.params.service_repo_name;
+      const snapshot = await hostService.listByRepo(repo);
+      return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service_repo_name', repo));
+    },
+  );
 };
 
 export interface RegistrationWriteRoutesOptions {
@@ -74,7 +80,10 @@ export interface RegistrationWriteRoutesOptions {
  * The writes of the v1 registration API: heartbeat and delete. A plain form heartbeat is
  * usually taken by FastPaths before Fastify; this route is its reference.
  */
-export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (app, { hostService, validation }) => {
+export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (
+  app,
+  { hostService, validation },
+) => {
   app.post(
     '/v1/registration/:service',
     {
@@ -95,7 +104,8 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     async (request, reply) => {
       if (request.validationError) {
         // Counted like every other rejected heartbeat, unless the service name itself is unusable.
-        if (request.validationError.validationContext !== 'params') hostService.countRejectedHeartbeat(request.params.service);
+        if (request.validationError.validationContext !== 'params')
+          hostService.countRejectedHeartbeat(request.params.service);
         throw request.validationError;
       }
       await hostService.heartbeat(request.params.service, request.body, clientAddress(request));
@@ -115,20 +125,29 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       config: { access: 'admin' },
     },
     async (request, reply) => {
-    await hostService.deregister(request.params.service, request.params.ip_address);
-    return reply.code(200).send({});
-  });
+      await hostService.deregister(request.params.service, request.params.ip_address);
+      return reply.code(200).send({});
+    },
+  );
 
   // The original answered this with a 500; a missing address is the caller's mistake.
   app.delete(
     '/v1/registration/:service',
     {
-      schema: { summary: 'Always a 400: the address is required', tags: ['registration'], params: ServiceParams, response: { 400: ErrorBody } },
+      schema: {
+        summary: 'Always a 400: the address is required',
+        tags: ['registration'],
+        params: ServiceParams,
+        response: { 400: ErrorBody },
+      },
       config: { access: 'admin' },
     },
     async (_request, reply) => {
-    return reply.code(400).send({ error: "Required path parameter 'ip_address' is missing: DELETE /v1/registration/:service/:ip_address" });
-  });
+      return reply.code(400).send({
+        error: "Required path parameter 'ip_address' is missing: DELETE /v1/registration/:service/:ip_address",
+      });
+    },
+  );
 };
 
 /**

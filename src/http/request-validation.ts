@@ -19,10 +19,17 @@ export class RequestValidation {
     // allowUnionTypes: the port is `type: ['string', 'integer']`, so text is never coerced (see PortText).
     const compile = AjvCompiler()({}, { customOptions: { allowUnionTypes: true }, plugins: [] });
     this.compile = compile as unknown as FastifySchemaCompiler<unknown>;
-    this.heartbeatBody = compile({ schema: RegistrationBody, method: 'POST', url: '/v1/registration/:service', httpPart: 'body' }) as unknown as Validate;
+    this.heartbeatBody = compile({
+      schema: RegistrationBody,
+      method: 'POST',
+      url: '/v1/registration/:service',
+      httpPart: 'body',
+    }) as unknown as Validate;
   }
 
   /** The validator compiler of the heartbeat route: the shared body check, Fastify's for the rest. */
   readonly heartbeatRouteCompiler: FastifySchemaCompiler<unknown> = (route) =>
-    route.httpPart === 'body' ? (this.heartbeatBody as ReturnType<FastifySchemaCompiler<unknown>>) : this.compile(route);
+    route.httpPart === 'body'
+      ? (this.heartbeatBody as ReturnType<FastifySchemaCompiler<unknown>>)
+      : this.compile(route);
 }

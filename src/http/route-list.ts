@@ -14,7 +14,12 @@ export function trackRoutes(app: FastifyInstance): void {
   lists.set(app, list);
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) list.push({ method: String(method), url: route.url, hidden: Boolean((route.schema as { hide?: boolean } | undefined)?.hide) });
+    for (const method of methods)
+      list.push({
+        method: String(method),
+        url: route.url,
+        hidden: Boolean((route.schema as { hide?: boolean } | undefined)?.hide),
+      });
   });
 }
 

@@ -68,7 +68,8 @@ export class RoutePolicy {
    */
   credentialNeeded(method: string, url: string): Role | undefined {
     const access = this.accessOf(method, url);
-    if (access === undefined) throw new Error(`route policy: ${method} ${url} is not registered, so its access is unknown`);
+    if (access === undefined)
+      throw new Error(`route policy: ${method} ${url} is not registered, so its access is unknown`);
     return access === 'public' || !this.authorizer.isProtected(access) ? undefined : access;
   }
 
@@ -79,16 +80,20 @@ export class RoutePolicy {
     if (access === undefined) {
       access = scope[PLUGIN_ROUTES_ACCESS];
       if (access === undefined) {
-        throw new Error(`route policy: ${name} declares no access; add config: { access: 'public' | 'read' | 'register' | 'admin' } to its options`);
+        throw new Error(
+          `route policy: ${name} declares no access; add config: { access: 'public' | 'read' | 'register' | 'admin' } to its options`,
+        );
       }
       // Written into the route's config, so request.routeOptions.config.access is always there.
       route.config = { ...route.config, access };
     }
-    if (!ACCESS_LEVELS.includes(access)) throw new Error(`route policy: ${name} declares unknown access '${String(access)}'`);
+    if (!ACCESS_LEVELS.includes(access))
+      throw new Error(`route policy: ${name} declares unknown access '${String(access)}'`);
     for (const method of methods) this.declared.set(key(String(method), route.url), access);
     if (access === 'public' || !this.authorizer.isProtected(access)) return;
     // First, so a caller without the right gets 401/403 before any body parsing or other hook.
-    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    const existing =
+      route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [this.authorizer.require(access), ...existing];
   }
 }

@@ -14,26 +14,47 @@ export interface ServiceRoutesOptions {
  * `{"env", "next_cursor", "services": [{"hosts", "revisions", "service", "service_repo_names"}], "total"}`
  * with a weak ETag; an unchanged page answers 304 to `If-None-Match`.
  */
-export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = async (app, { serviceDirectory, applicationEnv }) => {
+export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = async (
+  app,
+  { serviceDirectory, applicationEnv },
+) => {
   const envJson = JSON.stringify(applicationEnv);
 
-  app.get('/v1/services', { config: { access: 'read' }, schema: { summary: 'Every service with its live host count, revisions and repos, paged', tags: ['services'], querystring: ServicesQuery } }, async (request, reply) => {
-    const { limit, prefix, filter, cursor } = request.query;
-    const page = await serviceDirectory.list({ limit, prefix, filter, after: cursor === undefined ? undefined : decodeCursor(cursor) });
-    // The page is a function of the directory's version and the query, and the URL carries the query.
-    const etag = `W/"${page.version}"`;
-    reply.header('etag', etag).header('cache-control', 'no-cache');
-    if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    const services = page.services.map(
-      (summary) =>
-        `{"hosts":${summary.hosts},"revisions":${summary.revisions},"service":${JSON.stringify(summary.service)},` +
-        `"service_repo_names":${JSON.stringify(summary.service_repo_names)}}`,
-    );
-    const nextCursor = page.nextAfter === undefined ? 'null' : JSON.stringify(encodeCursor(page.nextAfter));
-    return reply
-      .header('content-type', 'application/json')
-      .send(`{"env":${envJson},"next_cursor":${nextCursor},"services":[${services.join(',')}],"total":${page.total}}`);
-  });
+  app.get(
+    '/v1/services',
+    {
+      config: { access: 'read' },
+      schema: {
+        summary: 'Every service with its live host count, revisions and repos, paged',
+        tags: ['services'],
+        querystring: ServicesQuery,
+      },
+    },
+    async (request, reply) => {
+      const { limit, prefix, filter, cursor } = request.query;
+      const page = await serviceDirectory.list({
+        limit,
+        prefix,
+        filter,
+        after: cursor === undefined ? undefined : decodeCursor(cursor),
+      });
+      // The page is a function of the directory's version and the query, and the URL carries the query.
+      const etag = `W/"${page.version}"`;
+      reply.header('etag', etag).header('cache-control', 'no-cache');
+      if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      const services = page.services.map(
+        (summary) =>
+          `{"hosts":${summary.hosts},"revisions":${summary.revisions},"service":${JSON.stringify(summary.service)},` +
+          `"service_repo_names":${JSON.stringify(summary.service_repo_names)}}`,
+      );
+      const nextCursor = page.nextAfter === undefined ? 'null' : JSON.stringify(encodeCursor(page.nextAfter));
+      return reply
+        .header('content-type', 'application/json')
+        .send(
+          `{"env":${envJson},"next_cursor":${nextCursor},"services":[${services.join(',')}],"total":${page.total}}`,
+        );
+    },
+  );
 };
 
 /** Opaque to clients (it may change form), URL-safe, and any service name fits. */

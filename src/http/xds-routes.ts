@@ -29,41 +29,52 @@ export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cac
       config: { access: 'read' },
       schema: {
         summary: "Envoy's REST EDS: ClusterLoadAssignments for the named services",
-        description: 'A proto3-JSON DiscoveryRequest in, a proto3-JSON DiscoveryResponse out; 304 when version_info is already current.',
+        description:
+          'A proto3-JSON DiscoveryRequest in, a proto3-JSON DiscoveryResponse out; 304 when version_info is already current.',
         tags: ['xds'],
-        body: { type: 'object', additionalProperties: true, description: 'envoy.service.discovery.v3.DiscoveryRequest as proto3 JSON' },
+        body: {
+          type: 'object',
+          additionalProperties: true,
+          description: 'envoy.service.discovery.v3.DiscoveryRequest as proto3 JSON',
+        },
       },
     },
     async (request, reply) => {
-    const protos = xdsProtos();
-    let discoveryRequest: { version_info?: string; resource_names?: string[]; type_url?: string };
-    try {
-      discoveryRequest = messageFromJson(protos.discoveryRequest, request.body ?? {}, 'DiscoveryRequest');
-    } catch (error) {
-      if (error instanceof ProtoJsonError) throw new InvalidInputError(`Invalid DiscoveryRequest: ${error.message}`);
-      throw error;
-    }
-    const typeUrl = discoveryRequest.type_url || TYPE_URL.clusterLoadAssignment;
-    if (typeUrl !== TYPE_URL.clusterLoadAssignment) {
-      throw new InvalidInputError(`This endpoint serves ${TYPE_URL.clusterLoadAssignment}, not '${typeUrl}'.`);
-    }
-    const names = [...new Set(discoveryRequest.resource_names ?? [])].filter(isServiceName).sort();
-    const resources: XdsResource[] = [];
-    for (const name of names) resources.push(await cache.endpoints(name));
-    const version = contentVersion(resources.map((resource) => `${resource.name}:${resource.version}`));
-    if (discoveryRequest.version_info === version) return reply.code(304).send();
-    const response = protos.discoveryResponse.fromObject({
-      version_info: version,
-      resources: resources.map((resource) => ({ type_url: resource.typeUrl, value: resource.body })),
-      type_url: typeUrl,
-    });
-    return reply.type('application/json').send(messageToJson(protos.discoveryResponse, response));
+      const protos = xdsProtos();
+      let discoveryRequest: { version_info?: string; resource_names?: string[]; type_url?: string };
+      try {
+        discoveryRequest = messageFromJson(protos.discoveryRequest, request.body ?? {}, 'DiscoveryRequest');
+      } catch (error) {
+        if (error instanceof ProtoJsonError) throw new InvalidInputError(`Invalid DiscoveryRequest: ${error.message}`);
+        throw error;
+      }
+      const typeUrl = discoveryRequest.type_url || TYPE_URL.clusterLoadAssignment;
+      if (typeUrl !== TYPE_URL.clusterLoadAssignment) {
+        throw new InvalidInputError(`This endpoint serves ${TYPE_URL.clusterLoadAssignment}, not '${typeUrl}'.`);
+      }
+      const names = [...new Set(discoveryRequest.resource_names ?? [])].filter(isServiceName).sort();
+      const resources: XdsResource[] = [];
+      for (const name of names) resources.push(await cache.endpoints(name));
+      const version = contentVersion(resources.map((resource) => `${resource.name}:${resource.version}`));
+      if (discoveryRequest.version_info === version) return reply.code(304).send();
+      const response = protos.discoveryResponse.fromObject({
+        version_info: version,
+        resources: resources.map((resource) => ({ type_url: resource.typeUrl, value: resource.body })),
+        type_url: typeUrl,
+      });
+      return reply.type('application/json').send(messageToJson(protos.discoveryResponse, response));
     },
   );
 
   app.get(
     '/v1/xds/clients',
-    { config: { access: 'read' }, schema: { summary: 'Connected xDS clients: node, subscriptions, versions sent and ACKed, last NACK', tags: ['xds'] } },
+    {
+      config: { access: 'read' },
+      schema: {
+        summary: 'Connected xDS clients: node, subscriptions, versions sent and ACKed, last NACK',
+        tags: ['xds'],
+      },
+    },
     async () => ({ clients: streamServer.clients(), watched_services: cache.watchedServices() }),
   );
 };

@@ -51,7 +51,9 @@ export async function loadPluginStore(name: string, context: PluginStoreContext)
   const store = (await factory(context)) as Partial<HostStore> | undefined;
   const missing = HOST_STORE_METHODS.filter((method) => typeof store?.[method] !== 'function');
   if (missing.length > 0) {
-    throw new ConfigError(`storage plugin ${name} does not implement the storage interface: missing ${missing.join(', ')}`);
+    throw new ConfigError(
+      `storage plugin ${name} does not implement the storage interface: missing ${missing.join(', ')}`,
+    );
   }
   return store as HostStore;
 }

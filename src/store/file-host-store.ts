@@ -2,7 +2,15 @@ import { mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:f
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../hosts/host-service.js';
-import { hostProblem, mergeHeartbeat, mergeTags, PORT_MAX, PORT_MIN, type Heartbeat, type Host } from '../hosts/model.js';
+import {
+  hostProblem,
+  mergeHeartbeat,
+  mergeTags,
+  PORT_MAX,
+  PORT_MIN,
+  type Heartbeat,
+  type Host,
+} from '../hosts/model.js';
 import type { HeartbeatResult } from './host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
 
@@ -159,7 +167,11 @@ export class FileHostStore extends MemoryHostStore {
     });
   }
 
-  override updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
+  override updateTags(
+    service: string,
+    ipAddress: string,
+    tags: Readonly<Record<string, unknown>>,
+  ): Promise<Host | undefined> {
     return this.enqueue((view) => {
       const existing = view(service, ipAddress);
       if (!existing) return { answer: undefined };
@@ -231,7 +243,8 @@ export class FileHostStore extends MemoryHostStore {
     }
     this.journalEntries += changes.length;
     // Answered once its compaction, if one came due, is over; that never fails a durable batch.
-    if (this.journalEntries > this.compactAfterEntries && this.journalEntries >= this.compactRetryAt) await this.compactOrKeepOld();
+    if (this.journalEntries > this.compactAfterEntries && this.journalEntries >= this.compactRetryAt)
+      await this.compactOrKeepOld();
     batch.forEach((write, index) => write.resolve(answers[index]));
   }
 
@@ -261,7 +274,10 @@ export class FileHostStore extends MemoryHostStore {
       if (this.fsync) await journal.datasync();
     } catch (error) {
       this.journalDirty = true; // retried before the next append, which fails if it fails again
-      this.log?.error({ err: error, file: this.journalPath, offset: this.journalSize }, 'InFile: could not cut a failed append off the journal; retrying before the next write');
+      this.log?.error(
+        { err: error, file: this.journalPath, offset: this.journalSize },
+        'InFile: could not cut a failed append off the journal; retrying before the next write',
+      );
     }
   }
 
@@ -301,7 +317,10 @@ export class FileHostStore extends MemoryHostStore {
     try {
       await this.writeNewFile(temporary, content);
       const written = await readFile(temporary);
-      if (!written.equals(content)) throw new Error(`${temporary} reads back ${written.length} bytes that differ from the ${content.length} written`);
+      if (!written.equals(content))
+        throw new Error(
+          `${temporary} reads back ${written.length} bytes that differ from the ${content.length} written`,
+        );
       await this.fs.rename(temporary, file);
     } catch (error) {
       await unlink(temporary).catch(() => undefined);
@@ -326,11 +345,17 @@ export class FileHostStore extends MemoryHostStore {
 
   /** Temporary files are only ever complete once renamed; one still there is left from a crash. */
   private async removeTemporaryFiles(): Promise<void> {
-    const prefixes = [path.basename(this.snapshotPath) + TEMPORARY_INFIX, path.basename(this.journalPath) + TEMPORARY_INFIX];
+    const prefixes = [
+      path.basename(this.snapshotPath) + TEMPORARY_INFIX,
+      path.basename(this.journalPath) + TEMPORARY_INFIX,
+    ];
     for (const name of await readdir(this.directory)) {
       if (!prefixes.some((prefix) => name.startsWith(prefix))) continue;
       await unlink(path.join(this.directory, name));
-      this.log?.info({ file: path.join(this.directory, name) }, 'InFile: removed a temporary file left by an interrupted write');
+      this.log?.info(
+        { file: path.join(this.directory, name) },
+        'InFile: removed a temporary file left by an interrupted write',
+      );
     }
   }
 
@@ -353,7 +378,8 @@ export class FileHostStore extends MemoryHostStore {
           `Put back a good copy of ${file}, or, to start from the journal alone, move ${file} aside ` +
           `(hosts recorded only in it are served again after their next heartbeat); then start again.`,
       );
-    if (text.trim() === '') throw refuse(`byte ${skip} (line 1)`, 'expected a JSON array of host records, found an empty file');
+    if (text.trim() === '')
+      throw refuse(`byte ${skip} (line 1)`, 'expected a JSON array of host records, found an empty file');
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -365,12 +391,14 @@ export class FileHostStore extends MemoryHostStore {
         `expected a JSON array of host records: ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the file (it is cut short)')}`,
       );
     }
-    if (!Array.isArray(parsed)) throw refuse(`byte ${skip} (line 1)`, `expected a JSON array of host records, found ${describe(parsed)}`);
+    if (!Array.isArray(parsed))
+      throw refuse(`byte ${skip} (line 1)`, `expected a JSON array of host records, found ${describe(parsed)}`);
     // The snapshot is written one record per line: record N is on line N + 1.
     const oneRecordPerLine = text.startsWith('[\n');
     return parsed.map((record, index) => {
       const problem = checkLoadedHost(record);
-      if (problem !== undefined) throw refuse(`record ${index + 1}${oneRecordPerLine ? ` (line ${index + 2})` : ''}`, problem);
+      if (problem !== undefined)
+        throw refuse(`record ${index + 1}${oneRecordPerLine ? ` (line ${index + 2})` : ''}`, problem);
       return copyHost(record as Host);
     });
   }
@@ -399,7 +427,9 @@ export class FileHostStore extends MemoryHostStore {
       const raw = content.subarray(position, end);
       const where = `line ${line} (byte ${position})`;
       if (newline === -1) {
-        problems.push(`${where}: an unterminated last line of ${raw.length} bytes, an append cut short before it was answered; dropped`);
+        problems.push(
+          `${where}: an unterminated last line of ${raw.length} bytes, an append cut short before it was answered; dropped`,
+        );
         torn = true;
       } else if (raw.length > 0) {
         const text = raw.toString('utf8');
@@ -413,7 +443,9 @@ export class FileHostStore extends MemoryHostStore {
           if (glued) {
             this.replay(glued.entry);
             good.push(Buffer.from(text.slice(glued.index) + '\n'));
-            problems.push(`${where}: ${entry.problem}; the whole record glued after it at byte ${position + Buffer.byteLength(text.slice(0, glued.index))} was kept`);
+            problems.push(
+              `${where}: ${entry.problem}; the whole record glued after it at byte ${position + Buffer.byteLength(text.slice(0, glued.index))} was kept`,
+            );
           } else {
             problems.push(`${where}: ${entry.problem}; skipped`);
           }
@@ -425,8 +457,10 @@ export class FileHostStore extends MemoryHostStore {
     this.journalSize = content.length;
     if (problems.length === 0) return;
 
-    for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS)) this.log?.warn({ file }, `InFile: ${file}: ${problem}`);
-    if (problems.length > MAX_LOGGED_PROBLEMS) this.log?.warn({ file }, `InFile: ${file}: ${problems.length - MAX_LOGGED_PROBLEMS} more damaged lines`);
+    for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS))
+      this.log?.warn({ file }, `InFile: ${file}: ${problem}`);
+    if (problems.length > MAX_LOGGED_PROBLEMS)
+      this.log?.warn({ file }, `InFile: ${file}: ${problems.length - MAX_LOGGED_PROBLEMS} more damaged lines`);
     const kept = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     const onlyTorn = torn && problems.length === 1;
     if (onlyTorn) {
@@ -435,7 +469,10 @@ export class FileHostStore extends MemoryHostStore {
         () => true,
         async (error: unknown) => {
           await unlink(kept).catch(() => undefined);
-          this.log?.warn({ err: error, file }, `InFile: could not keep a copy of the damaged ${file}; its unanswered last line is dropped anyway`);
+          this.log?.warn(
+            { err: error, file },
+            `InFile: could not keep a copy of the damaged ${file}; its unanswered last line is dropped anyway`,
+          );
           return false;
         },
       );
@@ -449,7 +486,10 @@ export class FileHostStore extends MemoryHostStore {
         );
       }
       this.journalSize = goodEnd;
-      this.log?.warn({ file, kept: copied ? kept : undefined }, `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`);
+      this.log?.warn(
+        { file, kept: copied ? kept : undefined },
+        `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`,
+      );
       return;
     }
     const recovered = Buffer.concat(good);
@@ -496,7 +536,10 @@ async function writeFully(file: StoreFile, buffer: Buffer, name: string): Promis
       offset += bytesWritten;
       stalled = 0;
     } else if (++stalled >= MAX_STALLED_WRITES) {
-      throw Object.assign(new Error(`no progress writing ${name}: ${buffer.length - offset} of ${buffer.length} bytes left`), { code: 'EIO' });
+      throw Object.assign(
+        new Error(`no progress writing ${name}: ${buffer.length - offset} of ${buffer.length} bytes left`),
+        { code: 'EIO' },
+      );
     }
   }
 }
@@ -510,16 +553,21 @@ function readJournalLine(text: string): { entry: JournalEntry } | { problem: str
     const error = locateJsonError(text);
     const index = error?.index ?? text.length;
     const at = Buffer.byteLength(text.slice(0, index));
-    return { problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the line')}` };
+    return {
+      problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the line')}`,
+    };
   }
   const problem = checkJournalEntry(value);
-  return problem === undefined ? { entry: normalise(value as JournalEntry) } : { problem: `${expected}, found ${problem}` };
+  return problem === undefined
+    ? { entry: normalise(value as JournalEntry) }
+    : { problem: `${expected}, found ${problem}` };
 }
 
 function checkJournalEntry(value: unknown): string | undefined {
   if (!isPlainObject(value)) return describe(value);
   const keys = Object.keys(value);
-  if (keys.length !== 1 || (keys[0] !== 'put' && keys[0] !== 'del')) return `an object with ${keys.length === 0 ? 'no keys' : `the keys ${keys.map((key) => JSON.stringify(key)).join(', ')}`}`;
+  if (keys.length !== 1 || (keys[0] !== 'put' && keys[0] !== 'del'))
+    return `an object with ${keys.length === 0 ? 'no keys' : `the keys ${keys.map((key) => JSON.stringify(key)).join(', ')}`}`;
   if (keys[0] === 'put') {
     const problem = checkLoadedHost(value.put);
     return problem === undefined ? undefined : `a "put" whose ${problem}`;
@@ -543,7 +591,8 @@ function normalise(entry: JournalEntry): JournalEntry {
 function checkLoadedHost(value: unknown): string | undefined {
   if (!isPlainObject(value)) return `record is ${describe(value)}, not a host object`;
   for (const field of ['service', 'ip_address'] as const) {
-    if (typeof value[field] !== 'string' || value[field] === '') return `${field} must be a non-empty string, found ${describe(value[field])}`;
+    if (typeof value[field] !== 'string' || value[field] === '')
+      return `${field} must be a non-empty string, found ${describe(value[field])}`;
   }
   for (const field of ['revision', 'service_repo_name', 'last_check_in'] as const) {
     if (typeof value[field] !== 'string') return `${field} must be a string, found ${describe(value[field])}`;

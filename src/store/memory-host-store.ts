@@ -48,7 +48,11 @@ export class MemoryHostStore implements HostStore {
     return true;
   }
 
-  async updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
+  async updateTags(
+    service: string,
+    ipAddress: string,
+    tags: Readonly<Record<string, unknown>>,
+  ): Promise<Host | undefined> {
     return this.applyTags(service, ipAddress, tags);
   }
 

@@ -78,10 +78,16 @@ export class XdsGrpcServer {
       path,
       requestStream: true,
       responseStream: true,
-      requestSerialize: (request) => Buffer.from(requestType.encode(requestType.fromObject(request as object)).finish()),
+      requestSerialize: (request) =>
+        Buffer.from(requestType.encode(requestType.fromObject(request as object)).finish()),
       requestDeserialize: (bytes) => {
         try {
-          return requestType.toObject(requestType.decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as DiscoveryRequest;
+          return requestType.toObject(requestType.decode(bytes), {
+            longs: String,
+            enums: String,
+            defaults: true,
+            oneofs: true,
+          }) as DiscoveryRequest;
         } catch (error) {
           // grpc-js would end the call with INTERNAL; it is the client's message that is wrong.
           return undecodable(error) as unknown as DiscoveryRequest;
@@ -102,17 +108,25 @@ export class XdsGrpcServer {
     });
     this.server.addService(
       { StreamAggregatedResources: method(ADS_METHOD) },
-      { StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.serve('ads', call) },
+      {
+        StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
+          this.serve('ads', call),
+      },
     );
     this.server.addService(
       { StreamEndpoints: method(EDS_METHOD) },
-      { StreamEndpoints: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.serve('eds', call) },
+      {
+        StreamEndpoints: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
+          this.serve('eds', call),
+      },
     );
   }
 
   /** Binds and starts serving; resolves with the bound port. */
   start(): Promise<number> {
-    const address = this.options.host.includes(':') ? `[${this.options.host}]:${this.options.port}` : `${this.options.host}:${this.options.port}`;
+    const address = this.options.host.includes(':')
+      ? `[${this.options.host}]:${this.options.port}`
+      : `${this.options.host}:${this.options.port}`;
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, this.credentials(), (error, port) => {
         if (error) return reject(error);
@@ -126,7 +140,11 @@ export class XdsGrpcServer {
     const tls = this.options.tls;
     if (!tls) return grpc.ServerCredentials.createInsecure();
     // With a CA, a client without a certificate it signed is refused during the handshake.
-    return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.ca !== undefined);
+    return grpc.ServerCredentials.createSsl(
+      tls.ca ?? null,
+      [{ private_key: tls.key, cert_chain: tls.cert }],
+      tls.ca !== undefined,
+    );
   }
 
   /** The bound port, once started. */

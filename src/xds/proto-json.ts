@@ -19,7 +19,9 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Plain = Record<string, unknown>;
 
 const WRAPPERS = new Set(
-  ['Double', 'Float', 'Int64', 'UInt64', 'Int32', 'UInt32', 'Bool', 'String', 'Bytes'].map((kind) => `.google.protobuf.${kind}Value`),
+  ['Double', 'Float', 'Int64', 'UInt64', 'Int32', 'UInt32', 'Bool', 'String', 'Bytes'].map(
+    (kind) => `.google.protobuf.${kind}Value`,
+  ),
 );
 /** Well-known types whose JSON form is not an object of fields, so inside `Any` they sit under `value`. */
 const SPECIAL_FORM = new Set([
@@ -75,7 +77,9 @@ export function messageToJson(type: protobuf.Type, message: object): Json {
   }
   if (WRAPPERS.has(type.fullName)) {
     const field = type.fields.value;
-    return field && Object.hasOwn(value, 'value') ? scalarToJson(field, value.value) : defaultScalarJson(type.fields.value);
+    return field && Object.hasOwn(value, 'value')
+      ? scalarToJson(field, value.value)
+      : defaultScalarJson(type.fields.value);
   }
   const out: { [key: string]: Json } = {};
   for (const field of type.fieldsArray) {
@@ -148,7 +152,9 @@ function durationToJson(secondsRaw: unknown, nanos: number): string {
   const whole = (seconds < 0n ? -seconds : seconds).toString();
   const fraction = Math.abs(nanos);
   if (fraction === 0) return `${negative ? '-' : ''}${whole}s`;
-  const digits = String(fraction).padStart(9, '0').replace(/(?:000)+$/, '');
+  const digits = String(fraction)
+    .padStart(9, '0')
+    .replace(/(?:000)+$/, '');
   return `${negative ? '-' : ''}${whole}.${digits}s`;
 }
 
@@ -160,9 +166,12 @@ function structToJson(value: Plain): Json {
 
 function valueToJson(valueType: protobuf.Type, value: Plain): Json {
   const pick = (name: string) => value[wktField(valueType, name)];
-  if (pick('struct_value') !== undefined && pick('struct_value') !== null) return structToJson(pick('struct_value') as Plain);
+  if (pick('struct_value') !== undefined && pick('struct_value') !== null)
+    return structToJson(pick('struct_value') as Plain);
   if (pick('list_value') !== undefined && pick('list_value') !== null) {
-    return ((pick('list_value') as Plain).values as Plain[] | undefined ?? []).map((item) => valueToJson(valueType, item));
+    return (((pick('list_value') as Plain).values as Plain[] | undefined) ?? []).map((item) =>
+      valueToJson(valueType, item),
+    );
   }
   if (Object.hasOwn(value, wktField(valueType, 'bool_value'))) return Boolean(pick('bool_value'));
   if (Object.hasOwn(value, wktField(valueType, 'string_value'))) return String(pick('string_value'));
@@ -217,7 +226,9 @@ function readMessage(type: protobuf.Type, json: unknown, where: string): Plain {
       return { values: json.map((item, index) => valueFromJson(type.lookupType('Value'), item, `${where}[${index}]`)) };
     case '.google.protobuf.FieldMask':
       if (typeof json !== 'string') throw new ProtoJsonError(`${where}: expected a string`);
-      return { paths: json === '' ? [] : json.split(',').map((path) => path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)) };
+      return {
+        paths: json === '' ? [] : json.split(',').map((path) => path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)),
+      };
   }
   if (WRAPPERS.has(type.fullName)) {
     const field = type.fields.value;
@@ -240,7 +251,10 @@ function readMessage(type: protobuf.Type, json: unknown, where: string): Plain {
     if (field.map) {
       if (!isObject(item)) throw new ProtoJsonError(`${path}: expected an object`);
       out[field.name] = Object.fromEntries(
-        Object.entries(item).map(([mapKey, mapValue]) => [mapKey, fieldValueFromJson(field, mapValue, `${path}.${mapKey}`)]),
+        Object.entries(item).map(([mapKey, mapValue]) => [
+          mapKey,
+          fieldValueFromJson(field, mapValue, `${path}.${mapKey}`),
+        ]),
       );
     } else if (field.repeated) {
       if (!Array.isArray(item)) throw new ProtoJsonError(`${path}: expected an array`);
@@ -274,7 +288,8 @@ function scalarFromJson(field: protobuf.Field, json: unknown, where: string): un
     return json;
   }
   if (type === 'bytes') {
-    if (typeof json !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(json)) throw new ProtoJsonError(`${where}: expected base64`);
+    if (typeof json !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(json))
+      throw new ProtoJsonError(`${where}: expected base64`);
     return Buffer.from(json, 'base64');
   }
   if (type === 'double' || type === 'float') {
@@ -283,7 +298,8 @@ function scalarFromJson(field: protobuf.Field, json: unknown, where: string): un
     if (typeof json === 'string' && json.trim() !== '' && Number.isFinite(Number(json))) return Number(json);
     throw new ProtoJsonError(`${where}: expected a number`);
   }
-  const numeric = typeof json === 'number' ? json : typeof json === 'string' && /^-?\d+$/.test(json) ? Number(json) : Number.NaN;
+  const numeric =
+    typeof json === 'number' ? json : typeof json === 'string' && /^-?\d+$/.test(json) ? Number(json) : Number.NaN;
   if (!Number.isInteger(numeric)) throw new ProtoJsonError(`${where}: expected an integer`);
   if (LONG_TYPES.has(type)) return typeof json === 'string' ? json : String(json);
   if (INT32_TYPES.has(type)) {
@@ -300,12 +316,16 @@ function anyFromJson(json: unknown, where: string): Plain {
   if (typeof typeUrl !== 'string') throw new ProtoJsonError(`${where}: missing '@type'`);
   const inner = xdsProtos().typeOf(typeUrl);
   if (!inner) throw new ProtoJsonError(`${where}: unknown type ${typeUrl}`);
-  const plain = SPECIAL_FORM.has(inner.fullName) ? readMessage(inner, rest.value, where) : readMessage(inner, rest, where);
+  const plain = SPECIAL_FORM.has(inner.fullName)
+    ? readMessage(inner, rest.value, where)
+    : readMessage(inner, rest, where);
   try {
     return { type_url: typeUrl, value: inner.encode(inner.fromObject(plain)).finish() };
   } catch (error) {
     // protobufjs refuses what it cannot encode (nesting past its recursion limit, say): the client's JSON, not a server fault.
-    throw new ProtoJsonError(`${where}: cannot encode as ${inner.name}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ProtoJsonError(
+      `${where}: cannot encode as ${inner.name}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 
@@ -321,7 +341,9 @@ function structFromJson(type: protobuf.Type, json: unknown, where: string): Plai
   if (!isObject(json)) throw new ProtoJsonError(`${where}: expected an object`);
   const valueType = type.lookupType('Value');
   return {
-    fields: Object.fromEntries(Object.entries(json).map(([key, item]) => [key, valueFromJson(valueType, item, `${where}.${key}`)])),
+    fields: Object.fromEntries(
+      Object.entries(json).map(([key, item]) => [key, valueFromJson(valueType, item, `${where}.${key}`)]),
+    ),
   };
 }
 
@@ -331,8 +353,14 @@ function valueFromJson(valueType: protobuf.Type, json: unknown, where: string): 
   if (typeof json === 'boolean') return { [name('bool_value')]: json };
   if (typeof json === 'number') return { [name('number_value')]: json };
   if (typeof json === 'string') return { [name('string_value')]: json };
-  if (Array.isArray(json)) return { [name('list_value')]: { values: json.map((item, index) => valueFromJson(valueType, item, `${where}[${index}]`)) } };
-  if (isObject(json)) return { [name('struct_value')]: structFromJson(xdsProtos().root.lookupType('google.protobuf.Struct'), json, where) };
+  if (Array.isArray(json))
+    return {
+      [name('list_value')]: { values: json.map((item, index) => valueFromJson(valueType, item, `${where}[${index}]`)) },
+    };
+  if (isObject(json))
+    return {
+      [name('struct_value')]: structFromJson(xdsProtos().root.lookupType('google.protobuf.Struct'), json, where),
+    };
   throw new ProtoJsonError(`${where}: not a JSON value`);
 }
 

@@ -58,7 +58,10 @@ export function xdsProtos(): XdsProtos {
   const descriptorJson = require('protobufjs/google/protobuf/descriptor.json') as {
     nested: { google: { nested: { protobuf: { nested: Record<string, unknown> } } } };
   };
-  protobuf.common('descriptor', descriptorJson.nested.google.nested.protobuf.nested as Record<string, protobuf.INamespace>);
+  protobuf.common(
+    'descriptor',
+    descriptorJson.nested.google.nested.protobuf.nested as Record<string, protobuf.INamespace>,
+  );
 
   const root = new protobuf.Root();
   const fallback = root.resolvePath.bind(root);

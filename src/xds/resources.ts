@@ -124,7 +124,9 @@ export function cluster(service: string): Record<string, unknown> {
 export function routeConfiguration(service: string): Record<string, unknown> {
   return {
     name: service,
-    virtual_hosts: [{ name: service, domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: service } }] }],
+    virtual_hosts: [
+      { name: service, domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: service } }] },
+    ],
   };
 }
 
@@ -139,7 +141,10 @@ export function listener(service: string): Record<string, unknown> {
     route_config: routeConfiguration(service),
     http_filters: [{ name: 'envoy.filters.http.router', typed_config: packAny(TYPE_URL.router, {}) }],
   };
-  return { name: service, api_listener: { api_listener: packAny(TYPE_URL.httpConnectionManager, httpConnectionManager) } };
+  return {
+    name: service,
+    api_listener: { api_listener: packAny(TYPE_URL.httpConnectionManager, httpConnectionManager) },
+  };
 }
 
 /** Encodes a translated resource and derives its version from the bytes. */
@@ -149,7 +154,10 @@ export function toResource(typeUrl: ResourceTypeUrl, name: string, value: Record
 }
 
 /** The resource of type `typeUrl` that does not depend on hosts (Listener, RouteConfiguration, Cluster). */
-export function staticResource(typeUrl: Exclude<ResourceTypeUrl, typeof TYPE_URL.clusterLoadAssignment>, service: string): XdsResource {
+export function staticResource(
+  typeUrl: Exclude<ResourceTypeUrl, typeof TYPE_URL.clusterLoadAssignment>,
+  service: string,
+): XdsResource {
   switch (typeUrl) {
     case TYPE_URL.listener:
       return toResource(typeUrl, service, listener(service));

@@ -106,7 +106,15 @@ export class XdsSnapshotCache {
     if (!entry) {
       const max = this.options.maxWatchedNames ?? WATCHED_NAMES_MAX;
       if (this.entries.size >= max) throw new WatchLimitError(`${max} services are watched already; no more can be`);
-      entry = { name, watchers: new Set(), resource: undefined, refreshing: undefined, dirty: false, expiryTimer: undefined, emptyResource: undefined };
+      entry = {
+        name,
+        watchers: new Set(),
+        resource: undefined,
+        refreshing: undefined,
+        dirty: false,
+        expiryTimer: undefined,
+        emptyResource: undefined,
+      };
       this.entries.set(name, entry);
       void this.refresh(entry);
     }
@@ -135,7 +143,10 @@ export class XdsSnapshotCache {
   }
 
   /** The Listener, RouteConfiguration or Cluster named `name`: derived from the name alone. */
-  staticResource(typeUrl: typeof TYPE_URL.listener | typeof TYPE_URL.routeConfiguration | typeof TYPE_URL.cluster, name: string): XdsResource {
+  staticResource(
+    typeUrl: typeof TYPE_URL.listener | typeof TYPE_URL.routeConfiguration | typeof TYPE_URL.cluster,
+    name: string,
+  ): XdsResource {
     const key = `${typeUrl}\n${name}`;
     let resource = this.staticMemo.get(key);
     if (!resource) {
@@ -256,7 +267,10 @@ export class XdsSnapshotCache {
     clearTimeout(entry.expiryTimer);
     entry.expiryTimer = undefined;
     if (!Number.isFinite(nextExpiryAt)) return;
-    const delay = Math.min(MAX_TIMER_MS, Math.max(EXPIRY_MARGIN_MS, nextExpiryAt - this.options.clock.now() + EXPIRY_MARGIN_MS));
+    const delay = Math.min(
+      MAX_TIMER_MS,
+      Math.max(EXPIRY_MARGIN_MS, nextExpiryAt - this.options.clock.now() + EXPIRY_MARGIN_MS),
+    );
     entry.expiryTimer = setTimeout(() => {
       entry.expiryTimer = undefined;
       if (this.entries.get(entry.name) === entry) void this.refresh(entry);

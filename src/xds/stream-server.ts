@@ -65,7 +65,12 @@ export interface TypeStatus {
   /** Whether the client acknowledged the last response sent. */
   readonly up_to_date: boolean;
   readonly nack_count: number;
-  readonly last_nack: { readonly error: string; readonly nonce: string; readonly version_kept: string; readonly at: string } | null;
+  readonly last_nack: {
+    readonly error: string;
+    readonly nonce: string;
+    readonly version_kept: string;
+    readonly at: string;
+  } | null;
 }
 
 /** What `GET /v1/xds/clients` shows per connected stream. */
@@ -221,7 +226,11 @@ export class XdsStream {
             id: node.id ?? '',
             cluster: node.cluster ?? '',
             locality: node.locality
-              ? { region: node.locality.region ?? '', zone: node.locality.zone ?? '', sub_zone: node.locality.sub_zone ?? '' }
+              ? {
+                  region: node.locality.region ?? '',
+                  zone: node.locality.zone ?? '',
+                  sub_zone: node.locality.sub_zone ?? '',
+                }
               : null,
             user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
           }
@@ -288,7 +297,10 @@ export class XdsStream {
     }
     const nonce = request.response_nonce;
     if (nonce !== '' && nonce !== state.nonceSent) {
-      this.options.log.debug({ stream: this.id, type: typeUrl, nonce, current: state.nonceSent }, 'xds: stale request ignored');
+      this.options.log.debug(
+        { stream: this.id, type: typeUrl, nonce, current: state.nonceSent },
+        'xds: stale request ignored',
+      );
       return;
     }
     if (nonce !== '') {
@@ -302,7 +314,14 @@ export class XdsStream {
         };
         this.options.stats.increment('xds.nack');
         this.options.log.warn(
-          { stream: this.id, node: this.node?.id, type: typeUrl, nonce, versionKept: request.version_info, error: request.error_detail.message },
+          {
+            stream: this.id,
+            node: this.node?.id,
+            type: typeUrl,
+            nonce,
+            versionKept: request.version_info,
+            error: request.error_detail.message,
+          },
           'xds: client rejected a response (NACK)',
         );
       } else {
@@ -320,7 +339,10 @@ export class XdsStream {
     }
     if (!(SUPPORTED_TYPES as readonly string[]).includes(typeUrl)) {
       // Nothing of that type exists here; the client's own timeout tells it so.
-      this.options.log.info({ stream: this.id, type: typeUrl }, 'xds: request for an unsupported resource type ignored');
+      this.options.log.info(
+        { stream: this.id, type: typeUrl },
+        'xds: request for an unsupported resource type ignored',
+      );
       return undefined;
     }
     return typeUrl as ResourceTypeUrl;
@@ -352,7 +374,10 @@ export class XdsStream {
       for (const name of names) {
         if (!state.unwatch.has(name) && isServiceName(name)) {
           try {
-            state.unwatch.set(name, this.options.cache.watchEndpoints(name, () => this.push(state)));
+            state.unwatch.set(
+              name,
+              this.options.cache.watchEndpoints(name, () => this.push(state)),
+            );
           } catch (error) {
             // The names watched so far are dropped with the stream.
             if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);

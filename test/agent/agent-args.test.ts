@@ -2,15 +2,35 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseAgentArgs, UsageError } from '../../src/agent/agent-args.js';
 
-const REQUIRED = ['--url', 'http://127.0.0.1:8080', '--service', 'users', '--ip', '10.0.3.17', '--port', '9211', '--revision', 'abc'];
+const REQUIRED = [
+  '--url',
+  'http://127.0.0.1:8080',
+  '--service',
+  'users',
+  '--ip',
+  '10.0.3.17',
+  '--port',
+  '9211',
+  '--revision',
+  'abc',
+];
 
 describe('discovery-agent command line', () => {
   test('flags build the registration; defaults: 30 s interval, 5 s timeout', () => {
-    const settings = parseAgentArgs([...REQUIRED, '--repo', 'users-repo', '--tag', 'az=a', '--tag', 'region=r', '--tag', 'instance_id=i-1'], {});
+    const settings = parseAgentArgs(
+      [...REQUIRED, '--repo', 'users-repo', '--tag', 'az=a', '--tag', 'region=r', '--tag', 'instance_id=i-1'],
+      {},
+    );
     assert.deepEqual(settings, {
       url: 'http://127.0.0.1:8080',
       service: 'users',
-      registration: { ip: '10.0.3.17', port: 9211, revision: 'abc', serviceRepoName: 'users-repo', tags: { az: 'a', region: 'r', instance_id: 'i-1' } },
+      registration: {
+        ip: '10.0.3.17',
+        port: 9211,
+        revision: 'abc',
+        serviceRepoName: 'users-repo',
+        tags: { az: 'a', region: 'r', instance_id: 'i-1' },
+      },
       intervalMs: 30_000,
       timeoutMs: 5_000,
       warnings: [],
@@ -35,10 +55,30 @@ describe('discovery-agent command line', () => {
 
   test('--tag entries go over --tags, and the typed tags are typed', () => {
     const settings = parseAgentArgs(
-      [...REQUIRED, '--tags', '{"az":"a","region":"r","instance_id":"i","team":"x"}', '--tag', 'az=b', '--tag', 'canary=true', '--tag', 'load_balancing_weight=20', '--tag', 'note=a=b'],
+      [
+        ...REQUIRED,
+        '--tags',
+        '{"az":"a","region":"r","instance_id":"i","team":"x"}',
+        '--tag',
+        'az=b',
+        '--tag',
+        'canary=true',
+        '--tag',
+        'load_balancing_weight=20',
+        '--tag',
+        'note=a=b',
+      ],
       {},
     );
-    assert.deepEqual(settings?.registration.tags, { az: 'b', region: 'r', instance_id: 'i', team: 'x', canary: true, load_balancing_weight: 20, note: 'a=b' });
+    assert.deepEqual(settings?.registration.tags, {
+      az: 'b',
+      region: 'r',
+      instance_id: 'i',
+      team: 'x',
+      canary: true,
+      load_balancing_weight: 20,
+      note: 'a=b',
+    });
   });
 
   test('--help gives no settings', () => {
@@ -59,7 +99,10 @@ describe('discovery-agent command line', () => {
     [[...REQUIRED, '--url', 'nowhere'], /--url is not a URL/],
   ] as const) {
     test(`refuses ${args.slice(-2).join(' ')}`, () => {
-      assert.throws(() => parseAgentArgs(args, {}), (error) => error instanceof UsageError && message.test(error.message));
+      assert.throws(
+        () => parseAgentArgs(args, {}),
+        (error) => error instanceof UsageError && message.test(error.message),
+      );
     });
   }
 

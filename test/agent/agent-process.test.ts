@@ -10,12 +10,31 @@ import { listHosts } from '../helpers/registry.js';
 const TAG_ARGS = ['--tag', 'az=us-east-1a', '--tag', 'region=us-east-1', '--tag', 'instance_id=i-0a1b2c'];
 
 function agentArgs(url: string, extra: readonly string[] = []): string[] {
-  return ['--url', url, '--service', 'web', '--ip', '10.1.2.3', '--port', '8000', '--revision', 'r1', '--repo', 'web-repo', ...TAG_ARGS, ...extra];
+  return [
+    '--url',
+    url,
+    '--service',
+    'web',
+    '--ip',
+    '10.1.2.3',
+    '--port',
+    '8000',
+    '--revision',
+    'r1',
+    '--repo',
+    'web-repo',
+    ...TAG_ARGS,
+    ...extra,
+  ];
 }
 
 /** The one host of `web`, once it is there. */
 function hostAppears(url: string, timeoutMs = 10_000) {
-  return waitFor(`host of web at ${url}`, async () => (await listHosts(url, 'web').catch(() => ({ hosts: [] }))).hosts[0], timeoutMs);
+  return waitFor(
+    `host of web at ${url}`,
+    async () => (await listHosts(url, 'web').catch(() => ({ hosts: [] }))).hosts[0],
+    timeoutMs,
+  );
 }
 
 describe('discovery-agent as a process', () => {
@@ -72,7 +91,13 @@ describe('discovery-agent as a process', () => {
     // interval 0.5 s caps every retry delay at 0.5 s, so the test waits little.
     const child = agent(agentArgs(url, ['--interval', '0.5', '--timeout', '0.4']));
     const failures = await waitForLog(child, /^heartbeat failed; retrying$/, 2);
-    assert.deepEqual(failures.slice(0, 2).map((line) => [line.attempt, line.kind, line.level]), [[1, 'network', 'warn'], [2, 'network', 'warn']]);
+    assert.deepEqual(
+      failures.slice(0, 2).map((line) => [line.attempt, line.kind, line.level]),
+      [
+        [1, 'network', 'warn'],
+        [2, 'network', 'warn'],
+      ],
+    );
     assert.equal(child.child.exitCode, null, 'still running');
 
     let server = await discovery({ PORT: String(port) });
@@ -114,7 +139,22 @@ describe('discovery-agent as a process', () => {
 
   test('a missing required tag is refused by discovery and named', async () => {
     const server = await discovery();
-    const child = agent(['--url', server.url, '--service', 'web', '--ip', '10.1.2.3', '--port', '8000', '--revision', 'r1', '--tag', 'az=a', '--tag', 'region=r']);
+    const child = agent([
+      '--url',
+      server.url,
+      '--service',
+      'web',
+      '--ip',
+      '10.1.2.3',
+      '--port',
+      '8000',
+      '--revision',
+      'r1',
+      '--tag',
+      'az=a',
+      '--tag',
+      'region=r',
+    ]);
     assert.equal(await exitCode(child), 1);
     assert.match(child.stderr(), /instance_id/);
     await server.stop();

@@ -11,7 +11,16 @@ const HOST: Registration = { ip: '10.0.3.17', port: 9211, revision: '2f1c0e9', t
  * The agent's core with a real client and a real registry; only waiting is replaced: each
  * `sleep` is recorded and handed to `onSleep`, which may change the world or stop the run.
  */
-function harness(baseUrl: string, options: { registration?: Registration; intervalMs?: number; initialBackoffMs?: number; maxBackoffMs?: number; random?: () => number }) {
+function harness(
+  baseUrl: string,
+  options: {
+    registration?: Registration;
+    intervalMs?: number;
+    initialBackoffMs?: number;
+    maxBackoffMs?: number;
+    random?: () => number;
+  },
+) {
   const sleeps: number[] = [];
   const logs: AgentLogEntry[] = [];
   const stop = new AbortController();
@@ -52,7 +61,11 @@ describe('HeartbeatAgent', () => {
   }
 
   test('retries an unreachable registry with jittered exponential backoff, capped, logging each failure', async () => {
-    const run = harness(`http://127.0.0.1:${await freePort()}`, { intervalMs: 1_000, initialBackoffMs: 100, maxBackoffMs: 800 });
+    const run = harness(`http://127.0.0.1:${await freePort()}`, {
+      intervalMs: 1_000,
+      initialBackoffMs: 100,
+      maxBackoffMs: 800,
+    });
     run.onSleep((count) => {
       if (count === 6) run.stop.abort();
     });
@@ -67,9 +80,25 @@ describe('HeartbeatAgent', () => {
   });
 
   test('the jitter keeps every retry between half and all of its base delay', () => {
-    const low = harness('http://127.0.0.1:1', { initialBackoffMs: 1_000, maxBackoffMs: 30_000, intervalMs: 60_000, random: () => 0 });
-    const high = harness('http://127.0.0.1:1', { initialBackoffMs: 1_000, maxBackoffMs: 30_000, intervalMs: 60_000, random: () => 0.999999 });
-    for (const [attempt, base] of [[1, 1_000], [2, 2_000], [5, 16_000], [6, 30_000], [40, 30_000]] as const) {
+    const low = harness('http://127.0.0.1:1', {
+      initialBackoffMs: 1_000,
+      maxBackoffMs: 30_000,
+      intervalMs: 60_000,
+      random: () => 0,
+    });
+    const high = harness('http://127.0.0.1:1', {
+      initialBackoffMs: 1_000,
+      maxBackoffMs: 30_000,
+      intervalMs: 60_000,
+      random: () => 0.999999,
+    });
+    for (const [attempt, base] of [
+      [1, 1_000],
+      [2, 2_000],
+      [5, 16_000],
+      [6, 30_000],
+      [40, 30_000],
+    ] as const) {
       assert.equal(low.agent.backoff(attempt), base / 2);
       assert.ok(Math.abs(high.agent.backoff(attempt) - base) < 1, `attempt ${attempt}`);
     }
@@ -115,7 +144,10 @@ describe('HeartbeatAgent', () => {
   test('stops with the DiscoveryError of a 4xx and logs the server message', async () => {
     const server = await start();
     const run = harness(server.url, { registration: { ...HOST, port: 70000 } });
-    await assert.rejects(run.agent.run(run.stop.signal), (error) => error instanceof DiscoveryError && error.status === 400);
+    await assert.rejects(
+      run.agent.run(run.stop.signal),
+      (error) => error instanceof DiscoveryError && error.status === 400,
+    );
     assert.equal(run.sleeps.length, 0, 'no retry of bad input');
     assert.equal(run.logs.length, 1);
     assert.equal(run.logs[0]!.level, 'error');
@@ -140,17 +172,34 @@ describe('HeartbeatAgent', () => {
   test('with autoIp it finds its own address by instance_id and port, and deregisters it on stop', async () => {
     const server = await start({ env: { AUTO_IP_ALLOWED_RANGES: '127.0.0.0/8' } });
     const neighbour = new DiscoveryClient({ baseUrl: server.url });
-    await neighbour.register('users', { ip: '10.0.0.9', port: 9211, revision: 'x', tags: { ...TAGS, instance_id: 'i-other' } });
+    await neighbour.register('users', {
+      ip: '10.0.0.9',
+      port: 9211,
+      revision: 'x',
+      tags: { ...TAGS, instance_id: 'i-other' },
+    });
     const run = harness(server.url, { registration: { autoIp: true, port: 9211, revision: 'r1', tags: TAGS } });
     run.onSleep(() => run.stop.abort());
     await run.agent.run(run.stop.signal);
     assert.ok(run.logs.some((entry) => entry.msg === 'auto_ip address found' && entry.ip === '127.0.0.1'));
-    assert.deepEqual((await listHosts(server.url, 'users')).hosts.map((host) => host.ip_address), ['10.0.0.9']);
+    assert.deepEqual(
+      (await listHosts(server.url, 'users')).hosts.map((host) => host.ip_address),
+      ['10.0.0.9'],
+    );
   });
 
   test('refuses a registration with neither ip nor autoIp, and a non-positive interval', () => {
     const client = new DiscoveryClient({ baseUrl: 'http://127.0.0.1:1' });
-    assert.throws(() => new HeartbeatAgent({ client, service: 's', registration: { port: 1, revision: 'r', tags: TAGS }, intervalMs: 1_000 }), TypeError);
+    assert.throws(
+      () =>
+        new HeartbeatAgent({
+          client,
+          service: 's',
+          registration: { port: 1, revision: 'r', tags: TAGS },
+          intervalMs: 1_000,
+        }),
+      TypeError,
+    );
     assert.throws(() => new HeartbeatAgent({ client, service: 's', registration: HOST, intervalMs: 0 }), RangeError);
   });
 });

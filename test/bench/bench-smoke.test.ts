@@ -29,7 +29,14 @@ Transfer/sec:      1.20GB
 });
 
 test('the benchmark runs end to end (a one-second smoke run, not a measurement)', async () => {
-  const { stdout } = await run(process.execPath, [BENCH, '--quick', '--only', 'get-304,post-inmemory', '--seconds', '1'], { timeout: 90_000 });
-  assert.match(stdout, /\| GET answered 304 through If-None-Match, 100 hosts, InMemory \| [\d,]+ \| [\d,]+ \| \d+\.\d\d× \|/);
+  const { stdout } = await run(
+    process.execPath,
+    [BENCH, '--quick', '--only', 'get-304,post-inmemory', '--seconds', '1'],
+    { timeout: 90_000 },
+  );
+  assert.match(
+    stdout,
+    /\| GET answered 304 through If-None-Match, 100 hosts, InMemory \| [\d,]+ \| [\d,]+ \| \d+\.\d\d× \|/,
+  );
   assert.match(stdout, /\| POST heartbeats of 10,000 distinct hosts, InMemory \| [\d,]+ \| [\d,]+ \|/);
 });

@@ -20,5 +20,8 @@ test('a short soak: hosts that keep heartbeating are all listed, stopped ones ex
   assert.equal(result.missingLiveHosts, 0, 'a host that kept heartbeating is missing');
   assert.equal(result.returnedDeadHosts, 0, 'an expired host was returned');
   assert.ok(result.requests > 5000, `only ${result.requests} requests`);
-  assert.ok(result.rssGrowthPercent < 25, `resident memory grew ${result.rssGrowthPercent.toFixed(1)}% over the second half`);
+  assert.ok(
+    result.rssGrowthPercent < 25,
+    `resident memory grew ${result.rssGrowthPercent.toFixed(1)}% over the second half`,
+  );
 });

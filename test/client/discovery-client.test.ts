@@ -7,7 +7,13 @@ import { DiscoveryClient, DiscoveryError, type Registration } from '../../src/cl
 import { FlakyHostStore, freePort, startSilentServer } from '../helpers/network.js';
 import { listHosts, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
-const HOST: Registration = { ip: '10.0.3.17', port: 9211, revision: '2f1c0e9', serviceRepoName: 'users-repo', tags: TAGS };
+const HOST: Registration = {
+  ip: '10.0.3.17',
+  port: 9211,
+  revision: '2f1c0e9',
+  serviceRepoName: 'users-repo',
+  tags: TAGS,
+};
 
 /** Rejects with a DiscoveryError and returns it, for assertions on its fields. */
 async function discoveryError(promise: Promise<unknown>): Promise<DiscoveryError> {
@@ -53,7 +59,10 @@ describe('DiscoveryClient against a real registry', () => {
   test('autoIp registers the address the registry sees', async () => {
     const { client } = await start({ env: { AUTO_IP_ALLOWED_RANGES: '127.0.0.0/8' } });
     await client.register('auto', { autoIp: true, port: 80, revision: 'r1', tags: TAGS });
-    assert.deepEqual((await client.list('auto')).hosts.map((host) => host.ip_address), ['127.0.0.1']);
+    assert.deepEqual(
+      (await client.list('auto')).hosts.map((host) => host.ip_address),
+      ['127.0.0.1'],
+    );
   });
 
   test('list sends the last ETag and reuses the cached body on 304', async () => {
@@ -62,7 +71,11 @@ describe('DiscoveryClient against a real registry', () => {
     // The real fetch, observed: what went out and what came back.
     const observed: typeof fetch = async (input, init) => {
       const response = await fetch(input, init);
-      seen.push({ method: init?.method ?? 'GET', ifNoneMatch: new Headers(init?.headers).get('if-none-match'), status: response.status });
+      seen.push({
+        method: init?.method ?? 'GET',
+        ifNoneMatch: new Headers(init?.headers).get('if-none-match'),
+        status: response.status,
+      });
       return response;
     };
     const gets = () => seen.filter((call) => call.method === 'GET');
@@ -71,7 +84,10 @@ describe('DiscoveryClient against a real registry', () => {
     const first = await client.list('users');
     const second = await client.list('users');
     assert.equal(second, first, 'the cached object itself is returned on 304');
-    assert.deepEqual(gets().map((call) => call.status), [200, 304]);
+    assert.deepEqual(
+      gets().map((call) => call.status),
+      [200, 304],
+    );
     assert.equal(gets()[0]!.ifNoneMatch, null);
     assert.match(gets()[1]!.ifNoneMatch ?? '', /^W\/"/);
 
@@ -106,7 +122,10 @@ describe('DiscoveryClient against a real registry', () => {
   test('IPv6 addresses survive the path encoding', async () => {
     const { client } = await start();
     await client.register('v6', { ...HOST, ip: '2001:db8::7' });
-    assert.deepEqual((await client.list('v6')).hosts.map((host) => host.ip_address), ['2001:db8::7']);
+    assert.deepEqual(
+      (await client.list('v6')).hosts.map((host) => host.ip_address),
+      ['2001:db8::7'],
+    );
     await client.deregister('v6', '2001:db8::7');
     assert.deepEqual((await client.list('v6')).hosts, []);
   });
@@ -117,7 +136,9 @@ describe('DiscoveryClient against a real registry', () => {
     await client.register('users', { ...HOST, ip: '10.0.3.18' });
     await client.setWeight('users', 50, '10.0.3.17');
     const weights = async () =>
-      Object.fromEntries((await listHosts(server.url, 'users')).hosts.map((host) => [host.ip_address, host.tags.load_balancing_weight]));
+      Object.fromEntries(
+        (await listHosts(server.url, 'users')).hosts.map((host) => [host.ip_address, host.tags.load_balancing_weight]),
+      );
     assert.deepEqual(await weights(), { '10.0.3.17': 50, '10.0.3.18': undefined });
     await client.setWeight('users', 10);
     assert.deepEqual(await weights(), { '10.0.3.17': 10, '10.0.3.18': 10 });

@@ -61,7 +61,9 @@ export function hostStoreContract(name: string, options: ContractOptions): void 
     });
 
     test('a heartbeat replaces port, revision, repo and check-in and merges tags', async () => {
-      await store.heartbeat(heartbeatOf({ tags: { az: 'a', region: 'r', instance_id: 'i', load_balancing_weight: 7, team: 'x' } }));
+      await store.heartbeat(
+        heartbeatOf({ tags: { az: 'a', region: 'r', instance_id: 'i', load_balancing_weight: 7, team: 'x' } }),
+      );
       const result = await store.heartbeat(
         heartbeatOf({
           port: 9090,
@@ -86,7 +88,16 @@ export function hostStoreContract(name: string, options: ContractOptions): void 
     });
 
     test('tag values of every JSON type come back as stored', async () => {
-      const tags = { az: 'a', region: 'r', instance_id: 'i', canary: false, n: 1.5, z: null, list: [1, 'two'], nested: { deep: { x: true } } };
+      const tags = {
+        az: 'a',
+        region: 'r',
+        instance_id: 'i',
+        canary: false,
+        n: 1.5,
+        z: null,
+        list: [1, 'two'],
+        nested: { deep: { x: true } },
+      };
       await store.heartbeat(heartbeatOf({ tags }));
       assert.deepEqual((await store.get('users', '10.0.0.1'))?.tags, tags);
     });
@@ -146,7 +157,9 @@ export function hostStoreContract(name: string, options: ContractOptions): void 
     test('listByRepo finds hosts of every service with that repo, and only those', async () => {
       await store.heartbeat(heartbeatOf({ service: 'users', ip_address: '10.0.0.1', service_repo_name: 'shared' }));
       await store.heartbeat(heartbeatOf({ service: 'orders', ip_address: '10.0.0.2', service_repo_name: 'shared' }));
-      await store.heartbeat(heartbeatOf({ service: 'billing', ip_address: '10.0.0.3', service_repo_name: 'billing-repo' }));
+      await store.heartbeat(
+        heartbeatOf({ service: 'billing', ip_address: '10.0.0.3', service_repo_name: 'billing-repo' }),
+      );
       await store.heartbeat(heartbeatOf({ service: 'lonely', ip_address: '10.0.0.4', service_repo_name: '' }));
       const hosts = await store.listByRepo('shared');
       assert.deepEqual(hosts.map((host) => host.service).sort(), ['orders', 'users']);
@@ -242,11 +255,14 @@ export function hostStoreContract(name: string, options: ContractOptions): void 
         subject = await reopen(subject);
         store = subject.store;
         assert.deepEqual(
-          byIp((await store.listByService('users')).hosts).map((host) => [host.ip_address, host.tags.load_balancing_weight]),
+          byIp((await store.listByService('users')).hosts).map((host) => [
+            host.ip_address,
+            host.tags.load_balancing_weight,
+          ]),
           [['10.0.0.2', 11]],
         );
         assert.equal((await store.listByRepo('shop'))[0]?.ip_address, '10.0.0.3');
-        });
+      });
     }
   });
 }

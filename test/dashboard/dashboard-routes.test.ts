@@ -22,7 +22,10 @@ describe('dashboard files and settings over HTTP', () => {
   });
 
   test('scripts and styles are served with their types and revalidate to 304', async () => {
-    for (const [file, type] of [['app.js', 'text/javascript; charset=utf-8'], ['style.css', 'text/css; charset=utf-8']]) {
+    for (const [file, type] of [
+      ['app.js', 'text/javascript; charset=utf-8'],
+      ['style.css', 'text/css; charset=utf-8'],
+    ]) {
       const response = await fetch(`${server.url}/ui/${file}`);
       assert.equal(response.status, 200);
       assert.equal(response.headers.get('content-type'), type);
@@ -33,7 +36,12 @@ describe('dashboard files and settings over HTTP', () => {
   });
 
   test('anything else under /ui/ is a JSON 404, and no path leaves the folder', async () => {
-    for (const path of ['/ui/missing.js', '/ui/..%2fpackage.json', '/ui/%2e%2e%2f%2e%2e%2fpackage.json', '/ui/sub/app.js']) {
+    for (const path of [
+      '/ui/missing.js',
+      '/ui/..%2fpackage.json',
+      '/ui/%2e%2e%2f%2e%2e%2fpackage.json',
+      '/ui/sub/app.js',
+    ]) {
       const response = await fetch(`${server.url}${path}`);
       assert.equal(response.status, 404, path);
       assert.match(((await response.json()) as { error: string }).error, /^Not found/);

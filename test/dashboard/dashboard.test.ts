@@ -8,19 +8,28 @@ import { register, startRegistry, TAGS, type RunningRegistry } from '../helpers/
 
 /** What a person reads in the services table: one array of cell texts per row. */
 function serviceRows(page: Page): Promise<string[][]> {
-  return page.$$eval('#services-body tr', (rows) => rows.map((row) => [...row.querySelectorAll('td')].map((cell) => (cell.textContent ?? '').trim())));
+  return page.$$eval('#services-body tr', (rows) =>
+    rows.map((row) => [...row.querySelectorAll('td')].map((cell) => (cell.textContent ?? '').trim())),
+  );
 }
 
 /** What a person reads in the hosts table: one array of cell texts per row. */
 function hostRows(page: Page): Promise<string[][]> {
-  return page.$$eval('#hosts-body [role=row]', (rows) => rows.map((row) => [...row.querySelectorAll('[role=cell]')].map((cell) => (cell.textContent ?? '').trim())));
+  return page.$$eval('#hosts-body [role=row]', (rows) =>
+    rows.map((row) => [...row.querySelectorAll('[role=cell]')].map((cell) => (cell.textContent ?? '').trim())),
+  );
 }
 
 function text(page: Page, selector: string): Promise<string> {
   return page.locator(selector).innerText();
 }
 
-async function registerAll(url: string, service: string, hosts: Array<Record<string, string | number | object>>, concurrency = 32): Promise<void> {
+async function registerAll(
+  url: string,
+  service: string,
+  hosts: Array<Record<string, string | number | object>>,
+  concurrency = 32,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < hosts.length) {
@@ -55,7 +64,10 @@ describe('dashboard in headless Chromium', () => {
       { ip: '10.0.0.3', revision: 'e4f5a6b', service_repo_name: 'users-repo' },
     ]);
     await registerAll(server.url, 'orders', [{ ip: '10.0.1.1', service_repo_name: 'orders-repo' }]);
-    await registerAll(server.url, 'payments', [{ ip: '10.0.2.1', service_repo_name: 'payments-repo' }, { ip: '10.0.2.2', service_repo_name: 'payments-repo' }]);
+    await registerAll(server.url, 'payments', [
+      { ip: '10.0.2.1', service_repo_name: 'payments-repo' },
+      { ip: '10.0.2.2', service_repo_name: 'payments-repo' },
+    ]);
 
     page = await newPage(browser);
     await page.goto(`${server.url}/ui`);
@@ -72,15 +84,24 @@ describe('dashboard in headless Chromium', () => {
     await screenshot(page, 'dashboard-services');
 
     await page.getByLabel('Filter services').fill('PAY');
-    await eventually(async () => assert.deepEqual(await serviceRows(page as Page), [['payments', '2', '1', 'payments-repo']]));
+    await eventually(async () =>
+      assert.deepEqual(await serviceRows(page as Page), [['payments', '2', '1', 'payments-repo']]),
+    );
     assert.equal(await text(page, '#services-count'), '1 service');
     await page.getByLabel('Filter services').fill('nothing-like-this');
-    await eventually(async () => assert.equal(await text(page as Page, '#services-empty'), 'No service matches “nothing-like-this”.'));
+    await eventually(async () =>
+      assert.equal(await text(page as Page, '#services-empty'), 'No service matches “nothing-like-this”.'),
+    );
 
     // A service registering while the page is open appears at the next poll.
     await page.getByLabel('Filter services').fill('');
     await registerAll(server.url, 'search', [{ ip: '10.0.3.1' }]);
-    await eventually(async () => assert.deepEqual((await serviceRows(page as Page)).map((row) => row[0]), ['orders', 'payments', 'search', 'users']));
+    await eventually(async () =>
+      assert.deepEqual(
+        (await serviceRows(page as Page)).map((row) => row[0]),
+        ['orders', 'payments', 'search', 'users'],
+      ),
+    );
   });
 
   test('a service page shows each host, the revision split of a deploy, weight, canary and heartbeat age against HOST_TTL', async () => {
@@ -99,11 +120,31 @@ describe('dashboard in headless Chromium', () => {
     ];
     for (const host of hosts) {
       clock.set(base - host.age * 1000);
-      const tags = { ...TAGS, az: host.az, region: 'eu-west-1', instance_id: `i-${host.ip}`, ...(host.canary ? { canary: true } : {}) };
-      assert.equal((await register(server.url, 'checkout', { ip: host.ip, port: 8443, revision: host.revision, service_repo_name: 'checkout-repo', tags })).status, 200);
+      const tags = {
+        ...TAGS,
+        az: host.az,
+        region: 'eu-west-1',
+        instance_id: `i-${host.ip}`,
+        ...(host.canary ? { canary: true } : {}),
+      };
+      assert.equal(
+        (
+          await register(server.url, 'checkout', {
+            ip: host.ip,
+            port: 8443,
+            revision: host.revision,
+            service_repo_name: 'checkout-repo',
+            tags,
+          })
+        ).status,
+        200,
+      );
     }
     clock.set(base);
-    const weight = await fetch(`${server.url}/v1/loadbalancing/checkout/10.0.4.16`, { method: 'POST', body: new URLSearchParams({ load_balancing_weight: '5' }) });
+    const weight = await fetch(`${server.url}/v1/loadbalancing/checkout/10.0.4.16`, {
+      method: 'POST',
+      body: new URLSearchParams({ load_balancing_weight: '5' }),
+    });
     assert.equal(weight.status, 204);
     await registerAll(server.url, 'users', [{ ip: '10.0.0.1' }]);
 
@@ -112,8 +153,14 @@ describe('dashboard in headless Chromium', () => {
     await page.getByRole('link', { name: 'checkout' }).click();
     await eventually(async () => assert.equal((await hostRows(page as Page)).length, 7));
     assert.equal(await text(page, '#service-name'), 'checkout');
-    assert.equal(await text(page, '#service-summary'), '7 hosts · 2 revisions (deploy in progress) · 1 canary · HOST_TTL 600 s');
-    assert.deepEqual(await page.locator('#revision-list li').allInnerTexts(), ['7d3f9a2 · 5 hosts (71%)', 'c41e08b · 2 hosts (29%)']);
+    assert.equal(
+      await text(page, '#service-summary'),
+      '7 hosts · 2 revisions (deploy in progress) · 1 canary · HOST_TTL 600 s',
+    );
+    assert.deepEqual(await page.locator('#revision-list li').allInnerTexts(), [
+      '7d3f9a2 · 5 hosts (71%)',
+      'c41e08b · 2 hosts (29%)',
+    ]);
 
     const rows = await hostRows(page);
     assert.deepEqual(
@@ -132,7 +179,10 @@ describe('dashboard in headless Chromium', () => {
     const meters = await page.$$eval('#hosts-body meter', (all) =>
       all.map((meter) => ({ value: Number(meter.getAttribute('value')), max: Number(meter.getAttribute('max')) })),
     );
-    assert.deepEqual(meters.map((meter) => meter.max), hosts.map(() => 600));
+    assert.deepEqual(
+      meters.map((meter) => meter.max),
+      hosts.map(() => 600),
+    );
     for (const [index, host] of hosts.entries()) {
       const shown = meters[index]?.value ?? -1;
       assert.ok(Math.abs(shown - host.age) < 5, `${host.ip}: bar at ${shown} s, check-in ${host.age} s ago`);
@@ -145,7 +195,12 @@ describe('dashboard in headless Chromium', () => {
     }
 
     await page.getByRole('link', { name: 'All services' }).click();
-    await eventually(async () => assert.deepEqual((await serviceRows(page as Page)).map((row) => row[0]), ['checkout', 'users']));
+    await eventually(async () =>
+      assert.deepEqual(
+        (await serviceRows(page as Page)).map((row) => row[0]),
+        ['checkout', 'users'],
+      ),
+    );
   });
 
   test('a host that stops heartbeating disappears from the page after HOST_TTL', async () => {
@@ -157,12 +212,26 @@ describe('dashboard in headless Chromium', () => {
     try {
       page = await newPage(browser);
       await page.goto(`${url}/ui/#/service/users`);
-      await eventually(async () => assert.deepEqual((await hostRows(page as Page)).map((row) => row[0]), ['10.0.0.1:9211', '10.0.0.2:9211']));
-      await eventually(async () => assert.deepEqual((await hostRows(page as Page)).map((row) => row[0]), ['10.0.0.2:9211']), 10_000);
+      await eventually(async () =>
+        assert.deepEqual(
+          (await hostRows(page as Page)).map((row) => row[0]),
+          ['10.0.0.1:9211', '10.0.0.2:9211'],
+        ),
+      );
+      await eventually(
+        async () =>
+          assert.deepEqual(
+            (await hostRows(page as Page)).map((row) => row[0]),
+            ['10.0.0.2:9211'],
+          ),
+        10_000,
+      );
       assert.equal(await text(page, '#service-summary'), '1 host · 1 revision · HOST_TTL 2 s');
       await screenshot(page, 'dashboard-after-expiry');
       await page.getByRole('link', { name: 'All services' }).click();
-      await eventually(async () => assert.deepEqual(await serviceRows(page as Page), [['users', '1', '1', 'users-repo']]));
+      await eventually(async () =>
+        assert.deepEqual(await serviceRows(page as Page), [['users', '1', '1', 'users-repo']]),
+      );
     } finally {
       clearInterval(keepAlive);
     }
@@ -184,18 +253,30 @@ describe('dashboard in headless Chromium', () => {
     assert.equal(await page.locator('#hosts-body [role=row]').count(), 5000);
     t.diagnostic(`5,000 hosts on screen ${renderMs} ms after navigation`);
     assert.ok(renderMs < 8_000, `took ${renderMs} ms`);
-    assert.equal(await text(page, '#service-summary'), '5,000 hosts · 2 revisions (deploy in progress) · HOST_TTL 600 s');
-    assert.deepEqual(await page.locator('#revision-list li').allInnerTexts(), ['new-9b2e · 2,500 hosts (50%)', 'old-4f1c · 2,500 hosts (50%)']);
+    assert.equal(
+      await text(page, '#service-summary'),
+      '5,000 hosts · 2 revisions (deploy in progress) · HOST_TTL 600 s',
+    );
+    assert.deepEqual(await page.locator('#revision-list li').allInnerTexts(), [
+      'new-9b2e · 2,500 hosts (50%)',
+      'old-4f1c · 2,500 hosts (50%)',
+    ]);
 
     // A poll that finds nothing changed does not rebuild the rows: the same elements stay.
-    await page.locator('#hosts-body [role=row]').first().evaluate((row) => row.setAttribute('data-seen', '1'));
+    await page
+      .locator('#hosts-body [role=row]')
+      .first()
+      .evaluate((row) => row.setAttribute('data-seen', '1'));
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     assert.equal(await page.locator('#hosts-body [data-seen]').count(), 1);
 
     const last = page.locator('#hosts-body [role=row]').last();
     await last.scrollIntoViewIfNeeded();
     // Rows off screen are not rendered (content-visibility) until scrolled to, which takes a frame.
-    await eventually(async () => assert.equal((await last.locator('[role=cell]').first().innerText()).trim(), '10.1.9.99:9211'), 5_000);
+    await eventually(
+      async () => assert.equal((await last.locator('[role=cell]').first().innerText()).trim(), '10.1.9.99:9211'),
+      5_000,
+    );
     assert.equal(await last.isVisible(), true);
     await screenshot(page, 'dashboard-5000-hosts');
   });
@@ -206,6 +287,9 @@ describe('dashboard in headless Chromium', () => {
     await page.goto(`${server.url}/ui/`);
     await page.locator('#banner').waitFor({ state: 'visible' });
     assert.equal(await text(page, '#banner'), 'Writes on this registry need credentials. This dashboard is read-only.');
-    assert.equal(await text(page, '#services-empty'), 'No services yet. Services appear here when their hosts heartbeat.');
+    assert.equal(
+      await text(page, '#services-empty'),
+      'No services yet. Services appear here when their hosts heartbeat.',
+    );
   });
 });

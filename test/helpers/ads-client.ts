@@ -36,7 +36,8 @@ export class RawXdsStream {
     const protos = xdsProtos();
     this.call = client.makeBidiStreamRequest(
       kind === 'ads' ? ADS_METHOD : EDS_METHOD,
-      (request: WireRequest) => Buffer.from(protos.discoveryRequest.encode(protos.discoveryRequest.fromObject(request)).finish()),
+      (request: WireRequest) =>
+        Buffer.from(protos.discoveryRequest.encode(protos.discoveryRequest.fromObject(request)).finish()),
       (bytes: Buffer) =>
         protos.discoveryResponse.toObject(protos.discoveryResponse.decode(bytes), { defaults: true }) as WireResponse,
     );
@@ -83,7 +84,12 @@ export class RawXdsStream {
 
   /** ACKs `response` with the given names. */
   ack(response: WireResponse, resourceNames: string[]): void {
-    this.send({ type_url: response.type_url, version_info: response.version_info, response_nonce: response.nonce, resource_names: resourceNames });
+    this.send({
+      type_url: response.type_url,
+      version_info: response.version_info,
+      response_nonce: response.nonce,
+      resource_names: resourceNames,
+    });
   }
 
   close(): void {
@@ -98,6 +104,9 @@ export function decodeResources(response: WireResponse): Record<string, unknown>
   return response.resources.map((resource) => {
     const type = protos.typeOf(resource.type_url);
     if (!type) throw new Error(`unknown type ${resource.type_url}`);
-    return type.toObject(type.decode(resource.value), { enums: String, longs: String, oneofs: true }) as Record<string, unknown>;
+    return type.toObject(type.decode(resource.value), { enums: String, longs: String, oneofs: true }) as Record<
+      string,
+      unknown
+    >;
   });
 }

@@ -20,7 +20,10 @@ export interface AgentProcess {
 
 /** Runs `node dist/src/agent/cli.js ...args` as a real process, with only PATH and `env` in its environment. */
 export function spawnAgent(args: readonly string[], env: Record<string, string> = {}): AgentProcess {
-  const child = spawn(process.execPath, [AGENT_CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [AGENT_CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout.resume();
@@ -40,7 +43,8 @@ export function spawnAgent(args: readonly string[], env: Record<string, string> 
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       const code = await exited;
       clearTimeout(timer);
-      if (child.signalCode === 'SIGKILL') throw new Error(`agent did not exit within ${timeoutMs} ms of ${signal}:\n${stderr}`);
+      if (child.signalCode === 'SIGKILL')
+        throw new Error(`agent did not exit within ${timeoutMs} ms of ${signal}:\n${stderr}`);
       return code;
     },
   };
@@ -51,14 +55,24 @@ export async function exitCode(agent: AgentProcess, timeoutMs = 10_000): Promise
   const timer = setTimeout(() => agent.child.kill('SIGKILL'), timeoutMs);
   const code = await agent.exited;
   clearTimeout(timer);
-  if (agent.child.signalCode === 'SIGKILL') throw new Error(`agent did not exit within ${timeoutMs} ms:\n${agent.stderr()}`);
+  if (agent.child.signalCode === 'SIGKILL')
+    throw new Error(`agent did not exit within ${timeoutMs} ms:\n${agent.stderr()}`);
   return code;
 }
 
 /** Waits until the agent has logged a line whose `msg` matches. */
-export function waitForLog(agent: AgentProcess, msg: RegExp, count = 1, timeoutMs = 10_000): Promise<Array<Record<string, unknown>>> {
-  return waitFor(() => `${count} agent log line(s) matching ${msg}; stderr so far:\n${agent.stderr()}`, () => {
-    const lines = agent.logLines().filter((line) => typeof line.msg === 'string' && msg.test(line.msg));
-    return lines.length >= count ? lines : undefined;
-  }, timeoutMs);
+export function waitForLog(
+  agent: AgentProcess,
+  msg: RegExp,
+  count = 1,
+  timeoutMs = 10_000,
+): Promise<Array<Record<string, unknown>>> {
+  return waitFor(
+    () => `${count} agent log line(s) matching ${msg}; stderr so far:\n${agent.stderr()}`,
+    () => {
+      const lines = agent.logLines().filter((line) => typeof line.msg === 'string' && msg.test(line.msg));
+      return lines.length >= count ? lines : undefined;
+    },
+    timeoutMs,
+  );
 }

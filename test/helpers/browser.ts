@@ -21,7 +21,14 @@ export async function launchBrowser(): Promise<Browser> {
     chromium.launch({
       executablePath: CHROMIUM_PATH,
       timeout: LAUNCH_TIMEOUT_MS,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
     });
   try {
     return await launch();

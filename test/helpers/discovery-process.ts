@@ -61,9 +61,16 @@ export interface StartOptions {
 }
 
 /** Runs `node dist/src/main.js` with `settings` (PORT=0) and resolves once it listens. */
-export function startDiscovery(settings: Record<string, string>, options: StartOptions = {}): Promise<DiscoveryProcess> {
+export function startDiscovery(
+  settings: Record<string, string>,
+  options: StartOptions = {},
+): Promise<DiscoveryProcess> {
   const startBoundMs = options.startTimeoutMs ?? START_BOUND_MS;
-  const child = spawn(process.execPath, [MAIN], { env: childEnv(settings), cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN], {
+    env: childEnv(settings),
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stdout: string[] = [];
   const stderr: string[] = [];
   let stopping = false;
@@ -72,7 +79,9 @@ export function startDiscovery(settings: Record<string, string>, options: StartO
       // A child that ends without being told to is a failure to explain: show how it ended and what it said.
       if (!stopping) {
         const said = [...stdout.slice(-20), ...stderr.slice(-20)].join('\n');
-        process.stderr.write(`discovery child ${child.pid} exited unexpectedly (code ${code}, signal ${signal}):\n${said}\n`);
+        process.stderr.write(
+          `discovery child ${child.pid} exited unexpectedly (code ${code}, signal ${signal}):\n${said}\n`,
+        );
       }
       resolve(code);
     }),
@@ -88,7 +97,9 @@ export function startDiscovery(settings: Record<string, string>, options: StartO
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop();
-      reject(new Error(`discovery did not start within ${startBoundMs} ms:\n${stderr.join('\n')}\n${stdout.join('\n')}`));
+      reject(
+        new Error(`discovery did not start within ${startBoundMs} ms:\n${stderr.join('\n')}\n${stdout.join('\n')}`),
+      );
     }, startBoundMs);
     collect(child.stderr, stderr);
     collect(child.stdout, stdout, (line) => {
@@ -105,7 +116,9 @@ export function startDiscovery(settings: Record<string, string>, options: StartO
 }
 
 /** Runs main.ts to its exit (a start-up that must fail); bounded. */
-export function runDiscoveryToExit(settings: Record<string, string>): Promise<{ code: number | null; stdout: string[]; stderr: string[] }> {
+export function runDiscoveryToExit(
+  settings: Record<string, string>,
+): Promise<{ code: number | null; stdout: string[]; stderr: string[] }> {
   const child = spawn(process.execPath, [MAIN], { env: childEnv(settings), stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];

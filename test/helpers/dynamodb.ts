@@ -38,14 +38,24 @@ export interface OpenedStore {
  */
 export async function openStore(
   endpoint: string,
-  options: { tableName?: string; requestTimeoutMs?: number; hostTtlSeconds?: number; prepare?(client: DynamoDBClient): void } = {},
+  options: {
+    tableName?: string;
+    requestTimeoutMs?: number;
+    hostTtlSeconds?: number;
+    prepare?(client: DynamoDBClient): void;
+  } = {},
 ): Promise<OpenedStore> {
   const tableName = options.tableName ?? freshTableName();
   const requestTimeoutMs = options.requestTimeoutMs ?? 3000;
   const client = testClient(endpoint, requestTimeoutMs);
   await ensureHostsTable(client, tableName, silentLog);
   options.prepare?.(client);
-  const store = new DynamoDbHostStore({ client, tableName, hostTtlSeconds: options.hostTtlSeconds ?? 600, requestTimeoutMs });
+  const store = new DynamoDbHostStore({
+    client,
+    tableName,
+    hostTtlSeconds: options.hostTtlSeconds ?? 600,
+    requestTimeoutMs,
+  });
   return {
     store,
     client,

@@ -77,6 +77,9 @@ class FakeFile implements StoreFile {
 /** A logger that keeps what it was given, for tests that check what an operator would read. */
 export function recordingLog() {
   const lines: { level: string; obj: object; msg: string }[] = [];
-  const at = (level: string) => (obj: object, msg = '') => void lines.push({ level, obj, msg });
+  const at =
+    (level: string) =>
+    (obj: object, msg = '') =>
+      void lines.push({ level, obj, msg });
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

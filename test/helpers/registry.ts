@@ -69,7 +69,14 @@ export async function register(
 ): Promise<Response> {
   return fetch(`${url}/v1/registration/${encodeURIComponent(service)}`, {
     method: 'POST',
-    body: form({ ip: '10.0.3.17', port: 9211, revision: '2f1c0e9', service_repo_name: 'users-repo', tags: TAGS, ...fields }),
+    body: form({
+      ip: '10.0.3.17',
+      port: 9211,
+      revision: '2f1c0e9',
+      service_repo_name: 'users-repo',
+      tags: TAGS,
+      ...fields,
+    }),
     headers,
   });
 }

@@ -53,7 +53,12 @@ export async function register(
   const response = await fetch(`${httpUrl}/v1/registration/${encodeURIComponent(service)}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ip, port, revision: 'r1', tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}`, ...tags } }),
+    body: JSON.stringify({
+      ip,
+      port,
+      revision: 'r1',
+      tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}`, ...tags },
+    }),
   });
   if (response.status !== 200) throw new Error(`registration answered ${response.status}: ${await response.text()}`);
 }
@@ -66,7 +71,10 @@ export async function deregister(httpUrl: string, service: string, ip: string): 
 export const WHO_METHOD = '/discovery.test.Backend/Who';
 
 /** A tiny gRPC backend on `ip` (any 127/8 address) answering WHO_METHOD with its own name. */
-export async function startBackend(ip: string, name: string = ip): Promise<{ port: number; calls: () => number; close(): Promise<void> }> {
+export async function startBackend(
+  ip: string,
+  name: string = ip,
+): Promise<{ port: number; calls: () => number; close(): Promise<void> }> {
   const server = new grpc.Server();
   let calls = 0;
   const identity = (value: Buffer) => value;
@@ -90,7 +98,9 @@ export async function startBackend(ip: string, name: string = ip): Promise<{ por
     },
   );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${ip}:0`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(`${ip}:0`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
   );
   return {
     port,
@@ -121,7 +131,12 @@ export function who(client: grpc.Client, deadlineMs = 2000): Promise<{ name?: st
 }
 
 /** Polls `check` every `intervalMs` until it returns true; fails after `timeoutMs` naming `what`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000, intervalMs = 50): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

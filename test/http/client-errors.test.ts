@@ -5,7 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import { form, listHosts, register, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
 /** Every answer on one raw connection, in order, once the server has closed it (bounded). */
-async function exchange(url: string, bytes: string | Buffer): Promise<Array<{ status: number; headers: string; body: string }>> {
+async function exchange(
+  url: string,
+  bytes: string | Buffer,
+): Promise<Array<{ status: number; headers: string; body: string }>> {
   const socket = connect(Number(new URL(url).port), '127.0.0.1');
   await once(socket, 'connect');
   socket.write(bytes);
@@ -32,7 +35,10 @@ function heartbeatRequest(service: string, ip: string, extraHeaders = ''): strin
 
 const GARBAGE = '\u0001\u0002 NOT HTTP AT ALL\r\n\r\n';
 
-function assertJsonErrorThenClose(answer: { status: number; headers: string; body: string } | undefined, status: number): void {
+function assertJsonErrorThenClose(
+  answer: { status: number; headers: string; body: string } | undefined,
+  status: number,
+): void {
   assert.ok(answer, 'no answer to the unparsable bytes');
   assert.equal(answer.status, status);
   assert.match(answer.headers, /content-type: application\/json/);
@@ -56,13 +62,22 @@ for (const fastPaths of [true, false]) {
       assert.equal(answers[0]?.status, 200);
       assert.equal(answers[0]?.body, '{}');
       assertJsonErrorThenClose(answers[1], 400);
-      assert.deepEqual((await listHosts(server.url, 'pipelined')).hosts.map((host) => host.ip_address), ['10.0.0.1']);
+      assert.deepEqual(
+        (await listHosts(server.url, 'pipelined')).hosts.map((host) => host.ip_address),
+        ['10.0.0.1'],
+      );
     });
 
     test('a DELETE followed by garbage is answered 200 first, then a JSON 400', async () => {
       assert.equal((await register(server.url, 'deleted', { ip: '10.0.0.2' })).status, 200);
-      const answers = await exchange(server.url, `DELETE /v1/registration/deleted/10.0.0.2 HTTP/1.1\r\nHost: x\r\n\r\n${GARBAGE}`);
-      assert.deepEqual(answers.map((answer) => answer.status), [200, 400]);
+      const answers = await exchange(
+        server.url,
+        `DELETE /v1/registration/deleted/10.0.0.2 HTTP/1.1\r\nHost: x\r\n\r\n${GARBAGE}`,
+      );
+      assert.deepEqual(
+        answers.map((answer) => answer.status),
+        [200, 400],
+      );
       assertJsonErrorThenClose(answers[1], 400);
       assert.deepEqual((await listHosts(server.url, 'deleted')).hosts, []);
     });
@@ -70,12 +85,21 @@ for (const fastPaths of [true, false]) {
     test('several pipelined requests then garbage: every answer in order, the error last', async () => {
       const answers = await exchange(
         server.url,
-        heartbeatRequest('several', '10.0.0.3') + 'GET /v1/registration/several HTTP/1.1\r\nHost: x\r\n\r\n' + heartbeatRequest('several', '10.0.0.4') + GARBAGE,
+        heartbeatRequest('several', '10.0.0.3') +
+          'GET /v1/registration/several HTTP/1.1\r\nHost: x\r\n\r\n' +
+          heartbeatRequest('several', '10.0.0.4') +
+          GARBAGE,
       );
-      assert.deepEqual(answers.map((answer) => answer.status), [200, 200, 200, 400]);
+      assert.deepEqual(
+        answers.map((answer) => answer.status),
+        [200, 200, 200, 400],
+      );
       // (Whether the GET sees the heartbeat before it is not promised: RFC 9112 asks clients not to pipeline after a POST.)
       assert.match(answers[1]?.body ?? '', /^\{"env":"[^"]*","hosts":\[.*\],"service":"several"\}$/);
-      assert.deepEqual((await listHosts(server.url, 'several')).hosts.map((host) => host.ip_address), ['10.0.0.3', '10.0.0.4']);
+      assert.deepEqual(
+        (await listHosts(server.url, 'several')).hosts.map((host) => host.ip_address),
+        ['10.0.0.3', '10.0.0.4'],
+      );
     });
 
     test('garbage alone gets a JSON 400 naming the problem, never the framework default', async () => {
@@ -86,15 +110,27 @@ for (const fastPaths of [true, false]) {
     });
 
     test('a header block over the limit gets a JSON 431', async () => {
-      const answers = await exchange(server.url, `GET /v1/registration/x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      const answers = await exchange(
+        server.url,
+        `GET /v1/registration/x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      );
       assert.equal(answers.length, 1);
       assertJsonErrorThenClose(answers[0], 431);
     });
 
     test('a bad request line after a heartbeat in the same packet: the heartbeat happened and was answered', async () => {
-      const answers = await exchange(server.url, heartbeatRequest('bad-line', '10.0.0.5') + 'GET /v1 HTTP/9.9.9\r\n\r\n');
-      assert.deepEqual(answers.map((answer) => answer.status), [200, 400]);
-      assert.deepEqual((await listHosts(server.url, 'bad-line')).hosts.map((host) => host.ip_address), ['10.0.0.5']);
+      const answers = await exchange(
+        server.url,
+        heartbeatRequest('bad-line', '10.0.0.5') + 'GET /v1 HTTP/9.9.9\r\n\r\n',
+      );
+      assert.deepEqual(
+        answers.map((answer) => answer.status),
+        [200, 400],
+      );
+      assert.deepEqual(
+        (await listHosts(server.url, 'bad-line')).hosts.map((host) => host.ip_address),
+        ['10.0.0.5'],
+      );
     });
   });
 }
@@ -106,7 +142,9 @@ describe('requests that arrive while the server closes', () => {
     await once(socket, 'connect');
     const body = form({ ip: '10.0.0.9', port: 8080, revision: 'r1', tags: TAGS }).toString();
     // A heartbeat whose body is still on its way when the close begins, then a read behind it.
-    socket.write(`POST /v1/registration/closing HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+    socket.write(
+      `POST /v1/registration/closing HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    );
     let received = '';
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => (received += chunk));

@@ -143,12 +143,19 @@ describe('deeply nested client JSON', { timeout: 60_000 }, () => {
   test('an xDS stream whose DiscoveryRequest nests node.metadata 5,000 levels deep is refused with INVALID_ARGUMENT; the server keeps serving', async () => {
     const client = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure());
     try {
-      const raw = client.makeBidiStreamRequest(ADS_METHOD, (bytes: Buffer) => bytes, (bytes: Buffer) => bytes);
+      const raw = client.makeBidiStreamRequest(
+        ADS_METHOD,
+        (bytes: Buffer) => bytes,
+        (bytes: Buffer) => bytes,
+      );
       const status = new Promise<grpc.StatusObject>((resolve) => raw.on('status', resolve));
       raw.on('error', () => undefined);
       raw.on('data', () => undefined);
       raw.write(deepMetadataRequest(5000));
-      const ended = await Promise.race([status, new Promise<undefined>((resolve) => setTimeout(resolve, 5000, undefined))]);
+      const ended = await Promise.race([
+        status,
+        new Promise<undefined>((resolve) => setTimeout(resolve, 5000, undefined)),
+      ]);
       assert.ok(ended, 'the stream was ended with a status');
       assert.equal(ended.code, grpc.status.INVALID_ARGUMENT, ended.details);
       assert.match(ended.details, /nest/);
@@ -171,7 +178,8 @@ describe('deeply nested client JSON', { timeout: 60_000 }, () => {
  * is a Struct nesting `levels` deep, built by hand: protobufjs's own encoder refuses such depth.
  */
 function deepMetadataRequest(levels: number): Buffer {
-  const field = (number: number, payload: Buffer) => Buffer.concat([varint((number << 3) | 2), varint(payload.length), payload]);
+  const field = (number: number, payload: Buffer) =>
+    Buffer.concat([varint((number << 3) | 2), varint(payload.length), payload]);
   const text = (value: string) => Buffer.from(value, 'utf8');
   // Value { number_value (2) = 1 }
   let value = Buffer.concat([varint((2 << 3) | 1), Buffer.from(new Float64Array([1]).buffer)]);

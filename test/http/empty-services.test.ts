@@ -35,17 +35,27 @@ for (const fastPaths of [true, false]) {
 
     test('a service that loses its last host answers empty under its own name, and fills again', async () => {
       assert.equal((await register(server.url, 'comes-and-goes', { ip: '10.0.0.1', tags: TAGS })).status, 200);
-      const listed = (await (await fetch(`${server.url}/v1/registration/comes-and-goes`)).json()) as { hosts: unknown[] };
+      const listed = (await (await fetch(`${server.url}/v1/registration/comes-and-goes`)).json()) as {
+        hosts: unknown[];
+      };
       assert.equal(listed.hosts.length, 1);
-      assert.equal((await fetch(`${server.url}/v1/registration/comes-and-goes/10.0.0.1`, { method: 'DELETE' })).status, 200);
+      assert.equal(
+        (await fetch(`${server.url}/v1/registration/comes-and-goes/10.0.0.1`, { method: 'DELETE' })).status,
+        200,
+      );
       assert.deepEqual(await (await fetch(`${server.url}/v1/registration/comes-and-goes`)).json(), {
         env: 'development',
         hosts: [],
         service: 'comes-and-goes',
       });
       assert.equal((await register(server.url, 'comes-and-goes', { ip: '10.0.0.2', tags: TAGS })).status, 200);
-      const again = (await (await fetch(`${server.url}/v1/registration/comes-and-goes`)).json()) as { hosts: { ip_address: string }[] };
-      assert.deepEqual(again.hosts.map((host) => host.ip_address), ['10.0.0.2']);
+      const again = (await (await fetch(`${server.url}/v1/registration/comes-and-goes`)).json()) as {
+        hosts: { ip_address: string }[];
+      };
+      assert.deepEqual(
+        again.hosts.map((host) => host.ip_address),
+        ['10.0.0.2'],
+      );
     });
 
     test('xDS: each empty service is a ClusterLoadAssignment of its own name', async () => {

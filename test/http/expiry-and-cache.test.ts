@@ -17,9 +17,16 @@ describe('expiry after HOST_TTL', () => {
     clock.advance(30_000);
     await register(server.url, 'users', { ip: '10.0.0.2' });
     clock.advance(30_000);
-    assert.deepEqual((await listHosts(server.url, 'users')).hosts.map((host) => host.ip_address), ['10.0.0.1', '10.0.0.2'], 'exactly HOST_TTL old is still live');
+    assert.deepEqual(
+      (await listHosts(server.url, 'users')).hosts.map((host) => host.ip_address),
+      ['10.0.0.1', '10.0.0.2'],
+      'exactly HOST_TTL old is still live',
+    );
     clock.advance(1);
-    assert.deepEqual((await listHosts(server.url, 'users')).hosts.map((host) => host.ip_address), ['10.0.0.2']);
+    assert.deepEqual(
+      (await listHosts(server.url, 'users')).hosts.map((host) => host.ip_address),
+      ['10.0.0.2'],
+    );
     assert.equal(await store.get('users', '10.0.0.1'), undefined, 'the expired record was removed from storage');
     assert.equal(stats.count('service.host.sweep.users'), 1);
     clock.advance(30_000);
@@ -44,8 +51,13 @@ describe('expiry after HOST_TTL', () => {
     clock.advance(5_000);
     await register(server.url, 'b', { ip: '10.0.0.2', service_repo_name: 'mono' });
     clock.advance(6_000);
-    const body = (await (await fetch(`${server.url}/v1/registration/repo/mono`)).json()) as { hosts: { ip_address: string }[] };
-    assert.deepEqual(body.hosts.map((host) => host.ip_address), ['10.0.0.2']);
+    const body = (await (await fetch(`${server.url}/v1/registration/repo/mono`)).json()) as {
+      hosts: { ip_address: string }[];
+    };
+    assert.deepEqual(
+      body.hosts.map((host) => host.ip_address),
+      ['10.0.0.2'],
+    );
   });
 
   test('a weight cannot be set on an expired host', async () => {
@@ -53,7 +65,10 @@ describe('expiry after HOST_TTL', () => {
     server = await startRegistry({ env: { HOST_TTL: '10' }, clock });
     await register(server.url, 'w', { ip: '10.0.0.1' });
     clock.advance(11_000);
-    const response = await fetch(`${server.url}/v1/loadbalancing/w/10.0.0.1`, { method: 'POST', body: new URLSearchParams({ load_balancing_weight: '5' }) });
+    const response = await fetch(`${server.url}/v1/loadbalancing/w/10.0.0.1`, {
+      method: 'POST',
+      body: new URLSearchParams({ load_balancing_weight: '5' }),
+    });
     assert.equal(response.status, 404);
   });
 
@@ -88,7 +103,15 @@ describe('CACHE_TYPE and CACHE_TTL', () => {
     server = await startRegistry({ env: { CACHE_TYPE: 'null' }, clock, store });
     await register(server.url, 'c', { ip: '10.0.0.1' });
     await listHosts(server.url, 'c');
-    await store.heartbeat({ service: 'c', ip_address: '10.0.0.9', port: 1, revision: 'behind-our-back', service_repo_name: '', last_check_in: '2026-11-28 06:40:12.000000', tags: { az: 'a', region: 'r', instance_id: 'i' } });
+    await store.heartbeat({
+      service: 'c',
+      ip_address: '10.0.0.9',
+      port: 1,
+      revision: 'behind-our-back',
+      service_repo_name: '',
+      last_check_in: '2026-11-28 06:40:12.000000',
+      tags: { az: 'a', region: 'r', instance_id: 'i' },
+    });
     assert.equal((await listHosts(server.url, 'c')).hosts.length, 2);
   });
 
@@ -99,7 +122,15 @@ describe('CACHE_TYPE and CACHE_TTL', () => {
     await register(server.url, 'c', { ip: '10.0.0.1' });
     assert.equal((await listHosts(server.url, 'c')).hosts.length, 1);
     // A write that did not go through this replica (another replica sharing the store):
-    await store.heartbeat({ service: 'c', ip_address: '10.0.0.9', port: 1, revision: 'other-replica', service_repo_name: '', last_check_in: '2026-11-28 06:40:12.000000', tags: { az: 'a', region: 'r', instance_id: 'i' } });
+    await store.heartbeat({
+      service: 'c',
+      ip_address: '10.0.0.9',
+      port: 1,
+      revision: 'other-replica',
+      service_repo_name: '',
+      last_check_in: '2026-11-28 06:40:12.000000',
+      tags: { az: 'a', region: 'r', instance_id: 'i' },
+    });
     clock.advance(29_000);
     assert.equal((await listHosts(server.url, 'c')).hosts.length, 1, 'served from cache');
     clock.advance(1_001);
@@ -155,7 +186,10 @@ describe('ETag and If-None-Match', () => {
       assert.notEqual(etag2, etag);
       assert.equal(((await afterNewHost.json()) as { hosts: unknown[] }).hosts.length, 2);
 
-      await fetch(`${server.url}/v1/loadbalancing/e/10.0.0.2`, { method: 'POST', body: new URLSearchParams({ load_balancing_weight: '9' }) });
+      await fetch(`${server.url}/v1/loadbalancing/e/10.0.0.2`, {
+        method: 'POST',
+        body: new URLSearchParams({ load_balancing_weight: '9' }),
+      });
       const afterWeight = await fetch(url, { headers: { 'if-none-match': etag2! } });
       assert.equal(afterWeight.status, 200);
       const etag3 = afterWeight.headers.get('etag');

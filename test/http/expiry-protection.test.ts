@@ -10,7 +10,13 @@ describe('expiry protection', () => {
   let server: RunningRegistry | undefined;
   afterEach(async () => server?.close());
 
-  const PROTECTED = { HOST_TTL: '10', EXPIRY_PROTECTION: 'true', EXPIRY_PROTECTION_THRESHOLD: '0.5', EXPIRY_PROTECTION_MIN_HOSTS: '3', EXPIRY_PROTECTION_MAX_SECONDS: '60' };
+  const PROTECTED = {
+    HOST_TTL: '10',
+    EXPIRY_PROTECTION: 'true',
+    EXPIRY_PROTECTION_THRESHOLD: '0.5',
+    EXPIRY_PROTECTION_MIN_HOSTS: '3',
+    EXPIRY_PROTECTION_MAX_SECONDS: '60',
+  };
 
   async function fleet(url: string, ips: string[]) {
     for (const ip of ips) assert.equal((await register(url, 'web', { ip })).status, 200);
@@ -78,7 +84,12 @@ describe('expiry protection', () => {
   test('a service whose protected hosts all expired is forgotten, so a later partition is announced again', async () => {
     const clock = new ManualClock();
     const lines: string[] = [];
-    const log = { debug: () => undefined, info: (_: object, msg?: string) => lines.push(`info ${msg}`), warn: (_: object, msg?: string) => lines.push(`warn ${msg}`), error: () => undefined };
+    const log = {
+      debug: () => undefined,
+      info: (_: object, msg?: string) => lines.push(`info ${msg}`),
+      warn: (_: object, msg?: string) => lines.push(`warn ${msg}`),
+      error: () => undefined,
+    };
     const service = new HostService({
       store: new MemoryHostStore(),
       clock,
@@ -94,7 +105,11 @@ describe('expiry protection', () => {
     const client = { socketAddress: '127.0.0.1', forwardedFor: [] };
     const fleetOf = async () => {
       for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
-        await service.heartbeat('web', { ip, port: 80, revision: 'r', tags: { az: 'a', region: 'r', instance_id: ip } }, client);
+        await service.heartbeat(
+          'web',
+          { ip, port: 80, revision: 'r', tags: { az: 'a', region: 'r', instance_id: ip } },
+          client,
+        );
       }
     };
     await fleetOf();

@@ -18,7 +18,15 @@ import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { RecordingStats, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
 /** Headers a client can act on (Date and keep-alive bookkeeping left out). */
-const COMPARED_HEADERS = ['content-type', 'content-length', 'etag', 'www-authenticate', 'age', 'x-discovery-stale', 'x-discovery-expiry-protection'];
+const COMPARED_HEADERS = [
+  'content-type',
+  'content-length',
+  'etag',
+  'www-authenticate',
+  'age',
+  'x-discovery-stale',
+  'x-discovery-expiry-protection',
+];
 
 interface Call {
   readonly name: string;
@@ -38,18 +46,27 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 function formBody(fields: Record<string, string | number | object>): string {
   const body = new URLSearchParams();
-  for (const [key, value] of Object.entries(fields)) body.append(key, typeof value === 'object' ? JSON.stringify(value) : String(value));
+  for (const [key, value] of Object.entries(fields))
+    body.append(key, typeof value === 'object' ? JSON.stringify(value) : String(value));
   return body.toString();
 }
 
 async function call(url: string, { method, path, headers, body }: Call): Promise<Answer> {
   const response = await fetch(`${url}${path}`, { method, headers, body });
   const text = await response.text();
-  return { status: response.status, headers: Object.fromEntries(COMPARED_HEADERS.map((name) => [name, response.headers.get(name)])), body: text };
+  return {
+    status: response.status,
+    headers: Object.fromEntries(COMPARED_HEADERS.map((name) => [name, response.headers.get(name)])),
+    body: text,
+  };
 }
 
 /** Sends every call to both registries in turn and expects the same answers. */
-async function expectSameAnswers(fast: RunningRegistry, reference: RunningRegistry, calls: readonly Call[]): Promise<Answer[]> {
+async function expectSameAnswers(
+  fast: RunningRegistry,
+  reference: RunningRegistry,
+  calls: readonly Call[],
+): Promise<Answer[]> {
   const answers: Answer[] = [];
   for (const each of calls) {
     const viaFastPaths = await call(fast.url, each);
@@ -75,20 +92,61 @@ describe('fast paths answer exactly as the Fastify routes', () => {
     try {
       const calls: Call[] = [
         { name: 'new host', path: '/v1/registration/users', ...heartbeat({}) },
-        { name: 'second host with extra fields', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.2', service_repo_name: 'users-repo', extra: 'kept out' }) },
+        {
+          name: 'second host with extra fields',
+          path: '/v1/registration/users',
+          ...heartbeat({ ip: '10.0.0.2', service_repo_name: 'users-repo', extra: 'kept out' }),
+        },
         { name: 'tag merge', path: '/v1/registration/users', ...heartbeat({ tags: { ...TAGS, canary: true } }) },
         { name: 'IPv6 canonicalised', path: '/v1/registration/users', ...heartbeat({ ip: '2001:DB8:0:0:0:0:0:1' }) },
-        { name: 'tags missing', path: '/v1/registration/users', method: 'POST', headers: FORM, body: formBody({ ip: '10.0.0.3', port: 1, revision: 'r' }) },
+        {
+          name: 'tags missing',
+          path: '/v1/registration/users',
+          method: 'POST',
+          headers: FORM,
+          body: formBody({ ip: '10.0.0.3', port: 1, revision: 'r' }),
+        },
         { name: 'port zero', path: '/v1/registration/users', ...heartbeat({ port: 0 }) },
-        { name: 'port twice', path: '/v1/registration/users', method: 'POST', headers: FORM, body: `${formBody({ ip: '10.0.0.3', revision: 'r', tags: TAGS })}&port=1&port=2` },
+        {
+          name: 'port twice',
+          path: '/v1/registration/users',
+          method: 'POST',
+          headers: FORM,
+          body: `${formBody({ ip: '10.0.0.3', revision: 'r', tags: TAGS })}&port=1&port=2`,
+        },
         { name: 'port not a number', path: '/v1/registration/users', ...heartbeat({ port: 'eighty' }) },
         { name: 'bad address', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.256' }) },
         { name: 'tags not JSON', path: '/v1/registration/users', ...heartbeat({ tags: '{nope' }) },
-        { name: 'tag region missing', path: '/v1/registration/users', ...heartbeat({ tags: { az: 'a', instance_id: 'i' } }) },
-        { name: '__proto__ tag', path: '/v1/registration/users', ...heartbeat({ tags: '{"az":"a","region":"r","instance_id":"i","__proto__":{"x":1}}' }) },
-        { name: 'auto_ip from a disallowed range', path: '/v1/registration/users', method: 'POST', headers: FORM, body: formBody({ auto_ip: 'true', port: 1, revision: 'r', tags: TAGS }) },
-        { name: 'form with charset (Fastify on both)', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.4' }), headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' } },
-        { name: 'JSON body (Fastify on both)', path: '/v1/registration/users', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: '10.0.0.5', port: 1, revision: 'r', tags: TAGS }) },
+        {
+          name: 'tag region missing',
+          path: '/v1/registration/users',
+          ...heartbeat({ tags: { az: 'a', instance_id: 'i' } }),
+        },
+        {
+          name: '__proto__ tag',
+          path: '/v1/registration/users',
+          ...heartbeat({ tags: '{"az":"a","region":"r","instance_id":"i","__proto__":{"x":1}}' }),
+        },
+        {
+          name: 'auto_ip from a disallowed range',
+          path: '/v1/registration/users',
+          method: 'POST',
+          headers: FORM,
+          body: formBody({ auto_ip: 'true', port: 1, revision: 'r', tags: TAGS }),
+        },
+        {
+          name: 'form with charset (Fastify on both)',
+          path: '/v1/registration/users',
+          ...heartbeat({ ip: '10.0.0.4' }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+        },
+        {
+          name: 'JSON body (Fastify on both)',
+          path: '/v1/registration/users',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ip: '10.0.0.5', port: 1, revision: 'r', tags: TAGS }),
+        },
         { name: 'empty form', path: '/v1/registration/users', method: 'POST', headers: FORM, body: '' },
         { name: 'name needing decoding', path: '/v1/registration/user%20s', ...heartbeat({}) },
         { name: 'list', method: 'GET', path: '/v1/registration/users' },
@@ -105,12 +163,21 @@ describe('fast paths answer exactly as the Fastify routes', () => {
       assert.equal(answers[0]?.status, 200);
       assert.equal(answers[4]?.status, 400);
       const list = answers[calls.findIndex((each) => each.name === 'list')];
-      assert.equal(JSON.parse(list?.body ?? '{}').hosts.length, 6, 'five form heartbeats (a port sent twice counts its first), one JSON: six hosts');
+      assert.equal(
+        JSON.parse(list?.body ?? '{}').hosts.length,
+        6,
+        'five form heartbeats (a port sent twice counts its first), one JSON: six hosts',
+      );
 
       const etag = list?.headers.etag ?? '';
       const conditional: Call[] = [
         { name: 'matching ETag', method: 'GET', path: '/v1/registration/users', headers: { 'if-none-match': etag } },
-        { name: 'ETag in a list', method: 'GET', path: '/v1/registration/users', headers: { 'if-none-match': `W/"other", ${etag}` } },
+        {
+          name: 'ETag in a list',
+          method: 'GET',
+          path: '/v1/registration/users',
+          headers: { 'if-none-match': `W/"other", ${etag}` },
+        },
         { name: 'stale ETag', method: 'GET', path: '/v1/registration/users', headers: { 'if-none-match': 'W/"old"' } },
       ];
       const [matching] = await expectSameAnswers(fast, reference, conditional);
@@ -118,7 +185,9 @@ describe('fast paths answer exactly as the Fastify routes', () => {
 
       // Past HOST_TTL: both sweep, both answer the empty list.
       clock.advance((fast.config.hostTtlSeconds + 1) * 1000);
-      const [expired] = await expectSameAnswers(fast, reference, [{ name: 'after expiry', method: 'GET', path: '/v1/registration/users' }]);
+      const [expired] = await expectSameAnswers(fast, reference, [
+        { name: 'after expiry', method: 'GET', path: '/v1/registration/users' },
+      ]);
       assert.deepEqual(JSON.parse(expired?.body ?? '{}').hosts, []);
     } finally {
       await fast.close();
@@ -135,11 +204,31 @@ describe('fast paths answer exactly as the Fastify routes', () => {
     try {
       const answers = await expectSameAnswers(fast, reference, [
         { name: 'heartbeat without credential', path: '/v1/registration/users', ...heartbeat({}) },
-        { name: 'heartbeat with a read credential', path: '/v1/registration/users', ...heartbeat({}), headers: { ...FORM, authorization: basic('read', 'reader-secret') } },
-        { name: 'heartbeat with the register token', path: '/v1/registration/users', ...heartbeat({}), headers: { ...FORM, authorization: 'Bearer register-token' } },
+        {
+          name: 'heartbeat with a read credential',
+          path: '/v1/registration/users',
+          ...heartbeat({}),
+          headers: { ...FORM, authorization: basic('read', 'reader-secret') },
+        },
+        {
+          name: 'heartbeat with the register token',
+          path: '/v1/registration/users',
+          ...heartbeat({}),
+          headers: { ...FORM, authorization: 'Bearer register-token' },
+        },
         { name: 'read without credential', method: 'GET', path: '/v1/registration/users' },
-        { name: 'read with a wrong password', method: 'GET', path: '/v1/registration/users', headers: { authorization: basic('read', 'guess') } },
-        { name: 'read with the read password', method: 'GET', path: '/v1/registration/users', headers: { authorization: basic('read', 'reader-secret') } },
+        {
+          name: 'read with a wrong password',
+          method: 'GET',
+          path: '/v1/registration/users',
+          headers: { authorization: basic('read', 'guess') },
+        },
+        {
+          name: 'read with the read password',
+          method: 'GET',
+          path: '/v1/registration/users',
+          headers: { authorization: basic('read', 'reader-secret') },
+        },
       ]);
       assert.deepEqual(
         answers.map((answer) => answer.status),
@@ -153,7 +242,10 @@ describe('fast paths answer exactly as the Fastify routes', () => {
 });
 
 const NO_CREDENTIALS: AuthConfig = { passwords: {}, tokens: { read: [], register: [], admin: [] } };
-const ROLE_TOKENS: AuthConfig = { passwords: {}, tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] } };
+const ROLE_TOKENS: AuthConfig = {
+  passwords: {},
+  tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] },
+};
 const bearer = (role: string) => ({ authorization: `Bearer tok-${role}-0123456789` });
 
 interface BareFastPaths {
@@ -169,7 +261,10 @@ interface BareFastPaths {
  * FastPaths in front of a stand-in for Fastify that answers 418, with the two registration
  * routes declared `access` on an app running the real RoutePolicy.
  */
-async function startBareFastPaths(authConfig: AuthConfig, access: { get: Access; post: Access } | undefined): Promise<BareFastPaths> {
+async function startBareFastPaths(
+  authConfig: AuthConfig,
+  access: { get: Access; post: Access } | undefined,
+): Promise<BareFastPaths> {
   const store = new MemoryHostStore();
   const log = pino({ level: 'silent' }) as Logger;
   const hostService = new HostService({
@@ -242,7 +337,12 @@ describe('the fast paths take the access their routes declare', () => {
     const bare = await startBareFastPaths(ROLE_TOKENS, { get: 'read', post: 'register' });
     try {
       assert.deepEqual(
-        [await statusAt(bare.url), await statusAt(bare.url, { headers: bearer('read') }), await statusAt(bare.url, heartbeatInit(bearer('read'))), await statusAt(bare.url, heartbeatInit(bearer('register')))],
+        [
+          await statusAt(bare.url),
+          await statusAt(bare.url, { headers: bearer('read') }),
+          await statusAt(bare.url, heartbeatInit(bearer('read'))),
+          await statusAt(bare.url, heartbeatInit(bearer('register'))),
+        ],
         [418, 200, 418, 200],
       );
     } finally {
@@ -322,7 +422,10 @@ describe('which requests the fast paths take', () => {
     const body = formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS });
     const leftAlone: Array<[string, RequestInit]> = [
       ['/v1/registration/users', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }],
-      ['/v1/registration/users', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' }],
+      [
+        '/v1/registration/users',
+        { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' },
+      ],
       ['/v1/registration/users', { method: 'POST', headers: FORM, body: 'x'.repeat(2048) }],
       ['/v1/registration/users', { method: 'POST', headers: FORM, body: '' }],
       ['/v1/registration/users', { method: 'DELETE' }],
@@ -349,13 +452,21 @@ describe('which requests the fast paths take', () => {
     await Promise.all(
       services.flatMap((service) =>
         Array.from({ length: 5 }, (_, index) =>
-          fetch(`${url}/v1/registration/${service}`, { method: 'POST', headers: FORM, body: formBody({ ip: `10.1.0.${index}`, port: 80, revision: 'r', tags: TAGS }) }).then(
-            async (response) => assert.equal(`${response.status} ${await response.text()}`, '200 {}'),
-          ),
+          fetch(`${url}/v1/registration/${service}`, {
+            method: 'POST',
+            headers: FORM,
+            body: formBody({ ip: `10.1.0.${index}`, port: 80, revision: 'r', tags: TAGS }),
+          }).then(async (response) => assert.equal(`${response.status} ${await response.text()}`, '200 {}')),
         ),
       ),
     );
-    const lists = await Promise.all(services.map((service) => fetch(`${url}/v1/registration/${service}`).then((response) => response.json() as Promise<{ service: string; hosts: unknown[] }>)));
+    const lists = await Promise.all(
+      services.map((service) =>
+        fetch(`${url}/v1/registration/${service}`).then(
+          (response) => response.json() as Promise<{ service: string; hosts: unknown[] }>,
+        ),
+      ),
+    );
     assert.deepEqual(
       lists.map((list) => [list.service, list.hosts.length]),
       services.map((service) => [service, 5]),
@@ -393,19 +504,31 @@ describe('fast paths at debug level', () => {
   test('log the same request line as the Fastify routes', async () => {
     const linesOf = async (fastPaths: boolean) => {
       const lines: Array<Record<string, unknown>> = [];
-      const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-      const registry = await composeRegistry(loadConfig({ BACKEND_STORAGE: 'InMemory', LOG_LEVEL: 'DEBUG' }), log, { clock: new ManualClock(), stats: new RecordingStats(), fastPaths });
+      const log = pino(
+        { level: 'debug' },
+        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      );
+      const registry = await composeRegistry(loadConfig({ BACKEND_STORAGE: 'InMemory', LOG_LEVEL: 'DEBUG' }), log, {
+        clock: new ManualClock(),
+        stats: new RecordingStats(),
+        fastPaths,
+      });
       await registry.app.listen({ port: 0, host: '127.0.0.1' });
       const address = registry.app.server.address();
       const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
       try {
         const body = formBody({ ip: '10.0.0.1', port: 8080, revision: 'r1', tags: TAGS });
-        assert.equal((await fetch(`${url}/v1/registration/users`, { method: 'POST', headers: FORM, body })).status, 200);
+        assert.equal(
+          (await fetch(`${url}/v1/registration/users`, { method: 'POST', headers: FORM, body })).status,
+          200,
+        );
         assert.equal((await fetch(`${url}/v1/registration/users`)).status, 200);
       } finally {
         await registry.close();
       }
-      return lines.filter((line) => line.msg === 'request').map(({ method, url: path, status }) => ({ method, path, status }));
+      return lines
+        .filter((line) => line.msg === 'request')
+        .map(({ method, url: path, status }) => ({ method, path, status }));
     };
     const expected = [
       { method: 'POST', path: '/v1/registration/users', status: 200 },

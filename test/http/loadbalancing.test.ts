@@ -12,7 +12,11 @@ describe('v1 load-balancing API', () => {
   });
   after(async () => server.close());
 
-  async function setWeight(path: string, body?: URLSearchParams | string, headers: Record<string, string> = {}): Promise<Response> {
+  async function setWeight(
+    path: string,
+    body?: URLSearchParams | string,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
     return fetch(`${server.url}/v1/loadbalancing/${path}`, { method: 'POST', body, headers });
   }
 
@@ -27,7 +31,7 @@ describe('v1 load-balancing API', () => {
     assert.equal(hosts[1]!.tags.load_balancing_weight, undefined);
   });
 
-  test('a weight set through loadbalancing survives the host\'s next heartbeat', async () => {
+  test("a weight set through loadbalancing survives the host's next heartbeat", async () => {
     await register(server.url, 'sticky', { ip: '10.0.0.1' });
     await setWeight('sticky/10.0.0.1', form({ load_balancing_weight: 77 }));
     await register(server.url, 'sticky', { ip: '10.0.0.1', revision: 'later' });
@@ -41,7 +45,10 @@ describe('v1 load-balancing API', () => {
     await register(server.url, 'all', { ip: '10.0.0.2' });
     const response = await setWeight('all', form({ load_balancing_weight: 5 }));
     assert.equal(response.status, 204);
-    assert.deepEqual((await listHosts(server.url, 'all')).hosts.map((host) => host.tags.load_balancing_weight), [5, 5]);
+    assert.deepEqual(
+      (await listHosts(server.url, 'all')).hosts.map((host) => host.tags.load_balancing_weight),
+      [5, 5],
+    );
   });
 
   test('a missing weight answers 400 with the original message', async () => {
@@ -66,7 +73,9 @@ describe('v1 load-balancing API', () => {
 
   test('a weight in a JSON body is accepted', async () => {
     await register(server.url, 'lbjson', { ip: '10.0.0.1' });
-    const response = await setWeight('lbjson/10.0.0.1', JSON.stringify({ load_balancing_weight: 100 }), { 'content-type': 'application/json' });
+    const response = await setWeight('lbjson/10.0.0.1', JSON.stringify({ load_balancing_weight: 100 }), {
+      'content-type': 'application/json',
+    });
     assert.equal(response.status, 204);
     assert.equal((await listHosts(server.url, 'lbjson')).hosts[0]!.tags.load_balancing_weight, 100);
   });
@@ -83,7 +92,9 @@ describe('v1 load-balancing API', () => {
     assert.equal(response.status, 204);
     assert.equal(await response.text(), '');
     assert.deepEqual((await listHosts(server.url, 'empty-service')).hosts, []);
-    const services = (await (await fetch(`${server.url}/v1/services`)).json()) as { services: Array<{ service: string }> };
+    const services = (await (await fetch(`${server.url}/v1/services`)).json()) as {
+      services: Array<{ service: string }>;
+    };
     assert.ok(!services.services.some((summary) => summary.service === 'empty-service'));
   });
 
@@ -106,17 +117,32 @@ describe('a weight for the whole service that storage fails part-way', () => {
     const store = new FailingAfter();
     const server = await startRegistry({ store, env: { CACHE_TYPE: 'simple', CACHE_TTL: '600' } });
     try {
-      for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) assert.equal((await register(server.url, 'partial', { ip })).status, 200);
+      for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3'])
+        assert.equal((await register(server.url, 'partial', { ip })).status, 200);
       assert.equal((await listHosts(server.url, 'partial')).hosts.length, 3); // now cached for CACHE_TTL
       store.allowed = 1;
-      const response = await fetch(`${server.url}/v1/loadbalancing/partial`, { method: 'POST', body: form({ load_balancing_weight: 9 }) });
+      const response = await fetch(`${server.url}/v1/loadbalancing/partial`, {
+        method: 'POST',
+        body: form({ load_balancing_weight: 9 }),
+      });
       assert.equal(response.status, 503);
       assert.match(((await response.json()) as { error: string }).error, /set on 1 of 3 hosts; retry/);
       const weights = (await listHosts(server.url, 'partial')).hosts.map((host) => host.tags.load_balancing_weight);
       assert.deepEqual(weights, [9, undefined, undefined]);
       store.allowed = Infinity;
-      assert.equal((await fetch(`${server.url}/v1/loadbalancing/partial`, { method: 'POST', body: form({ load_balancing_weight: 9 }) })).status, 204);
-      assert.deepEqual((await listHosts(server.url, 'partial')).hosts.map((host) => host.tags.load_balancing_weight), [9, 9, 9]);
+      assert.equal(
+        (
+          await fetch(`${server.url}/v1/loadbalancing/partial`, {
+            method: 'POST',
+            body: form({ load_balancing_weight: 9 }),
+          })
+        ).status,
+        204,
+      );
+      assert.deepEqual(
+        (await listHosts(server.url, 'partial')).hosts.map((host) => host.tags.load_balancing_weight),
+        [9, 9, 9],
+      );
     } finally {
       await server.close();
     }

@@ -5,7 +5,15 @@ import { listHosts, register, startRegistry, type RunningRegistry } from '../hel
 
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
   const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  const line = text.split('\n').find((candidate) => candidate.startsWith(name) && !candidate.startsWith('#') && wanted.every((label) => candidate.includes(label)) && (wanted.length > 0 || /^[a-z_]+ /.test(candidate)));
+  const line = text
+    .split('\n')
+    .find(
+      (candidate) =>
+        candidate.startsWith(name) &&
+        !candidate.startsWith('#') &&
+        wanted.every((label) => candidate.includes(label)) &&
+        (wanted.length > 0 || /^[a-z_]+ /.test(candidate)),
+    );
   return line ? Number(line.split(' ').at(-1)) : Number.NaN;
 }
 
@@ -42,14 +50,49 @@ describe('Prometheus metrics at /metrics', () => {
     assert.equal(sample(text, 'discovery_host_events_total', { event: 'swept' }), 1);
     assert.ok(sample(text, 'discovery_cache_lookups_total', { result: 'hit' }) >= 1);
     assert.ok(sample(text, 'discovery_cache_lookups_total', { result: 'miss' }) >= 1);
-    assert.equal(sample(text, 'discovery_http_request_duration_seconds_count', { method: 'POST', route: '/v1/registration/:service', status: '200' }), 2);
-    assert.equal(sample(text, 'discovery_http_request_duration_seconds_count', { method: 'POST', route: '/v1/registration/:service', status: '400' }), 1);
-    assert.ok(sample(text, 'discovery_http_request_duration_seconds_count', { method: 'GET', route: '/v1/registration/:service', status: '200' }) >= 3);
-    assert.equal(sample(text, 'discovery_storage_call_duration_seconds_count', { operation: 'heartbeat', outcome: 'ok' }), 2);
-    assert.equal(sample(text, 'discovery_storage_call_duration_seconds_count', { operation: 'deleteIfCheckInIs', outcome: 'ok' }), 1);
+    assert.equal(
+      sample(text, 'discovery_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/v1/registration/:service',
+        status: '200',
+      }),
+      2,
+    );
+    assert.equal(
+      sample(text, 'discovery_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/v1/registration/:service',
+        status: '400',
+      }),
+      1,
+    );
+    assert.ok(
+      sample(text, 'discovery_http_request_duration_seconds_count', {
+        method: 'GET',
+        route: '/v1/registration/:service',
+        status: '200',
+      }) >= 3,
+    );
+    assert.equal(
+      sample(text, 'discovery_storage_call_duration_seconds_count', { operation: 'heartbeat', outcome: 'ok' }),
+      2,
+    );
+    assert.equal(
+      sample(text, 'discovery_storage_call_duration_seconds_count', { operation: 'deleteIfCheckInIs', outcome: 'ok' }),
+      1,
+    );
     assert.ok(sample(text, 'discovery_storage_call_duration_seconds_count', { operation: 'listByService' }) >= 1);
-    const inf = sample(text, 'discovery_http_request_duration_seconds_bucket', { method: 'GET', route: '/v1/registration/:service', status: '200', le: '+Inf' });
-    const count = sample(text, 'discovery_http_request_duration_seconds_count', { method: 'GET', route: '/v1/registration/:service', status: '200' });
+    const inf = sample(text, 'discovery_http_request_duration_seconds_bucket', {
+      method: 'GET',
+      route: '/v1/registration/:service',
+      status: '200',
+      le: '+Inf',
+    });
+    const count = sample(text, 'discovery_http_request_duration_seconds_count', {
+      method: 'GET',
+      route: '/v1/registration/:service',
+      status: '200',
+    });
     assert.equal(inf, count, 'the +Inf bucket holds every observation');
     assert.match(text, /^# TYPE discovery_http_request_duration_seconds histogram$/m);
     assert.match(text, /^discovery_live_hosts \d+$/m);
@@ -72,7 +115,10 @@ describe('Prometheus metrics at /metrics', () => {
   test('an unmatched URL is one route label, not one per URL', async () => {
     for (let index = 0; index < 5; index++) await fetch(`${server.url}/nope/${index}`);
     const text = await scrape();
-    assert.equal(sample(text, 'discovery_http_request_duration_seconds_count', { route: 'unmatched', status: '404' }), 5);
+    assert.equal(
+      sample(text, 'discovery_http_request_duration_seconds_count', { route: 'unmatched', status: '404' }),
+      5,
+    );
     assert.doesNotMatch(text, /nope\/3/);
   });
 });

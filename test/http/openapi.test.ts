@@ -5,12 +5,26 @@ import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 interface OpenApi {
   openapi: string;
-  paths: Record<string, Record<string, { summary?: string; parameters?: { name: string; in: string }[]; requestBody?: unknown; responses: Record<string, unknown> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        summary?: string;
+        parameters?: { name: string; in: string }[];
+        requestBody?: unknown;
+        responses: Record<string, unknown>;
+      }
+    >
+  >;
 }
 
 /** Fastify path -> OpenAPI path: `:name` becomes `{name}`, and `::` is a literal colon. */
 function openApiPath(url: string): string {
-  return url.replace(/::/g, '\uE000').replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\uE000/g, ':');
+  return url
+    .replace(/::/g, '\uE000')
+    .replace(/:([A-Za-z_]+)/g, '{$1}')
+    .replace(/\uE000/g, ':');
 }
 
 describe('OpenAPI description', () => {
@@ -42,7 +56,8 @@ describe('OpenAPI description', () => {
     const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as OpenApi;
     const heartbeat = document.paths['/v1/registration/{service}']?.post;
     const text = JSON.stringify(heartbeat);
-    for (const field of ['ip', 'auto_ip', 'port', 'revision', 'service_repo_name', 'tags']) assert.ok(text.includes(`"${field}"`), field);
+    for (const field of ['ip', 'auto_ip', 'port', 'revision', 'service_repo_name', 'tags'])
+      assert.ok(text.includes(`"${field}"`), field);
     assert.ok(text.includes('"maximum":65535'));
     assert.ok(text.includes('application/x-www-form-urlencoded'));
     assert.deepEqual(Object.keys(heartbeat?.responses ?? {}).sort(), ['200', '400', '401', '403', '503']);

@@ -81,17 +81,34 @@ describe('a store that returns records no registry should serve', () => {
     await writeFile(path.join(dir.path, 'plugins', 'poisoning', 'index.mjs'), POISONING_PLUGIN);
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line) as (typeof logLines)[number]);
+        for (const line of chunk.toString().split('\n'))
+          if (line) logLines.push(JSON.parse(line) as (typeof logLines)[number]);
         done();
       },
     });
-    const config = loadConfig({ BACKEND_STORAGE: 'poisoning', APPLICATION_DIR: dir.path, LOG_LEVEL: 'ERROR', XDS_ENABLED: 'false' });
+    const config = loadConfig({
+      BACKEND_STORAGE: 'poisoning',
+      APPLICATION_DIR: dir.path,
+      LOG_LEVEL: 'ERROR',
+      XDS_ENABLED: 'false',
+    });
     registry = await composeRegistry(config, pino({ level: 'warn' }, sink));
     await registry.app.listen({ port: 0, host: '127.0.0.1' });
     const address = registry.app.server.address();
     if (address === null || typeof address === 'string') throw new Error('no TCP address');
     url = `http://127.0.0.1:${address.port}`;
-    assert.equal((await register(url, 'web', { ip: '10.0.0.2', port: 8080, revision: 'r1', service_repo_name: 'web-repo', tags: TAGS })).status, 200);
+    assert.equal(
+      (
+        await register(url, 'web', {
+          ip: '10.0.0.2',
+          port: 8080,
+          revision: 'r1',
+          service_repo_name: 'web-repo',
+          tags: TAGS,
+        })
+      ).status,
+      200,
+    );
   });
   after(async () => {
     await registry.close();
@@ -104,7 +121,10 @@ describe('a store that returns records no registry should serve', () => {
       const response = await fetch(`${url}/v1/registration/web${fastPath ? '' : '?'}`);
       assert.equal(response.status, 200);
       const body = JSON.parse(await response.text()) as { hosts: Array<{ ip_address: string; port: number }> };
-      assert.deepEqual(body.hosts.map((host) => [host.ip_address, host.port]), [['10.0.0.2', 8080]]);
+      assert.deepEqual(
+        body.hosts.map((host) => [host.ip_address, host.port]),
+        [['10.0.0.2', 8080]],
+      );
     }
   });
 
@@ -113,7 +133,13 @@ describe('a store that returns records no registry should serve', () => {
     assert.equal(response.status, 200);
     const body = JSON.parse(await response.text()) as { hosts: Array<{ service: string; ip_address: string }> };
     // A repo spans services, so the record of another service of the same repo is a valid one here.
-    assert.deepEqual(body.hosts.map((host) => [host.service, host.ip_address]), [['another-service', '10.9.0.14'], ['web', '10.0.0.2']]);
+    assert.deepEqual(
+      body.hosts.map((host) => [host.service, host.ip_address]),
+      [
+        ['another-service', '10.9.0.14'],
+        ['web', '10.0.0.2'],
+      ],
+    );
   });
 
   test('xDS serves one endpoint, at the real port', async () => {
@@ -125,7 +151,9 @@ describe('a store that returns records no registry should serve', () => {
     assert.equal(response.status, 200);
     const text = await response.text();
     const body = JSON.parse(text) as { resources: Array<{ endpoints: Array<{ lbEndpoints: unknown[] }> }> };
-    const endpoints = body.resources.flatMap((resource) => resource.endpoints.flatMap((locality) => locality.lbEndpoints));
+    const endpoints = body.resources.flatMap((resource) =>
+      resource.endpoints.flatMap((locality) => locality.lbEndpoints),
+    );
     assert.equal(endpoints.length, 1, text);
     assert.match(text, /"portValue":8080/);
   });
@@ -134,14 +162,31 @@ describe('a store that returns records no registry should serve', () => {
     const response = await fetch(`${url}/v1/services`);
     assert.equal(response.status, 200);
     const body = (await response.json()) as { services: Array<{ service: string; hosts: number }> };
-    assert.deepEqual(body.services.map((summary) => [summary.service, summary.hosts]), [['web', 1]]);
+    assert.deepEqual(
+      body.services.map((summary) => [summary.service, summary.hosts]),
+      [['web', 1]],
+    );
   });
 
   test('each skipped record is logged as a warning naming the problem, once, not on every read', async () => {
     const skipped = logLines.filter((line) => line.msg.includes('not a valid host'));
     const problems = new Set(skipped.map((line) => line.problem));
-    for (const expected of [/'port'/, /'tags' is not an object/, /'tags' holds a value JSON cannot write/, /nested deeper/, /not plain data/, /'ip_address'/, /'last_check_in'/, /'revision'/, /another-service/, /not an object/]) {
-      assert.ok([...problems].some((problem) => problem !== undefined && expected.test(problem)), `no warning matching ${expected}: ${[...problems].join('; ')}`);
+    for (const expected of [
+      /'port'/,
+      /'tags' is not an object/,
+      /'tags' holds a value JSON cannot write/,
+      /nested deeper/,
+      /not plain data/,
+      /'ip_address'/,
+      /'last_check_in'/,
+      /'revision'/,
+      /another-service/,
+      /not an object/,
+    ]) {
+      assert.ok(
+        [...problems].some((problem) => problem !== undefined && expected.test(problem)),
+        `no warning matching ${expected}: ${[...problems].join('; ')}`,
+      );
     }
     const before = skipped.length;
     await fetch(`${url}/v1/registration/web?`);

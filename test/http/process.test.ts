@@ -18,7 +18,10 @@ describe('the discovery process', () => {
     [{ CACHE_TTL: '-1' }, 'CACHE_TTL'],
   ] as const) {
     test(`a wrong ${name} stops start-up with one line naming it`, async () => {
-      const { code, stderr, stdout } = await runDiscoveryToExit({ ...env, BACKEND_STORAGE: env.BACKEND_STORAGE ?? 'InMemory' });
+      const { code, stderr, stdout } = await runDiscoveryToExit({
+        ...env,
+        BACKEND_STORAGE: env.BACKEND_STORAGE ?? 'InMemory',
+      });
       assert.equal(code, 1);
       assert.deepEqual(stdout, []);
       assert.equal(stderr.length, 1, stderr.join('\n'));
@@ -34,7 +37,10 @@ describe('the discovery process', () => {
     const { code, stderr } = await runDiscoveryToExit({ BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path });
     assert.equal(code, 1);
     assert.equal(stderr.length, 1, stderr.join('\n'));
-    assert.match(stderr[0]!, /^discovery: start-up failed: InFile cannot start: .*hosts\.json is damaged at byte 28 \(line 1\): expected .* move .*hosts\.json aside/);
+    assert.match(
+      stderr[0]!,
+      /^discovery: start-up failed: InFile cannot start: .*hosts\.json is damaged at byte 28 \(line 1\): expected .* move .*hosts\.json aside/,
+    );
     await dir.remove();
   });
 
@@ -42,10 +48,25 @@ describe('the discovery process', () => {
     const dir = await tempDir();
     const data = path.join(dir.path, 'data', 'infile');
     await mkdir(data, { recursive: true });
-    const host = { service: 'users', ip_address: '10.0.0.1', port: 80, revision: 'r1', service_repo_name: '', last_check_in: '2026-11-28 06:40:12.345678', tags: {} };
+    const host = {
+      service: 'users',
+      ip_address: '10.0.0.1',
+      port: 80,
+      revision: 'r1',
+      service_repo_name: '',
+      last_check_in: '2026-11-28 06:40:12.345678',
+      tags: {},
+    };
     await writeFile(path.join(data, 'hosts.journal'), `null\n${JSON.stringify({ put: host })}\n`);
-    const server = await startDiscovery({ BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path, HOST_TTL: '100000000' });
-    assert.deepEqual((await listHosts(server.url, 'users')).hosts.map((each) => each.ip_address), ['10.0.0.1']);
+    const server = await startDiscovery({
+      BACKEND_STORAGE: 'InFile',
+      APPLICATION_DIR: dir.path,
+      HOST_TTL: '100000000',
+    });
+    assert.deepEqual(
+      (await listHosts(server.url, 'users')).hosts.map((each) => each.ip_address),
+      ['10.0.0.1'],
+    );
     assert.match(server.output(), /"level":(40|"warn").*hosts\.journal: line 1 \(byte 0\)/);
     assert.equal(await server.stop('SIGTERM'), 0);
     await dir.remove();
@@ -80,15 +101,23 @@ describe('the discovery process', () => {
         // Kill once part of the storm has been answered, while the rest is in flight.
         const killAfter = 100 + 50 * round;
         const waitUntil = Date.now() + 20_000;
-        while (acknowledged.length < killAfter && Date.now() < waitUntil) await new Promise((resolve) => setTimeout(resolve, 1));
+        while (acknowledged.length < killAfter && Date.now() < waitUntil)
+          await new Promise((resolve) => setTimeout(resolve, 1));
         await server.stop('SIGKILL');
         await Promise.all(storm);
-        assert.ok(acknowledged.length >= killAfter, `round ${round}: only ${acknowledged.length} answered before the kill`);
+        assert.ok(
+          acknowledged.length >= killAfter,
+          `round ${round}: only ${acknowledged.length} answered before the kill`,
+        );
         everAcknowledged.push(...acknowledged);
         const restarted = await startDiscovery(env, { startTimeoutMs: 30_000 });
         const listed = new Set((await listHosts(restarted.url, 'storm')).hosts.map((host) => host.ip_address));
         const lost = everAcknowledged.filter((ip) => !listed.has(ip));
-        assert.deepEqual(lost, [], `round ${round}: ${lost.length} of ${everAcknowledged.length} acknowledged registrations lost`);
+        assert.deepEqual(
+          lost,
+          [],
+          `round ${round}: ${lost.length} of ${everAcknowledged.length} acknowledged registrations lost`,
+        );
         assert.equal(await restarted.stop('SIGTERM'), 0);
       }
       await dir.remove();
@@ -106,7 +135,9 @@ describe('the discovery process', () => {
     await once(socket, 'connect');
     let response = '';
     socket.on('data', (chunk: Buffer) => (response += chunk.toString()));
-    socket.write(`POST /v1/registration/inflight HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`);
+    socket.write(
+      `POST /v1/registration/inflight HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 100));
     const started = Date.now();
     const exited = server.stop('SIGTERM');
@@ -118,7 +149,10 @@ describe('the discovery process', () => {
     assert.match(response, /^HTTP\/1\.1 200 /, `the in-flight request was answered: ${response}`);
     socket.destroy();
     const restarted = await startDiscovery(env);
-    assert.deepEqual((await listHosts(restarted.url, 'inflight')).hosts.map((host) => host.revision), ['in-flight']);
+    assert.deepEqual(
+      (await listHosts(restarted.url, 'inflight')).hosts.map((host) => host.revision),
+      ['in-flight'],
+    );
     assert.equal(await restarted.stop('SIGINT'), 0, 'SIGINT shuts down the same way');
     await dir.remove();
   });
@@ -128,7 +162,11 @@ describe('the discovery process', () => {
     const xdsPort = Number(/xDS control plane listening on port (\d+)/.exec(server.output())?.[1]);
     const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
     const stream = new RawXdsStream(client);
-    stream.send({ node: { id: 'envoy-1' }, type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', resource_names: ['users'] });
+    stream.send({
+      node: { id: 'envoy-1' },
+      type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+      resource_names: ['users'],
+    });
     await stream.next(5000);
     assert.equal(await server.stop('SIGTERM'), 0);
     assert.equal((await stream.status).code, grpc.status.OK);

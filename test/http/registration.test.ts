@@ -30,7 +30,15 @@ describe('v1 registration API', () => {
     assert.equal(body.env, 'staging');
     assert.equal(body.hosts.length, 1);
     const [host] = body.hosts;
-    assert.deepEqual(Object.keys(host!).sort(), ['ip_address', 'last_check_in', 'port', 'revision', 'service', 'service_repo_name', 'tags']);
+    assert.deepEqual(Object.keys(host!).sort(), [
+      'ip_address',
+      'last_check_in',
+      'port',
+      'revision',
+      'service',
+      'service_repo_name',
+      'tags',
+    ]);
     assert.equal(host!.ip_address, '10.0.3.17');
     assert.equal(host!.port, 9211);
     assert.equal(host!.revision, '2f1c0e9');
@@ -43,7 +51,10 @@ describe('v1 registration API', () => {
   test('the body is written with sorted keys, as Flask jsonify wrote it', async () => {
     await register(server.url, 'sorted', { tags: { region: 'r', az: 'a', instance_id: 'i', zeta: 1, alpha: 2 } });
     const text = await (await fetch(`${server.url}/v1/registration/sorted`)).text();
-    assert.match(text, /^\{"env":"staging","hosts":\[\{"ip_address":"10\.0\.3\.17","last_check_in":"[^"]+","port":9211,"revision":"2f1c0e9","service":"sorted","service_repo_name":"users-repo","tags":\{"alpha":2,"az":"a","instance_id":"i","region":"r","zeta":1\}\}\],"service":"sorted"\}$/);
+    assert.match(
+      text,
+      /^\{"env":"staging","hosts":\[\{"ip_address":"10\.0\.3\.17","last_check_in":"[^"]+","port":9211,"revision":"2f1c0e9","service":"sorted","service_repo_name":"users-repo","tags":\{"alpha":2,"az":"a","instance_id":"i","region":"r","zeta":1\}\}\],"service":"sorted"\}$/,
+    );
   });
 
   test('last_check_in is the UTC time of the heartbeat', async () => {
@@ -69,7 +80,10 @@ describe('v1 registration API', () => {
   });
 
   test('a JSON heartbeat is accepted with tags as an object or as a JSON string', async () => {
-    for (const [ip, tags] of [['10.0.8.1', TAGS], ['10.0.8.2', JSON.stringify(TAGS)]] as const) {
+    for (const [ip, tags] of [
+      ['10.0.8.1', TAGS],
+      ['10.0.8.2', JSON.stringify(TAGS)],
+    ] as const) {
       const response = await fetch(`${server.url}/v1/registration/json`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -78,34 +92,55 @@ describe('v1 registration API', () => {
       assert.equal(response.status, 200, await response.clone().text());
     }
     const body = await listHosts(server.url, 'json');
-    assert.deepEqual(body.hosts.map((host) => host.ip_address), ['10.0.8.1', '10.0.8.2']);
+    assert.deepEqual(
+      body.hosts.map((host) => host.ip_address),
+      ['10.0.8.1', '10.0.8.2'],
+    );
     assert.deepEqual(body.hosts[1]!.tags, TAGS);
   });
 
   test('IPv6 hosts register, list and delete, in canonical form', async () => {
     assert.equal((await register(server.url, 'six', { ip: '2001:DB8:0:0:0:0:0:1' })).status, 200);
-    assert.deepEqual((await listHosts(server.url, 'six')).hosts.map((host) => host.ip_address), ['2001:db8::1']);
-    const removed = await fetch(`${server.url}/v1/registration/six/${encodeURIComponent('2001:db8::1')}`, { method: 'DELETE' });
+    assert.deepEqual(
+      (await listHosts(server.url, 'six')).hosts.map((host) => host.ip_address),
+      ['2001:db8::1'],
+    );
+    const removed = await fetch(`${server.url}/v1/registration/six/${encodeURIComponent('2001:db8::1')}`, {
+      method: 'DELETE',
+    });
     assert.equal(removed.status, 200);
     assert.deepEqual((await listHosts(server.url, 'six')).hosts, []);
   });
 
   test('hosts sending the same tags string keep their own tags', async () => {
     const tags = { ...TAGS, rack: { row: 4, slots: [1, 2] } };
-    for (const ip of ['10.0.9.1', '10.0.9.2']) assert.equal((await register(server.url, 'twins', { ip, tags })).status, 200);
-    const weighted = await fetch(`${server.url}/v1/loadbalancing/twins/10.0.9.1`, { method: 'POST', body: new URLSearchParams({ load_balancing_weight: '7' }) });
+    for (const ip of ['10.0.9.1', '10.0.9.2'])
+      assert.equal((await register(server.url, 'twins', { ip, tags })).status, 200);
+    const weighted = await fetch(`${server.url}/v1/loadbalancing/twins/10.0.9.1`, {
+      method: 'POST',
+      body: new URLSearchParams({ load_balancing_weight: '7' }),
+    });
     assert.equal(weighted.status, 204);
-    assert.equal((await register(server.url, 'twins', { ip: '10.0.9.2', tags: { ...tags, canary: true } })).status, 200);
+    assert.equal(
+      (await register(server.url, 'twins', { ip: '10.0.9.2', tags: { ...tags, canary: true } })).status,
+      200,
+    );
     const byIp = new Map((await listHosts(server.url, 'twins')).hosts.map((host) => [host.ip_address, host.tags]));
     assert.deepEqual(byIp.get('10.0.9.1'), { ...tags, load_balancing_weight: 7 });
     assert.deepEqual(byIp.get('10.0.9.2'), { ...tags, canary: true });
     // The same bad string is refused every time, not only the first.
-    for (let attempt = 0; attempt < 2; attempt++) assert.equal((await register(server.url, 'twins', { ip: '10.0.9.3', tags: '{"az":"a"}' })).status, 400);
+    for (let attempt = 0; attempt < 2; attempt++)
+      assert.equal((await register(server.url, 'twins', { ip: '10.0.9.3', tags: '{"az":"a"}' })).status, 400);
   });
 
   test('a second heartbeat updates port, revision and repo and merges tags', async () => {
     await register(server.url, 'merge', { tags: { ...TAGS, team: 'blue', canary: true } });
-    await register(server.url, 'merge', { port: 9999, revision: 'next', service_repo_name: 'new-repo', tags: { ...TAGS, az: 'us-east-1b' } });
+    await register(server.url, 'merge', {
+      port: 9999,
+      revision: 'next',
+      service_repo_name: 'new-repo',
+      tags: { ...TAGS, az: 'us-east-1b' },
+    });
     const [host] = (await listHosts(server.url, 'merge')).hosts;
     assert.equal(host!.port, 9999);
     assert.equal(host!.revision, 'next');
@@ -122,12 +157,18 @@ describe('v1 registration API', () => {
     const body = (await response.json()) as { service_repo_name: string; env: string; hosts: { service: string }[] };
     assert.equal(body.service_repo_name, 'mono');
     assert.equal(body.env, 'staging');
-    assert.deepEqual(body.hosts.map((host) => host.service), ['repo-a', 'repo-b']);
+    assert.deepEqual(
+      body.hosts.map((host) => host.service),
+      ['repo-a', 'repo-b'],
+    );
   });
 
   test('a service literally named "repo" is still a service', async () => {
     await register(server.url, 'repo', { ip: '10.2.0.1' });
-    assert.deepEqual((await listHosts(server.url, 'repo')).hosts.map((host) => host.ip_address), ['10.2.0.1']);
+    assert.deepEqual(
+      (await listHosts(server.url, 'repo')).hosts.map((host) => host.ip_address),
+      ['10.2.0.1'],
+    );
   });
 
   test('DELETE removes the host: 200 {}, then 400 for the same host', async () => {
@@ -136,7 +177,10 @@ describe('v1 registration API', () => {
     const first = await fetch(`${server.url}/v1/registration/gone/10.3.0.1`, { method: 'DELETE' });
     assert.equal(first.status, 200);
     assert.deepEqual(await first.json(), {});
-    assert.deepEqual((await listHosts(server.url, 'gone')).hosts.map((host) => host.ip_address), ['10.3.0.2']);
+    assert.deepEqual(
+      (await listHosts(server.url, 'gone')).hosts.map((host) => host.ip_address),
+      ['10.3.0.2'],
+    );
     const second = await fetch(`${server.url}/v1/registration/gone/10.3.0.1`, { method: 'DELETE' });
     assert.equal(second.status, 400);
     assert.match(((await second.json()) as { error: string }).error, /not found/);

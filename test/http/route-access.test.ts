@@ -104,10 +104,19 @@ function keyOf(route: ListedRoute): string {
  */
 const FORM = {
   type: 'application/x-www-form-urlencoded',
-  body: new URLSearchParams({ ip: '10.0.3.17', port: '9211', revision: '2f1c0e9', service_repo_name: 'users-repo', tags: JSON.stringify(TAGS) }).toString(),
+  body: new URLSearchParams({
+    ip: '10.0.3.17',
+    port: '9211',
+    revision: '2f1c0e9',
+    service_repo_name: 'users-repo',
+    tags: JSON.stringify(TAGS),
+  }).toString(),
 };
 const BODIES: Readonly<Record<string, { type: string; body: string }>> = {
-  '/v3/discovery::endpoints': { type: 'application/json', body: JSON.stringify({ node: { id: 'envoy-1' }, resource_names: ['users'] }) },
+  '/v3/discovery::endpoints': {
+    type: 'application/json',
+    body: JSON.stringify({ node: { id: 'envoy-1' }, resource_names: ['users'] }),
+  },
 };
 
 async function send(server: RunningRegistry, route: ListedRoute, authorization: string | undefined): Promise<number> {
@@ -115,7 +124,12 @@ async function send(server: RunningRegistry, route: ListedRoute, authorization: 
   if (authorization !== undefined) headers.authorization = authorization;
   const payload = route.method === 'POST' ? (BODIES[route.url] ?? FORM) : undefined;
   if (payload) headers['content-type'] = payload.type;
-  const response = await fetch(`${server.url}${pathFor(route.url)}`, { method: route.method, headers, body: payload?.body, redirect: 'manual' });
+  const response = await fetch(`${server.url}${pathFor(route.url)}`, {
+    method: route.method,
+    headers,
+    body: payload?.body,
+    redirect: 'manual',
+  });
   await response.arrayBuffer();
   return response.status;
 }
@@ -141,12 +155,19 @@ for (const fastPaths of [true, false]) {
     test('every registered route is classified here, and every classified route is registered', () => {
       const routes = routesOf(server.registry.app);
       assert.ok(routes.length >= 30, `only ${routes.length} routes found`);
-      const unclassified = routes.filter((route) => EXPECTED[keyOf(route)] === undefined).map((route) => `${route.method} ${route.url}`);
+      const unclassified = routes
+        .filter((route) => EXPECTED[keyOf(route)] === undefined)
+        .map((route) => `${route.method} ${route.url}`);
       assert.deepEqual(unclassified, [], 'routes with no expected access in EXPECTED');
       const registered = new Set(routes.map((route) => `${route.method} ${route.url}`));
-      assert.deepEqual(Object.keys(EXPECTED).filter((key) => !registered.has(key)), [], 'EXPECTED names routes the app does not have');
+      assert.deepEqual(
+        Object.keys(EXPECTED).filter((key) => !registered.has(key)),
+        [],
+        'EXPECTED names routes the app does not have',
+      );
       for (const route of routes) {
-        if (route.method === 'HEAD' && EXPECTED[`GET ${route.url}`] !== undefined) assert.ok(registered.has(`GET ${route.url}`));
+        if (route.method === 'HEAD' && EXPECTED[`GET ${route.url}`] !== undefined)
+          assert.ok(registered.has(`GET ${route.url}`));
       }
     });
 
@@ -159,7 +180,10 @@ for (const fastPaths of [true, false]) {
           const status = await send(server, route, caller.authorization);
           const expected = expectedOutcome(access, caller.role);
           const outcome = status === 401 || status === 403 ? status : 'through';
-          if (outcome !== expected) wrong.push(`${route.method} ${route.url} (${access}) with ${caller.name}: ${status}, expected ${expected === 'through' ? 'neither 401 nor 403' : expected}`);
+          if (outcome !== expected)
+            wrong.push(
+              `${route.method} ${route.url} (${access}) with ${caller.name}: ${status}, expected ${expected === 'through' ? 'neither 401 nor 403' : expected}`,
+            );
           if (status >= 500) wrong.push(`${route.method} ${route.url} with ${caller.name}: ${status}`);
         }
       }

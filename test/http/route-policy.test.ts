@@ -11,7 +11,10 @@ import { HostService } from '../../src/hosts/host-service.js';
 import { ServiceDirectory } from '../../src/hosts/service-directory.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 
-const CREDENTIALS: AuthConfig = { passwords: {}, tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] } };
+const CREDENTIALS: AuthConfig = {
+  passwords: {},
+  tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] },
+};
 const OPEN: AuthConfig = { passwords: {}, tokens: { read: [], register: [], admin: [] } };
 
 function appWithPolicy(auth: AuthConfig = CREDENTIALS): { app: FastifyInstance; policy: RoutePolicy } {
@@ -24,7 +27,10 @@ function appWithPolicy(auth: AuthConfig = CREDENTIALS): { app: FastifyInstance; 
 describe('route policy', () => {
   test('a route that declares no access stops start-up with a message naming its method and URL', async () => {
     const { app } = appWithPolicy();
-    assert.throws(() => app.get('/v1/forgotten/:service', async () => 'leak'), /GET \/v1\/forgotten\/:service declares no access/);
+    assert.throws(
+      () => app.get('/v1/forgotten/:service', async () => 'leak'),
+      /GET \/v1\/forgotten\/:service declares no access/,
+    );
     // In a plugin, as every route module is: ready() (and so listen()) fails.
     const other = appWithPolicy().app;
     void other.register(async (scope) => {
@@ -50,7 +56,15 @@ describe('route policy', () => {
       trustedProxyHops: 0,
     });
     const serviceDirectory = new ServiceDirectory({ hostService, clock, log });
-    const app = await buildApp({ hostService, log, applicationEnv: 'test', debug: false, bodyLimitBytes: 1024, auth: CREDENTIALS, serviceDirectory });
+    const app = await buildApp({
+      hostService,
+      log,
+      applicationEnv: 'test',
+      debug: false,
+      bodyLimitBytes: 1024,
+      auth: CREDENTIALS,
+      serviceDirectory,
+    });
     try {
       assert.throws(() => app.get('/v1/new-feature', async () => 'leak'), /GET \/v1\/new-feature declares no access/);
       app.get('/v1/new-feature', { config: { access: 'read' } }, async () => 'ok');
@@ -63,19 +77,29 @@ describe('route policy', () => {
 
   test('an unknown access level stops start-up', () => {
     const { app } = appWithPolicy();
-    assert.throws(() => app.get('/x', { config: { access: 'everyone' as Access } }, async () => 'x'), /GET \/x declares unknown access 'everyone'/);
+    assert.throws(
+      () => app.get('/x', { config: { access: 'everyone' as Access } }, async () => 'x'),
+      /GET \/x declares unknown access 'everyone'/,
+    );
   });
 
   test('each access level lets exactly its callers through, HEAD as its GET', async () => {
     const { app, policy } = appWithPolicy();
-    for (const access of ['public', 'read', 'register', 'admin'] as const) app.get(`/${access}`, { config: { access } }, async () => 'ok');
+    for (const access of ['public', 'read', 'register', 'admin'] as const)
+      app.get(`/${access}`, { config: { access } }, async () => 'ok');
     await app.ready();
     const statusOf = async (method: 'GET' | 'HEAD', url: string, role?: string) =>
-      (await app.inject({ method, url, headers: role ? { authorization: `Bearer tok-${role}-0123456789` } : {} })).statusCode;
+      (await app.inject({ method, url, headers: role ? { authorization: `Bearer tok-${role}-0123456789` } : {} }))
+        .statusCode;
     const table: Record<string, number[]> = {};
     for (const access of ['public', 'read', 'register', 'admin']) {
       for (const method of ['GET', 'HEAD'] as const) {
-        table[`${method} /${access}`] = [await statusOf(method, `/${access}`), await statusOf(method, `/${access}`, 'read'), await statusOf(method, `/${access}`, 'register'), await statusOf(method, `/${access}`, 'admin')];
+        table[`${method} /${access}`] = [
+          await statusOf(method, `/${access}`),
+          await statusOf(method, `/${access}`, 'read'),
+          await statusOf(method, `/${access}`, 'register'),
+          await statusOf(method, `/${access}`, 'admin'),
+        ];
       }
       assert.equal(policy.accessOf('HEAD', `/${access}`), access);
     }
@@ -98,7 +122,10 @@ describe('route policy', () => {
     app.get('/guarded', { config: { access: 'admin' }, onRequest: async () => void ran++ }, async () => 'ok');
     assert.equal((await app.inject('/guarded')).statusCode, 401);
     assert.equal(ran, 0);
-    assert.equal((await app.inject({ url: '/guarded', headers: { authorization: 'Bearer tok-admin-0123456789' } })).statusCode, 200);
+    assert.equal(
+      (await app.inject({ url: '/guarded', headers: { authorization: 'Bearer tok-admin-0123456789' } })).statusCode,
+      200,
+    );
     assert.equal(ran, 1);
     await app.close();
   });
@@ -107,18 +134,25 @@ describe('route policy', () => {
     const { app, policy } = appWithPolicy(OPEN);
     const hooks: Record<string, unknown> = {};
     app.addHook('onRoute', (route) => void (hooks[route.url] = route.onRequest));
-    for (const access of ['public', 'read', 'register', 'admin'] as const) app.get(`/${access}`, { config: { access } }, async () => 'ok');
+    for (const access of ['public', 'read', 'register', 'admin'] as const)
+      app.get(`/${access}`, { config: { access } }, async () => 'ok');
     await app.ready();
     // Registered after the policy's hook, this one sees the options the policy left.
     assert.deepEqual(hooks, { '/public': undefined, '/read': undefined, '/register': undefined, '/admin': undefined });
     assert.equal(policy.credentialNeeded('GET', '/read'), undefined);
     await app.close();
 
-    const locked = appWithPolicy({ passwords: {}, tokens: { read: [], register: ['tok-register-0123456789'], admin: [] } });
-    for (const access of ['public', 'read', 'register', 'admin'] as const) locked.app.get(`/${access}`, { config: { access } }, async () => 'ok');
+    const locked = appWithPolicy({
+      passwords: {},
+      tokens: { read: [], register: ['tok-register-0123456789'], admin: [] },
+    });
+    for (const access of ['public', 'read', 'register', 'admin'] as const)
+      locked.app.get(`/${access}`, { config: { access } }, async () => 'ok');
     await locked.app.ready();
     assert.deepEqual(
-      (['public', 'read', 'register', 'admin'] as const).map((access) => locked.policy.credentialNeeded('GET', `/${access}`)),
+      (['public', 'read', 'register', 'admin'] as const).map((access) =>
+        locked.policy.credentialNeeded('GET', `/${access}`),
+      ),
       [undefined, undefined, 'register', 'admin'],
       'a write credential locks every write, reads stay open',
     );

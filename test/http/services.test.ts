@@ -89,18 +89,34 @@ describe('GET /v1/services', () => {
     server = await startRegistry();
     for (const name of ['a', 'b', 'c', 'd']) await register(server.url, name);
     const first = await services(server.url, '?limit=2');
-    assert.deepEqual(first.services.map((s) => s.service), ['a', 'b']);
+    assert.deepEqual(
+      first.services.map((s) => s.service),
+      ['a', 'b'],
+    );
     await fetch(`${server.url}/v1/registration/a/10.0.3.17`, { method: 'DELETE' });
     const second = await services(server.url, `?limit=2&cursor=${first.next_cursor}`);
-    assert.deepEqual(second.services.map((s) => s.service), ['c', 'd'], 'removing an earlier service shifts nothing');
+    assert.deepEqual(
+      second.services.map((s) => s.service),
+      ['c', 'd'],
+      'removing an earlier service shifts nothing',
+    );
   });
 
   test('prefix matches the start of the name; filter matches anywhere, ignoring case', async () => {
     server = await startRegistry();
     for (const name of ['users-api', 'users-worker', 'orders-api', 'Payments']) await register(server.url, name);
-    assert.deepEqual((await services(server.url, '?prefix=users')).services.map((s) => s.service), ['users-api', 'users-worker']);
-    assert.deepEqual((await services(server.url, '?filter=API')).services.map((s) => s.service), ['orders-api', 'users-api']);
-    assert.deepEqual((await services(server.url, '?filter=pay')).services.map((s) => s.service), ['Payments']);
+    assert.deepEqual(
+      (await services(server.url, '?prefix=users')).services.map((s) => s.service),
+      ['users-api', 'users-worker'],
+    );
+    assert.deepEqual(
+      (await services(server.url, '?filter=API')).services.map((s) => s.service),
+      ['orders-api', 'users-api'],
+    );
+    assert.deepEqual(
+      (await services(server.url, '?filter=pay')).services.map((s) => s.service),
+      ['Payments'],
+    );
     const both = await services(server.url, '?prefix=users&filter=work');
     assert.deepEqual([both.total, both.services.map((s) => s.service)], [1, ['users-worker']]);
   });
@@ -130,7 +146,11 @@ describe('GET /v1/services', () => {
     const again = await fetch(`${server.url}/v1/services`, { headers: { 'if-none-match': etag } });
     assert.equal(again.status, 304);
     await register(server.url, 'users', { ip: '10.0.0.1' });
-    assert.equal((await fetch(`${server.url}/v1/services`, { headers: { 'if-none-match': etag } })).status, 304, 'a heartbeat changing no count');
+    assert.equal(
+      (await fetch(`${server.url}/v1/services`, { headers: { 'if-none-match': etag } })).status,
+      304,
+      'a heartbeat changing no count',
+    );
     await register(server.url, 'users', { ip: '10.0.0.2' });
     const changed = await fetch(`${server.url}/v1/services`, { headers: { 'if-none-match': etag } });
     assert.equal(changed.status, 200);
@@ -189,7 +209,11 @@ describe('GET /v1/services', () => {
     assert.equal((await services(server.url)).total, 2);
     clock.advance(11_000);
     assert.deepEqual((await listHosts(server.url, 'read')).hosts, []);
-    assert.deepEqual((await services(server.url)).services.map((s) => s.service), ['quiet'], 'the read swept it');
+    assert.deepEqual(
+      (await services(server.url)).services.map((s) => s.service),
+      ['quiet'],
+      'the read swept it',
+    );
     clock.advance(30_000);
     await services(server.url); // starts the background refresh
     let listed = ['quiet'];
@@ -205,7 +229,15 @@ describe('GET /v1/services', () => {
     const checkIn = formatCheckIn(Date.now());
     for (let index = 0; index < 10_000; index++) {
       const service = `svc-${String(index).padStart(5, '0')}`;
-      await store.heartbeat({ service, ip_address: '10.0.0.1', port: 80, revision: 'r1', service_repo_name: `${service}-repo`, last_check_in: checkIn, tags: TAGS });
+      await store.heartbeat({
+        service,
+        ip_address: '10.0.0.1',
+        port: 80,
+        revision: 'r1',
+        service_repo_name: `${service}-repo`,
+        last_check_in: checkIn,
+        tags: TAGS,
+      });
     }
     server = await startRegistry({ store });
     let started = performance.now();
@@ -223,7 +255,9 @@ describe('GET /v1/services', () => {
     const allMs = performance.now() - started;
     assert.equal(all.services.length, 10_000);
     assert.equal(all.next_cursor, null);
-    t.diagnostic(`first build ${buildMs.toFixed(0)} ms, filtered page ${filteredMs.toFixed(1)} ms, all 10,000 ${allMs.toFixed(0)} ms`);
+    t.diagnostic(
+      `first build ${buildMs.toFixed(0)} ms, filtered page ${filteredMs.toFixed(1)} ms, all 10,000 ${allMs.toFixed(0)} ms`,
+    );
     assert.ok(filteredMs < 100, `a filtered page took ${filteredMs.toFixed(1)} ms`);
     assert.ok(allMs < 1_000, `all 10,000 took ${allMs.toFixed(0)} ms`);
   });
@@ -236,7 +270,11 @@ describe('GET /v1/services', () => {
     const scansBefore = store.scans;
     const client = { socketAddress: '127.0.0.1', forwardedFor: [] };
     for (let index = 0; index < 10_050; index++) {
-      await server.registry.hostService.heartbeat(`many-${String(index).padStart(5, '0')}`, { ip: '10.0.0.1', port: 80, revision: 'r1', tags: TAGS }, client);
+      await server.registry.hostService.heartbeat(
+        `many-${String(index).padStart(5, '0')}`,
+        { ip: '10.0.0.1', port: 80, revision: 'r1', tags: TAGS },
+        client,
+      );
     }
     await server.registry.hostService.deregister('gone-soon', '10.0.0.1');
     const listed = await services(server.url, '?limit=10000');

@@ -58,10 +58,14 @@ describe('statsd counters over UDP', () => {
   });
 
   test('a burst of heartbeats is summed, none lost', async () => {
-    const answers = await Promise.all(Array.from({ length: 40 }, (_, index) => register(url, 'burst', { ip: `10.0.1.${index}` })));
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, index) => register(url, 'burst', { ip: `10.0.1.${index}` })),
+    );
     assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([200]));
     const sum = () =>
-      received.filter((line) => line.startsWith('registration.burst.success:')).reduce((total, line) => total + Number(line.split(':')[1]?.split('|')[0]), 0);
+      received
+        .filter((line) => line.startsWith('registration.burst.success:'))
+        .reduce((total, line) => total + Number(line.split(':')[1]?.split('|')[0]), 0);
     const deadline = Date.now() + 5000;
     while (sum() < 40 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(sum(), 40);

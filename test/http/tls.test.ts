@@ -21,16 +21,23 @@ function endpointsOf(response: WireResponse): Record<string, string[]> {
   for (const resource of response.resources) {
     const cla = type.toObject(type.decode(resource.value)) as {
       cluster_name: string;
-      endpoints?: { lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[];
+      endpoints?: {
+        lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[];
+      }[];
     };
     out[cla.cluster_name] = (cla.endpoints ?? []).flatMap((locality) =>
-      (locality.lb_endpoints ?? []).map((lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`),
+      (locality.lb_endpoints ?? []).map(
+        (lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`,
+      ),
     );
   }
   return out;
 }
 
-function httpsGet(url: string, options: { ca: Buffer; cert?: Buffer; key?: Buffer }): Promise<{ status: number; body: string }> {
+function httpsGet(
+  url: string,
+  options: { ca: Buffer; cert?: Buffer; key?: Buffer },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { ...options, timeout: 5000 }, (response) => {
       let body = '';
@@ -52,7 +59,9 @@ describe('transport security', () => {
   });
   after(async () => dir.remove());
 
-  async function start(env: Record<string, string>): Promise<{ registry: Registry; httpPort: number; xdsPort: number }> {
+  async function start(
+    env: Record<string, string>,
+  ): Promise<{ registry: Registry; httpPort: number; xdsPort: number }> {
     const config = loadConfig({ BACKEND_STORAGE: 'InMemory', XDS_PORT: '0', XDS_LISTEN_ADDRESS: '127.0.0.1', ...env });
     const registry = await composeRegistry(config, pino({ level: 'silent' }), { stats: { increment() {} } });
     await registry.app.listen({ port: 0, host: '127.0.0.1' });
@@ -67,39 +76,80 @@ describe('transport security', () => {
       const response = await httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, { ca: certs.read(certs.caCert) });
       assert.deepEqual(response, { status: 200, body: 'OK' });
       await assert.rejects(fetch(`http://127.0.0.1:${httpPort}/healthcheck`));
-      await assert.rejects(httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, { ca: certs.read(certs.strangerCert) }), /self.signed|unable to verify|certificate/i);
+      await assert.rejects(
+        httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, { ca: certs.read(certs.strangerCert) }),
+        /self.signed|unable to verify|certificate/i,
+      );
     } finally {
       await registry.close();
     }
   });
 
   test('mutual TLS on the HTTP port refuses a client without a certificate from the CA', async () => {
-    const { registry, httpPort } = await start({ TLS_CERT_FILE: certs.serverCert, TLS_KEY_FILE: certs.serverKey, TLS_CA_FILE: certs.caCert });
+    const { registry, httpPort } = await start({
+      TLS_CERT_FILE: certs.serverCert,
+      TLS_KEY_FILE: certs.serverKey,
+      TLS_CA_FILE: certs.caCert,
+    });
     try {
       const ca = certs.read(certs.caCert);
-      const ok = await httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, { ca, cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey) });
+      const ok = await httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, {
+        ca,
+        cert: certs.read(certs.clientCert),
+        key: certs.read(certs.clientKey),
+      });
       assert.equal(ok.status, 200);
       await assert.rejects(httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, { ca }));
-      await assert.rejects(httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, { ca, cert: certs.read(certs.strangerCert), key: certs.read(certs.strangerKey) }));
+      await assert.rejects(
+        httpsGet(`https://127.0.0.1:${httpPort}/healthcheck`, {
+          ca,
+          cert: certs.read(certs.strangerCert),
+          key: certs.read(certs.strangerKey),
+        }),
+      );
     } finally {
       await registry.close();
     }
   });
 
   test('mutual TLS on the xDS port: a client with a certificate from the CA gets EDS and ADS; others are refused in the handshake', async () => {
-    const { registry, xdsPort } = await start({ XDS_TLS_CERT_FILE: certs.serverCert, XDS_TLS_KEY_FILE: certs.serverKey, XDS_TLS_CA_FILE: certs.caCert });
+    const { registry, xdsPort } = await start({
+      XDS_TLS_CERT_FILE: certs.serverCert,
+      XDS_TLS_KEY_FILE: certs.serverKey,
+      XDS_TLS_CA_FILE: certs.caCert,
+    });
     const target = `127.0.0.1:${xdsPort}`;
     const ca = certs.read(certs.caCert);
-    const trusted = new grpc.Client(target, grpc.credentials.createSsl(ca, certs.read(certs.clientKey), certs.read(certs.clientCert)));
+    const trusted = new grpc.Client(
+      target,
+      grpc.credentials.createSsl(ca, certs.read(certs.clientKey), certs.read(certs.clientCert)),
+    );
     const anonymous = new grpc.Client(target, grpc.credentials.createSsl(ca));
-    const stranger = new grpc.Client(target, grpc.credentials.createSsl(ca, certs.read(certs.strangerKey), certs.read(certs.strangerCert)));
+    const stranger = new grpc.Client(
+      target,
+      grpc.credentials.createSsl(ca, certs.read(certs.strangerKey), certs.read(certs.strangerCert)),
+    );
     const plaintext = new grpc.Client(target, grpc.credentials.createInsecure());
     const streams: RawXdsStream[] = [];
     try {
-      await registry.hostService.heartbeat('users', { ip: '10.0.3.17', port: 9211, revision: 'r1', service_repo_name: 'users-repo', tags: { az: 'us-east-1a', region: 'us-east-1', instance_id: 'i-0a1b2c' } }, { socketAddress: '127.0.0.1', forwardedFor: [] });
+      await registry.hostService.heartbeat(
+        'users',
+        {
+          ip: '10.0.3.17',
+          port: 9211,
+          revision: 'r1',
+          service_repo_name: 'users-repo',
+          tags: { az: 'us-east-1a', region: 'us-east-1', instance_id: 'i-0a1b2c' },
+        },
+        { socketAddress: '127.0.0.1', forwardedFor: [] },
+      );
       const eds = new RawXdsStream(trusted, 'eds');
       streams.push(eds);
-      eds.send({ node: { id: 'envoy-1', cluster: 'edge' }, type_url: TYPE_URL.clusterLoadAssignment, resource_names: ['users'] });
+      eds.send({
+        node: { id: 'envoy-1', cluster: 'edge' },
+        type_url: TYPE_URL.clusterLoadAssignment,
+        resource_names: ['users'],
+      });
       const endpoints = await eds.next(5000);
       assert.equal(endpoints.type_url, TYPE_URL.clusterLoadAssignment);
       assert.deepEqual(endpointsOf(endpoints), { users: ['10.0.3.17:9211'] });
@@ -107,14 +157,25 @@ describe('transport security', () => {
       streams.push(ads);
       ads.send({ node: { id: 'envoy-1', cluster: 'edge' }, type_url: CLUSTER_TYPE, resource_names: ['users'] });
       assert.equal((await ads.next(5000)).type_url, CLUSTER_TYPE);
-      for (const [name, client] of [['no client certificate', anonymous], ['a certificate from another CA', stranger], ['plaintext', plaintext]] as const) {
+      for (const [name, client] of [
+        ['no client certificate', anonymous],
+        ['a certificate from another CA', stranger],
+        ['plaintext', plaintext],
+      ] as const) {
         for (const kind of ['eds', 'ads'] as const) {
           const refused = new RawXdsStream(client, kind);
           streams.push(refused);
           let answered = false;
           refused.onResponse = () => (answered = true);
-          refused.send({ node: { id: 'intruder' }, type_url: TYPE_URL.clusterLoadAssignment, resource_names: ['users'] });
-          const status = await Promise.race([refused.status, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name}: no status`)), 10_000))]);
+          refused.send({
+            node: { id: 'intruder' },
+            type_url: TYPE_URL.clusterLoadAssignment,
+            resource_names: ['users'],
+          });
+          const status = await Promise.race([
+            refused.status,
+            new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name}: no status`)), 10_000)),
+          ]);
           assert.equal(status.code, grpc.status.UNAVAILABLE, `${name} (${kind}): ${status.details}`);
           assert.equal(answered, false, `${name} (${kind}) got a response`);
         }
@@ -131,24 +192,43 @@ describe('transport security', () => {
   });
 
   test('half a TLS setting stops start-up with one line naming the missing file', () => {
-    assert.throws(() => loadConfig({ TLS_CERT_FILE: certs.serverCert }), (error: unknown) => error instanceof ConfigError && /TLS_KEY_FILE/.test(error.message));
-    assert.throws(() => loadConfig({ XDS_TLS_CA_FILE: certs.caCert }), (error: unknown) => error instanceof ConfigError && /XDS_TLS_CA_FILE/.test(error.message));
-    assert.throws(() => loadConfig({ TLS_CERT_FILE: '/nonexistent.pem', TLS_KEY_FILE: certs.serverKey }), /TLS_CERT_FILE="\/nonexistent.pem": expected a readable file/);
+    assert.throws(
+      () => loadConfig({ TLS_CERT_FILE: certs.serverCert }),
+      (error: unknown) => error instanceof ConfigError && /TLS_KEY_FILE/.test(error.message),
+    );
+    assert.throws(
+      () => loadConfig({ XDS_TLS_CA_FILE: certs.caCert }),
+      (error: unknown) => error instanceof ConfigError && /XDS_TLS_CA_FILE/.test(error.message),
+    );
+    assert.throws(
+      () => loadConfig({ TLS_CERT_FILE: '/nonexistent.pem', TLS_KEY_FILE: certs.serverKey }),
+      /TLS_CERT_FILE="\/nonexistent.pem": expected a readable file/,
+    );
   });
 
   describe('read credentials with an open xDS port', () => {
     const READ = { AUTH_READ_TOKENS: 'tok-read-0123456789' };
-    const MUTUAL = () => ({ XDS_TLS_CERT_FILE: certs.serverCert, XDS_TLS_KEY_FILE: certs.serverKey, XDS_TLS_CA_FILE: certs.caCert });
+    const MUTUAL = () => ({
+      XDS_TLS_CERT_FILE: certs.serverCert,
+      XDS_TLS_KEY_FILE: certs.serverKey,
+      XDS_TLS_CA_FILE: certs.caCert,
+    });
 
     test('warn at start-up, naming XDS_TLS_CA_FILE and XDS_ENABLED=false as the fix', async () => {
       const lines: Array<{ level: number; msg: string; fix?: string[] }> = [];
       const sink = new Writable({
         write(chunk: Buffer, _encoding, callback) {
-          for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as (typeof lines)[number]);
+          for (const line of chunk.toString().split('\n').filter(Boolean))
+            lines.push(JSON.parse(line) as (typeof lines)[number]);
           callback();
         },
       });
-      const config = loadConfig({ BACKEND_STORAGE: 'InMemory', XDS_PORT: '0', XDS_LISTEN_ADDRESS: '127.0.0.1', ...READ });
+      const config = loadConfig({
+        BACKEND_STORAGE: 'InMemory',
+        XDS_PORT: '0',
+        XDS_LISTEN_ADDRESS: '127.0.0.1',
+        ...READ,
+      });
       const registry = await composeRegistry(config, pino({ level: 'info' }, sink), { stats: { increment() {} } });
       await registry.close();
       const warnings = lines.filter((line) => line.level === 40);
@@ -158,14 +238,25 @@ describe('transport security', () => {
     });
 
     test('warn too with TLS but no client certificates; not with mutual TLS, the xDS server off, or reads open', () => {
-      const warning = (env: Record<string, string>) => xdsExposureWarning(loadConfig({ BACKEND_STORAGE: 'InMemory', ...env }));
+      const warning = (env: Record<string, string>) =>
+        xdsExposureWarning(loadConfig({ BACKEND_STORAGE: 'InMemory', ...env }));
       assert.match(warning(READ) ?? '', /xDS port 18000 \(plaintext\)/);
-      assert.match(warning({ ...READ, AUTH_READ_TOKENS: '', AUTH_READ_PASSWORD: 'readers-only-please' }) ?? '', /plaintext/);
-      assert.match(warning({ ...READ, XDS_TLS_CERT_FILE: certs.serverCert, XDS_TLS_KEY_FILE: certs.serverKey }) ?? '', /TLS without client certificates/);
+      assert.match(
+        warning({ ...READ, AUTH_READ_TOKENS: '', AUTH_READ_PASSWORD: 'readers-only-please' }) ?? '',
+        /plaintext/,
+      );
+      assert.match(
+        warning({ ...READ, XDS_TLS_CERT_FILE: certs.serverCert, XDS_TLS_KEY_FILE: certs.serverKey }) ?? '',
+        /TLS without client certificates/,
+      );
       assert.equal(warning({ ...READ, ...MUTUAL() }), undefined);
       assert.equal(warning({ ...READ, XDS_ENABLED: 'false' }), undefined);
       assert.equal(warning({}), undefined, 'reads open on HTTP too: nothing extra is exposed');
-      assert.equal(warning({ AUTH_REGISTER_TOKENS: 'tok-register-0123456789', AUTH_ADMIN_PASSWORD: 'operators-only-please' }), undefined, 'write credentials alone leave reads open');
+      assert.equal(
+        warning({ AUTH_REGISTER_TOKENS: 'tok-register-0123456789', AUTH_ADMIN_PASSWORD: 'operators-only-please' }),
+        undefined,
+        'write credentials alone leave reads open',
+      );
     });
   });
 });

@@ -49,7 +49,8 @@ async function readNames(baseUrl: string, prefix: string, count: number, deadlin
           return;
         }
         let batch = '';
-        for (; outstanding < PIPELINE && next < count; outstanding++) batch += `GET /v1/registration/${prefix}-${next++} HTTP/1.1\r\nHost: x\r\n\r\n`;
+        for (; outstanding < PIPELINE && next < count; outstanding++)
+          batch += `GET /v1/registration/${prefix}-${next++} HTTP/1.1\r\nHost: x\r\n\r\n`;
         socket.write(batch);
       };
       socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
@@ -62,7 +63,8 @@ async function readNames(baseUrl: string, prefix: string, count: number, deadlin
           if (headEnd < 0) break;
           const head = pending.toString('latin1', offset, headEnd);
           const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? Number.NaN);
-          if (!Number.isInteger(length)) return socket.destroy(new Error(`no content-length in ${JSON.stringify(head)}`));
+          if (!Number.isInteger(length))
+            return socket.destroy(new Error(`no content-length in ${JSON.stringify(head)}`));
           if (pending.length < headEnd + 4 + length) break;
           if (!head.startsWith('HTTP/1.1 200 ')) return socket.destroy(new Error(`answered ${head.split('\r\n')[0]}`));
           answered++;
@@ -91,7 +93,11 @@ for (const [label, settings] of [
         const deadline = Date.now() + TIME_LIMIT_MS;
         const startedMb = residentMb(pid);
         // The warm-up sets the heap's working size (young generation, code, buffers) before the baseline.
-        assert.equal(await readNames(server.url, 'warm', WARM_UP_NAMES, deadline), WARM_UP_NAMES, 'warm-up finished in time');
+        assert.equal(
+          await readNames(server.url, 'warm', WARM_UP_NAMES, deadline),
+          WARM_UP_NAMES,
+          'warm-up finished in time',
+        );
         const baselineMb = residentMb(pid);
         const started = Date.now();
         const answered = await readNames(server.url, 'stranger', NAMES, deadline);

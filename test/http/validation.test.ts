@@ -44,14 +44,27 @@ describe('heartbeat validation', () => {
     ['tag key longer than 256 characters', { tags: { ...TAGS, ['k'.repeat(257)]: 1 } }, /'tags'.*256 characters/],
     ['auto_ip nonsense', { ip: undefined, auto_ip: 'maybe' }, /auto_ip/],
     ['a tag number JSON cannot write', { tags: '{"az":"a","region":"r","instance_id":"i","n":1e309}' }, /'tags\.n'/],
-    ['a tag nested 6,000 levels (a 12 KB form body)', { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'['.repeat(6000)}${']'.repeat(6000)}}` }, /'tags\.deep'.*nested deeper/],
-    ['a tag object nested 2,000 levels', { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}` }, /'tags\.deep'.*nested deeper/],
+    [
+      'a tag nested 6,000 levels (a 12 KB form body)',
+      { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'['.repeat(6000)}${']'.repeat(6000)}}` },
+      /'tags\.deep'.*nested deeper/,
+    ],
+    [
+      'a tag object nested 2,000 levels',
+      { tags: `{"az":"a","region":"r","instance_id":"i","deep":${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}` },
+      /'tags\.deep'.*nested deeper/,
+    ],
   ];
 
   for (const [name, change, message] of cases) {
     test(`${name}: 400 naming the field, counted as a failure, nothing written`, async () => {
       const before = await snapshotOfGuarded();
-      const response = await register(server.url, 'guarded', { ...valid, ...change, revision: 'changed', ...('revision' in change ? { revision: change.revision } : {}) } as never);
+      const response = await register(server.url, 'guarded', {
+        ...valid,
+        ...change,
+        revision: 'changed',
+        ...('revision' in change ? { revision: change.revision } : {}),
+      } as never);
       assert.equal(response.status, 400);
       assert.equal(response.headers.get('content-type')?.startsWith('application/json'), true);
       const body = (await response.json()) as { error: string };
@@ -78,15 +91,24 @@ describe('heartbeat validation', () => {
     body.append('revision', 'second');
     for (const fastPath of [true, false]) {
       // The query string takes the request past the fast path to the Fastify route.
-      const response = await fetch(`${server.url}/v1/registration/twice${fastPath ? '' : '?'}`, { method: 'POST', body });
+      const response = await fetch(`${server.url}/v1/registration/twice${fastPath ? '' : '?'}`, {
+        method: 'POST',
+        body,
+      });
       assert.equal(response.status, 200);
     }
     const hosts = (await listHosts(server.url, 'twice')).hosts;
-    assert.deepEqual(hosts.map((host) => [host.ip_address, host.revision]), [['10.0.8.1', 'first']]);
+    assert.deepEqual(
+      hosts.map((host) => [host.ip_address, host.revision]),
+      [['10.0.8.1', 'first']],
+    );
   });
 
   test('a percent-escape that is not UTF-8 is stored as U+FFFD, never as its escape text', async () => {
-    for (const [fastPath, ip] of [[true, '10.0.9.1'], [false, '10.0.9.2']] as const) {
+    for (const [fastPath, ip] of [
+      [true, '10.0.9.1'],
+      [false, '10.0.9.2'],
+    ] as const) {
       const body = `ip=${ip}&port=80&revision=r%FFx%E2%82&tags=${encodeURIComponent(JSON.stringify(TAGS))}&service_repo_name=a%zz`;
       const response = await fetch(`${server.url}/v1/registration/escapes${fastPath ? '' : '?'}`, {
         method: 'POST',
@@ -97,7 +119,13 @@ describe('heartbeat validation', () => {
     }
     const hosts = (await listHosts(server.url, 'escapes')).hosts;
     // `%zz` is no escape at all and stays as written, as werkzeug kept it.
-    assert.deepEqual(hosts.map((host) => [host.revision, host.service_repo_name]), [['r\uFFFDx\uFFFD', 'a%zz'], ['r\uFFFDx\uFFFD', 'a%zz']]);
+    assert.deepEqual(
+      hosts.map((host) => [host.revision, host.service_repo_name]),
+      [
+        ['r\uFFFDx\uFFFD', 'a%zz'],
+        ['r\uFFFDx\uFFFD', 'a%zz'],
+      ],
+    );
   });
 
   test('an over-long service name answers 400 naming it', async () => {
@@ -172,7 +200,23 @@ describe('heartbeat validation', () => {
 
 describe('port: an integer written as digits, as the original read it with int()', () => {
   const valid = { ip: '10.0.0.2', port: 9211, revision: 'r1', tags: TAGS };
-  const refusedText = ['Infinity', '-Infinity', '1e309', '1e3', '80.0', '8e1', '0x50', 'NaN', '-80', '0', '65536', '', ' ', '80 80', '1_000'];
+  const refusedText = [
+    'Infinity',
+    '-Infinity',
+    '1e309',
+    '1e3',
+    '80.0',
+    '8e1',
+    '0x50',
+    'NaN',
+    '-80',
+    '0',
+    '65536',
+    '',
+    ' ',
+    '80 80',
+    '1_000',
+  ];
   const refusedJson = ['"Infinity"', '1e309', '-1e309', '"1e3"', '"80.0"', '80.5', 'true', 'null', '{}', '0', '65536'];
 
   for (const fastPaths of [true, false]) {
@@ -189,7 +233,10 @@ describe('port: an integer written as digits, as the original read it with int()
         const response = await fetch(`${server.url}/v1/registration/web`);
         const text = await response.text();
         const body = JSON.parse(text) as { hosts: Array<{ port: unknown; revision: string }> };
-        assert.deepEqual(body.hosts.map((host) => [host.port, host.revision]), [[9211, 'r1']]);
+        assert.deepEqual(
+          body.hosts.map((host) => [host.port, host.revision]),
+          [[9211, 'r1']],
+        );
       }
 
       for (const port of refusedText) {
@@ -215,7 +262,13 @@ describe('port: an integer written as digits, as the original read it with int()
       }
 
       test('digits with the spaces and sign int() accepts are the port they spell', async () => {
-        for (const [port, expected] of [[' 8081', 8081], ['+8082', 8082], ['08083', 8083], ['65535', 65535], ['1', 1]] as const) {
+        for (const [port, expected] of [
+          [' 8081', 8081],
+          ['+8082', 8082],
+          ['08083', 8083],
+          ['65535', 65535],
+          ['1', 1],
+        ] as const) {
           assert.equal((await register(server.url, 'web-accepted', { ...valid, port })).status, 200, port);
           assert.equal((await listHosts(server.url, 'web-accepted')).hosts[0]?.port, expected, port);
         }
@@ -236,10 +289,21 @@ describe('multipart heartbeats', () => {
     const server = await startRegistry();
     try {
       const body = new FormData();
-      for (const [key, value] of [['ip', '10.0.7.1'], ['ip', '10.0.7.2'], ['port', '80'], ['revision', 'first'], ['revision', 'second'], ['tags', JSON.stringify(TAGS)]]) body.append(key as string, value as string);
+      for (const [key, value] of [
+        ['ip', '10.0.7.1'],
+        ['ip', '10.0.7.2'],
+        ['port', '80'],
+        ['revision', 'first'],
+        ['revision', 'second'],
+        ['tags', JSON.stringify(TAGS)],
+      ])
+        body.append(key as string, value as string);
       const response = await fetch(`${server.url}/v1/registration/multipart-twice`, { method: 'POST', body });
       assert.equal(response.status, 200, await response.clone().text());
-      assert.deepEqual((await listHosts(server.url, 'multipart-twice')).hosts.map((host) => [host.ip_address, host.revision]), [['10.0.7.1', 'first']]);
+      assert.deepEqual(
+        (await listHosts(server.url, 'multipart-twice')).hosts.map((host) => [host.ip_address, host.revision]),
+        [['10.0.7.1', 'first']],
+      );
     } finally {
       await server.close();
     }

@@ -76,7 +76,9 @@ describe('DynamoDB calls per store operation', () => {
   });
 
   test('get is one GetItem; listByService and listByRepo are one Query each', async () => {
-    await Promise.all(Array.from({ length: 20 }, (_, i) => store().heartbeat(heartbeatOf({ ip_address: `10.0.0.${i}` }))));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store().heartbeat(heartbeatOf({ ip_address: `10.0.0.${i}` }))),
+    );
     counter.reset();
     await store().get('users', '10.0.0.1');
     assert.deepEqual(counter.taken(), { GetItem: 1 });
@@ -113,7 +115,9 @@ describe('DynamoDB calls per store operation', () => {
   test('a service list pages (more than one Query) only past 1 MB of records', async () => {
     const big = 'x'.repeat(100 * 1024);
     for (let i = 0; i < 12; i++) {
-      await store().heartbeat(heartbeatOf({ ip_address: `10.0.1.${i}`, tags: { az: 'a', region: 'r', instance_id: 'i', blob: big } }));
+      await store().heartbeat(
+        heartbeatOf({ ip_address: `10.0.1.${i}`, tags: { az: 'a', region: 'r', instance_id: 'i', blob: big } }),
+      );
     }
     counter.reset();
     assert.equal((await store().listByService('users')).hosts.length, 12);
@@ -146,7 +150,13 @@ describe('DynamoDB calls per API request', () => {
     registry.app.inject({
       method: 'POST',
       url: '/v1/registration/api',
-      payload: { ip, port: 80, revision: 'r1', service_repo_name: 'api-repo', tags: { az: 'a', region: 'r', instance_id: 'i' } },
+      payload: {
+        ip,
+        port: 80,
+        revision: 'r1',
+        service_repo_name: 'api-repo',
+        tags: { az: 'a', region: 'r', instance_id: 'i' },
+      },
     });
 
   test('POST /v1/registration/:service (heartbeat) is one UpdateItem and no read', async () => {
@@ -172,7 +182,9 @@ describe('DynamoDB calls per API request', () => {
     clock.advance(601_000);
     await register('10.2.0.4');
     counter.reset();
-    const body = (await registry.app.inject({ url: '/v1/registration/api' })).json<{ hosts: { ip_address: string }[] }>();
+    const body = (await registry.app.inject({ url: '/v1/registration/api' })).json<{
+      hosts: { ip_address: string }[];
+    }>();
     assert.ok(!body.hosts.some((host) => host.ip_address === '10.2.0.3'));
     const taken = counter.taken();
     assert.equal(taken.Query, 1);
@@ -189,14 +201,21 @@ describe('DynamoDB calls per API request', () => {
     });
     assert.equal(weight.statusCode, 204);
     assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
-    assert.equal((await registry.app.inject({ method: 'DELETE', url: '/v1/registration/api/10.2.0.5' })).statusCode, 200);
+    assert.equal(
+      (await registry.app.inject({ method: 'DELETE', url: '/v1/registration/api/10.2.0.5' })).statusCode,
+      200,
+    );
     assert.deepEqual(counter.taken(), { DeleteItem: 1 });
   });
 
   test('a weight for every host of a service is one Query and one UpdateItem per live host', async () => {
     const before = (await opened.store.listByService('api')).hosts.length;
     counter.reset();
-    const weight = await registry.app.inject({ method: 'POST', url: '/v1/loadbalancing/api', payload: { load_balancing_weight: 9 } });
+    const weight = await registry.app.inject({
+      method: 'POST',
+      url: '/v1/loadbalancing/api',
+      payload: { load_balancing_weight: 9 },
+    });
     assert.equal(weight.statusCode, 204);
     const taken = counter.taken();
     assert.equal(taken.Query, 1);

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { heartbeatForm, runDiscoveryToExit, startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
+import {
+  heartbeatForm,
+  runDiscoveryToExit,
+  startDiscovery,
+  type DiscoveryProcess,
+} from '../helpers/discovery-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const DEFAULTS = { APPLICATION_ENV: 'development' }; // BACKEND_STORAGE defaults to DynamoDB, DYNAMODB_URL to empty
@@ -15,7 +20,10 @@ async function hostsOf(discovery: DiscoveryProcess, service: string): Promise<st
 }
 
 async function register(discovery: DiscoveryProcess, service: string, ip: string): Promise<void> {
-  const response = await fetch(`${discovery.url}/v1/registration/${service}`, { method: 'POST', body: heartbeatForm(ip) });
+  const response = await fetch(`${discovery.url}/v1/registration/${service}`, {
+    method: 'POST',
+    body: heartbeatForm(ip),
+  });
   assert.equal(response.status, 200, await response.text());
 }
 

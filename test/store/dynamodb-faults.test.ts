@@ -20,7 +20,9 @@ const ANSWER_BOUND_MS = REQUEST_TIMEOUT_MS + 5000;
 const STALE_READ_MAX_SECONDS = 300;
 
 /** A loopback HTTP server that answers every DynamoDB call as `respond` says. */
-async function fakeEndpoint(respond: (res: http.ServerResponse) => void): Promise<{ endpoint: string; close(): Promise<void> }> {
+async function fakeEndpoint(
+  respond: (res: http.ServerResponse) => void,
+): Promise<{ endpoint: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => respond(res));
@@ -50,14 +52,24 @@ async function rejectsWithin<T>(promise: Promise<T>, boundMs: number): Promise<u
 
 /** A store on a fake endpoint, giving up on each call after `requestTimeoutMs`. */
 function storeOn(endpoint: string, requestTimeoutMs: number): DynamoDbHostStore {
-  return new DynamoDbHostStore({ client: testClient(endpoint, requestTimeoutMs), tableName: 'hosts', hostTtlSeconds: 600, requestTimeoutMs });
+  return new DynamoDbHostStore({
+    client: testClient(endpoint, requestTimeoutMs),
+    tableName: 'hosts',
+    hostTtlSeconds: 600,
+    requestTimeoutMs,
+  });
 }
 
 describe('DynamoDB faults at the store', () => {
   test('throttling answers become StorageUnavailableError after the SDK retries', async () => {
     const throttling = await fakeEndpoint((res) => {
       res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
-      res.end(JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }));
+      res.end(
+        JSON.stringify({
+          __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException',
+          message: 'Rate of requests exceeds the allowed throughput.',
+        }),
+      );
     });
     // Room for the SDK's three attempts with its throttling back-off (under 3 s in all), so the
     // failure reported is the throttling itself rather than the overall timeout.
@@ -68,7 +80,9 @@ describe('DynamoDB faults at the store', () => {
       assert.ok(error instanceof StorageUnavailableError, String(error));
       assert.equal(error.statusCode, 503);
       assert.match(error.message, /ThrottlingException/);
-      assert.ok((await rejectsWithin(store.listByService('users'), timeoutMs + 5000)) instanceof StorageUnavailableError);
+      assert.ok(
+        (await rejectsWithin(store.listByService('users'), timeoutMs + 5000)) instanceof StorageUnavailableError,
+      );
     } finally {
       await store.close();
       await throttling.close();
@@ -100,7 +114,10 @@ describe('DynamoDB faults at the store', () => {
       const refused = await rejectsWithin(opened.store.heartbeat(heartbeatOf()), ANSWER_BOUND_MS);
       assert.ok(refused instanceof StorageUnavailableError);
       assert.match(refused.message, /UpdateItem: ECONNREFUSED/);
-      assert.ok((await rejectsWithin(opened.store.get('users', '10.0.0.1'), ANSWER_BOUND_MS)) instanceof StorageUnavailableError);
+      assert.ok(
+        (await rejectsWithin(opened.store.get('users', '10.0.0.1'), ANSWER_BOUND_MS)) instanceof
+          StorageUnavailableError,
+      );
       server = await startDynalite(dir.path, server.port);
       assert.equal((await opened.store.get('users', '10.0.0.1'))?.ip_address, '10.0.0.1');
     } finally {
@@ -122,8 +139,15 @@ describe('DynamoDB outage seen through the API', () => {
     dir = await tempDir();
     server = await startDynalite(dir.path);
     opened = await openStore(server.endpoint, { requestTimeoutMs: REQUEST_TIMEOUT_MS });
-    const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB', STALE_READ_MAX_SECONDS: String(STALE_READ_MAX_SECONDS) }, process.cwd());
-    registry = await composeRegistry(config, pino({ level: 'silent' }), { store: opened.store, clock, stats: { increment() {} } });
+    const config = loadConfig(
+      { BACKEND_STORAGE: 'DynamoDB', STALE_READ_MAX_SECONDS: String(STALE_READ_MAX_SECONDS) },
+      process.cwd(),
+    );
+    registry = await composeRegistry(config, pino({ level: 'silent' }), {
+      store: opened.store,
+      clock,
+      stats: { increment() {} },
+    });
   });
   after(async () => {
     await registry.close();
@@ -136,9 +160,16 @@ describe('DynamoDB outage seen through the API', () => {
     registry.app.inject({
       method: 'POST',
       url: '/v1/registration/users',
-      payload: { ip, port: 80, revision: 'r1', service_repo_name: 'users-repo', tags: { az: 'a', region: 'r', instance_id: 'i' } },
+      payload: {
+        ip,
+        port: 80,
+        revision: 'r1',
+        service_repo_name: 'users-repo',
+        tags: { az: 'a', region: 'r', instance_id: 'i' },
+      },
     });
-  const ips = (body: string) => (JSON.parse(body) as { hosts: { ip_address: string }[] }).hosts.map((host) => host.ip_address);
+  const ips = (body: string) =>
+    (JSON.parse(body) as { hosts: { ip_address: string }[] }).hosts.map((host) => host.ip_address);
 
   test('writes answer 503 JSON, reads serve the last list marked stale, and all recovers when DynamoDB returns', async () => {
     assert.equal((await register('10.0.0.1')).statusCode, 200);
@@ -169,8 +200,15 @@ describe('DynamoDB outage seen through the API', () => {
 
     const neverRead = await registry.app.inject({ url: '/v1/registration/orders' });
     assert.equal(neverRead.statusCode, 503);
-    assert.equal((await registry.app.inject({ method: 'DELETE', url: '/v1/registration/users/10.0.0.1' })).statusCode, 503);
-    const weight = await registry.app.inject({ method: 'POST', url: '/v1/loadbalancing/users/10.0.0.1', payload: { load_balancing_weight: 5 } });
+    assert.equal(
+      (await registry.app.inject({ method: 'DELETE', url: '/v1/registration/users/10.0.0.1' })).statusCode,
+      503,
+    );
+    const weight = await registry.app.inject({
+      method: 'POST',
+      url: '/v1/loadbalancing/users/10.0.0.1',
+      payload: { load_balancing_weight: 5 },
+    });
     assert.equal(weight.statusCode, 503);
 
     server = await startDynalite(dir.path, server.port);
@@ -201,7 +239,9 @@ describe('DynamoDB outage seen through the API', () => {
  * A loopback proxy to `target` that, while `holdUpdates` is set, forwards each UpdateItem (so the
  * write lands) but never passes its answer back: a write that times out after it was applied.
  */
-async function answerLosingProxy(target: string): Promise<{ endpoint: string; holdUpdates: boolean; held: number; close(): Promise<void> }> {
+async function answerLosingProxy(
+  target: string,
+): Promise<{ endpoint: string; holdUpdates: boolean; held: number; close(): Promise<void> }> {
   const targetUrl = new URL(target);
   const state = { holdUpdates: false, held: 0 };
   const server = http.createServer((req, res) => {
@@ -239,8 +279,18 @@ describe('DynamoDB: a heartbeat that timed out after it was stored', () => {
     const proxy = await answerLosingProxy(dynalite.endpoint);
     const opened = await openStore(proxy.endpoint, { requestTimeoutMs: REQUEST_TIMEOUT_MS });
     const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB' }, process.cwd());
-    const registry = await composeRegistry(config, pino({ level: 'silent' }), { store: opened.store, clock: new ManualClock(), stats: { increment() {} } });
-    const heartbeat = { ip: '10.0.0.7', port: 80, revision: 'r1', service_repo_name: 'users-repo', tags: { az: 'a', region: 'r', instance_id: 'i', role: 'web' } };
+    const registry = await composeRegistry(config, pino({ level: 'silent' }), {
+      store: opened.store,
+      clock: new ManualClock(),
+      stats: { increment() {} },
+    });
+    const heartbeat = {
+      ip: '10.0.0.7',
+      port: 80,
+      revision: 'r1',
+      service_repo_name: 'users-repo',
+      tags: { az: 'a', region: 'r', instance_id: 'i', role: 'web' },
+    };
     const send = () => registry.app.inject({ method: 'POST', url: '/v1/registration/retried', payload: heartbeat });
     try {
       proxy.holdUpdates = true;

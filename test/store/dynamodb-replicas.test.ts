@@ -17,7 +17,10 @@ async function ipsOf(discovery: DiscoveryProcess, service: string): Promise<stri
 
 /** The status, and the body when it is not 200 (so a failure names its cause). */
 async function register(discovery: DiscoveryProcess, service: string, ip: string): Promise<string> {
-  const response = await fetch(`${discovery.url}/v1/registration/${service}`, { method: 'POST', body: heartbeatForm(ip) });
+  const response = await fetch(`${discovery.url}/v1/registration/${service}`, {
+    method: 'POST',
+    body: heartbeatForm(ip),
+  });
   const body = await response.text();
   return response.status === 200 ? '200' : `${response.status} ${body}`;
 }
@@ -73,18 +76,30 @@ describe('many discovery replicas over one DynamoDB table', () => {
     assert.deepEqual(await ipsOf(a, 'orders'), []);
   });
 
-  test('a caching replica shows another replica\'s write within CACHE_TTL', async () => {
+  test("a caching replica shows another replica's write within CACHE_TTL", async () => {
     assert.deepEqual(await ipsOf(cached, 'billing'), []); // now cached as empty
     assert.equal(await register(a, 'billing', '10.0.0.9'), '200');
-    await eventually(async () => (await ipsOf(cached, 'billing')).includes('10.0.0.9'), PROPAGATION_BOUND_MS, 'write seen by the caching replica');
+    await eventually(
+      async () => (await ipsOf(cached, 'billing')).includes('10.0.0.9'),
+      PROPAGATION_BOUND_MS,
+      'write seen by the caching replica',
+    );
   });
 
   test(`${HEARTBEATS} concurrent heartbeats of distinct hosts spread over both replicas lose nothing`, async () => {
     const ips = Array.from({ length: HEARTBEATS }, (_, index) => `10.5.${Math.floor(index / 250)}.${index % 250}`);
     const statuses = await Promise.all(ips.map((ip, index) => register(index % 2 === 0 ? a : b, 'fleet', ip)));
     const failed = statuses.filter((status) => status !== '200');
-    const logs = [a, b].flatMap((discovery) => [...discovery.stdout, ...discovery.stderr].filter((line) => !line.includes('"level":30') || line.includes('shutting down')));
-    assert.deepEqual(failed.slice(0, 3), [], `${failed.length} failed; replica log lines above info:\n${logs.slice(0, 20).join('\n')}`);
+    const logs = [a, b].flatMap((discovery) =>
+      [...discovery.stdout, ...discovery.stderr].filter(
+        (line) => !line.includes('"level":30') || line.includes('shutting down'),
+      ),
+    );
+    assert.deepEqual(
+      failed.slice(0, 3),
+      [],
+      `${failed.length} failed; replica log lines above info:\n${logs.slice(0, 20).join('\n')}`,
+    );
     const expected = [...ips].sort();
     assert.deepEqual((await ipsOf(a, 'fleet')).sort(), expected);
     assert.deepEqual((await ipsOf(b, 'fleet')).sort(), expected);

@@ -21,7 +21,9 @@ function recordingLog(): Log & { lines: string[] } {
  * A loopback TCP relay in front of dynalite that counts how many connections are open at once,
  * so the client's socket bound is observed on the wire.
  */
-async function countingRelay(targetPort: number): Promise<{ endpoint: string; peak(): number; close(): Promise<void> }> {
+async function countingRelay(
+  targetPort: number,
+): Promise<{ endpoint: string; peak(): number; close(): Promise<void> }> {
   let open = 0;
   let peak = 0;
   const sockets = new Set<net.Socket>();
@@ -98,9 +100,15 @@ describe('item layout', () => {
   test('tags are attributes of their own, a host without repo has no repo attribute, and expires_at is check-in + HOST_TTL + margin', async () => {
     const opened = await openStore(server.endpoint, { hostTtlSeconds: 600 });
     try {
-      await opened.store.heartbeat(heartbeatOf({ service_repo_name: '', tags: { az: 'a', region: 'r', instance_id: 'i', n: 1 } }));
+      await opened.store.heartbeat(
+        heartbeatOf({ service_repo_name: '', tags: { az: 'a', region: 'r', instance_id: 'i', n: 1 } }),
+      );
       const { Item } = await opened.client.send(
-        new GetItemCommand({ TableName: opened.tableName, Key: { service: { S: 'users' }, ip_address: { S: '10.0.0.1' } }, ConsistentRead: true }),
+        new GetItemCommand({
+          TableName: opened.tableName,
+          Key: { service: { S: 'users' }, ip_address: { S: '10.0.0.1' } },
+          ConsistentRead: true,
+        }),
       );
       assert.ok(Item);
       assert.equal(Item.service_repo_name, undefined);
@@ -132,7 +140,9 @@ describe('connection pool', () => {
       requestTimeoutMs: 10_000,
     });
     try {
-      await Promise.all(Array.from({ length: 60 }, (_, i) => store.heartbeat(heartbeatOf({ ip_address: `10.3.0.${i}` }))));
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) => store.heartbeat(heartbeatOf({ ip_address: `10.3.0.${i}` }))),
+      );
       assert.equal((await store.listByService('users')).hosts.length, 60);
       assert.ok(relay.peak() >= 1 && relay.peak() <= poolSize, `peak ${relay.peak()} connections`);
     } finally {

@@ -20,7 +20,8 @@ async function startOver(files: { journal?: string | Buffer; snapshot?: string |
   const open = () => FileHostStore.open({ directory: dir.path, fsync: false, log });
   const served = async (store: FileHostStore) =>
     (await store.listByService('users')).hosts.map((each) => each.ip_address).sort();
-  const warnings = () => log.lines.filter((line) => line.level === 'warn').map((line) => `${line.msg} ${JSON.stringify(line.obj)}`);
+  const warnings = () =>
+    log.lines.filter((line) => line.level === 'warn').map((line) => `${line.msg} ${JSON.stringify(line.obj)}`);
   return { dir, log, open, served, warnings };
 }
 
@@ -35,11 +36,19 @@ async function assertRecovered(
   assert.deepEqual(await subject.served(store), expectedIps);
   const warnings = subject.warnings();
   assert.ok(warnings.length > 0, 'the recovery is logged as a warning');
-  for (const pattern of warningPatterns) assert.ok(warnings.some((warning) => pattern.test(warning)), `a warning matches ${pattern}: ${warnings.join(' | ')}`);
+  for (const pattern of warningPatterns)
+    assert.ok(
+      warnings.some((warning) => pattern.test(warning)),
+      `a warning matches ${pattern}: ${warnings.join(' | ')}`,
+    );
   const names = await readdir(subject.dir.path);
   const damaged = names.filter((name) => name.startsWith('hosts.journal.damaged-'));
   assert.equal(damaged.length, 1, `the damaged journal is kept aside: ${names.join(', ')}`);
-  assert.deepEqual(await readFile(path.join(subject.dir.path, damaged[0]!)), Buffer.from(files.journal), 'the kept copy is the damaged file as it was');
+  assert.deepEqual(
+    await readFile(path.join(subject.dir.path, damaged[0]!)),
+    Buffer.from(files.journal),
+    'the kept copy is the damaged file as it was',
+  );
   // Later appends land after good lines only, and the next start finds nothing to recover.
   await store.heartbeat(host(200));
   await store.close();
@@ -61,23 +70,37 @@ async function assertRefused(files: { journal?: string; snapshot?: string }, pat
     return true;
   });
   assert.deepEqual((await readdir(subject.dir.path)).sort(), before, 'no file was added or removed');
-  if (files.snapshot !== undefined) assert.equal(await readFile(path.join(subject.dir.path, 'hosts.json'), 'utf8'), files.snapshot);
-  if (files.journal !== undefined) assert.equal(await readFile(path.join(subject.dir.path, 'hosts.journal'), 'utf8'), files.journal);
+  if (files.snapshot !== undefined)
+    assert.equal(await readFile(path.join(subject.dir.path, 'hosts.json'), 'utf8'), files.snapshot);
+  if (files.journal !== undefined)
+    assert.equal(await readFile(path.join(subject.dir.path, 'hosts.journal'), 'utf8'), files.journal);
   await subject.dir.remove();
 }
 
 describe('InFile: a damaged journal is recovered up to its good lines', () => {
   test('a bad line in the middle is named and skipped; the lines after it are kept', async () => {
-    await assertRecovered({ journal: put(1) + 'this is not json\n' + put(3) }, ['10.0.0.1', '10.0.0.3'], [/hosts\.journal/, /line 2\b/, /byte 2\d\d\b/]);
+    await assertRecovered(
+      { journal: put(1) + 'this is not json\n' + put(3) },
+      ['10.0.0.1', '10.0.0.3'],
+      [/hosts\.journal/, /line 2\b/, /byte 2\d\d\b/],
+    );
   });
 
   test('a torn line followed by more lines: the record glued after the tear is kept too', async () => {
     const torn = put(2).slice(0, 60);
-    await assertRecovered({ journal: put(1) + torn + put(3) + put(4) }, ['10.0.0.1', '10.0.0.3', '10.0.0.4'], [/line 2\b/]);
+    await assertRecovered(
+      { journal: put(1) + torn + put(3) + put(4) },
+      ['10.0.0.1', '10.0.0.3', '10.0.0.4'],
+      [/line 2\b/],
+    );
   });
 
   test('a NUL-filled line (blocks allocated but never written before a crash) is skipped', async () => {
-    await assertRecovered({ journal: put(1) + '\0'.repeat(180) + '\n' + put(3) }, ['10.0.0.1', '10.0.0.3'], [/line 2\b/]);
+    await assertRecovered(
+      { journal: put(1) + '\0'.repeat(180) + '\n' + put(3) },
+      ['10.0.0.1', '10.0.0.3'],
+      [/line 2\b/],
+    );
   });
 
   test('a NUL-filled tail is dropped with a warning', async () => {
@@ -97,9 +120,28 @@ describe('InFile: a damaged journal is recovered up to its good lines', () => {
     const noTags = `${JSON.stringify({ put: { ...host(7), tags: null } })}\n`;
     const badDelete = `${JSON.stringify({ del: ['users'] })}\n`;
     await assertRecovered(
-      { journal: put(1) + 'null\n' + '{}\n' + '{"put":{"service":"users"}}\n' + badPort + noTags + badDelete + '[1,2]\n' + put(9) },
+      {
+        journal:
+          put(1) +
+          'null\n' +
+          '{}\n' +
+          '{"put":{"service":"users"}}\n' +
+          badPort +
+          noTags +
+          badDelete +
+          '[1,2]\n' +
+          put(9),
+      },
       ['10.0.0.1', '10.0.0.9'],
-      [/line 2\b.*null/, /line 3\b/, /line 4\b.*ip_address/, /line 5\b.*port/, /line 6\b.*tags/, /line 7\b.*del/, /line 8\b/],
+      [
+        /line 2\b.*null/,
+        /line 3\b/,
+        /line 4\b.*ip_address/,
+        /line 5\b.*port/,
+        /line 6\b.*tags/,
+        /line 7\b.*del/,
+        /line 8\b/,
+      ],
     );
   });
 
@@ -118,7 +160,12 @@ describe('InFile: a damaged snapshot refuses to start, with instructions', () =>
 
   test('a truncated snapshot', async () => {
     const whole = JSON.stringify([host(1), host(2), host(3)]);
-    await assertRefused({ snapshot: whole.slice(0, whole.length - 40), journal }, [/hosts\.json/, new RegExp(`byte ${whole.length - 40}\\b`), /expected/, instructions]);
+    await assertRefused({ snapshot: whole.slice(0, whole.length - 40), journal }, [
+      /hosts\.json/,
+      new RegExp(`byte ${whole.length - 40}\\b`),
+      /expected/,
+      instructions,
+    ]);
   });
 
   test('an empty snapshot never starts as an empty registry', async () => {
@@ -128,7 +175,11 @@ describe('InFile: a damaged snapshot refuses to start, with instructions', () =>
   test('a snapshot with a bad byte in the middle names its offset', async () => {
     const whole = JSON.stringify([host(1), host(2)]);
     const at = whole.indexOf('},{') + 1; // the comma between the two records
-    await assertRefused({ snapshot: whole.slice(0, at) + '#' + whole.slice(at + 1), journal }, [/hosts\.json/, new RegExp(`byte ${at}\\b`), instructions]);
+    await assertRefused({ snapshot: whole.slice(0, at) + '#' + whole.slice(at + 1), journal }, [
+      /hosts\.json/,
+      new RegExp(`byte ${at}\\b`),
+      instructions,
+    ]);
   });
 
   for (const [name, snapshot] of [
@@ -150,7 +201,10 @@ describe('InFile: a damaged snapshot refuses to start, with instructions', () =>
     const subject = await startOver({ snapshot: '\uFEFF' + JSON.stringify([host(1)]), journal: put(2) });
     const store = await subject.open();
     assert.deepEqual(await subject.served(store), ['10.0.0.1', '10.0.0.2']);
-    assert.ok(subject.warnings().some((warning) => /hosts\.json.*byte-order mark/.test(warning)), subject.warnings().join(' | '));
+    assert.ok(
+      subject.warnings().some((warning) => /hosts\.json.*byte-order mark/.test(warning)),
+      subject.warnings().join(' | '),
+    );
     await store.close();
     await subject.dir.remove();
   });

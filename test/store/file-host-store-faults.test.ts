@@ -16,7 +16,8 @@ async function assertJournalWhole(directory: string): Promise<number> {
   const text = await readFile(path.join(directory, 'hosts.journal'), 'utf8');
   assert.ok(text === '' || text.endsWith('\n'), 'the journal ends with a complete line');
   const lines = text.split('\n').filter(Boolean);
-  for (const [index, line] of lines.entries()) assert.doesNotThrow(() => JSON.parse(line), `journal line ${index + 1} is whole: ${line.slice(0, 80)}`);
+  for (const [index, line] of lines.entries())
+    assert.doesNotThrow(() => JSON.parse(line), `journal line ${index + 1} is whole: ${line.slice(0, 80)}`);
   return lines.length;
 }
 
@@ -26,7 +27,9 @@ describe('InFile on a failing disk', () => {
     const disk = new FakeDisk();
     disk.shortWrites = true;
     const store = await FileHostStore.open({ directory: dir.path, fsync: false, fs: disk, compactAfterEntries: 15 });
-    await Promise.all(Array.from({ length: 10 }, (_, index) => store.heartbeat(heartbeatOf({ ip_address: ip(index) }))));
+    await Promise.all(
+      Array.from({ length: 10 }, (_, index) => store.heartbeat(heartbeatOf({ ip_address: ip(index) }))),
+    );
     for (let index = 10; index < 20; index++) await store.heartbeat(heartbeatOf({ ip_address: ip(index) }));
     await store.close();
     await assertJournalWhole(dir.path);
@@ -58,7 +61,11 @@ describe('InFile on a failing disk', () => {
       assert.equal(await target.get('users', ip(5)), undefined, 'a new host answered 503 is not served');
       assert.equal((await target.get('users', ip(0)))?.revision, 'r1', 'a heartbeat answered 503 is not served');
       assert.notEqual(await target.get('users', ip(1)), undefined, 'a DELETE answered 503 leaves the host served');
-      assert.equal((await target.get('users', ip(2)))?.tags.load_balancing_weight, undefined, 'a weight answered 503 is not served');
+      assert.equal(
+        (await target.get('users', ip(2)))?.tags.load_balancing_weight,
+        undefined,
+        'a weight answered 503 is not served',
+      );
       assert.notEqual(await target.get('users', ip(3)), undefined, 'an expiry answered 503 leaves the host served');
     };
     await servedNow(store);
@@ -69,7 +76,11 @@ describe('InFile on a failing disk', () => {
     const reopened = await FileHostStore.open({ directory: dir.path, fsync: false, log });
     await servedNow(reopened);
     assert.equal((await reopened.listByService('users')).hosts.length, 6);
-    assert.deepEqual(log.lines.filter((line) => line.level === 'warn'), [], 'nothing to recover on start');
+    assert.deepEqual(
+      log.lines.filter((line) => line.level === 'warn'),
+      [],
+      'nothing to recover on start',
+    );
     await reopened.close();
     await dir.remove();
   });
@@ -83,15 +94,25 @@ describe('InFile on a failing disk', () => {
     disk.free = 50;
     disk.failTruncates = true;
     await assert.rejects(store.heartbeat(heartbeatOf({ ip_address: ip(1) })), StorageUnavailableError);
-    assert.ok(log.lines.some((line) => line.level === 'error'), 'the failed cut is logged');
+    assert.ok(
+      log.lines.some((line) => line.level === 'error'),
+      'the failed cut is logged',
+    );
     disk.free = Number.POSITIVE_INFINITY;
-    await assert.rejects(store.heartbeat(heartbeatOf({ ip_address: ip(2) })), StorageUnavailableError, 'no append follows the torn bytes');
+    await assert.rejects(
+      store.heartbeat(heartbeatOf({ ip_address: ip(2) })),
+      StorageUnavailableError,
+      'no append follows the torn bytes',
+    );
     disk.failTruncates = false;
     await store.heartbeat(heartbeatOf({ ip_address: ip(3) }));
     await store.close();
     assert.equal(await assertJournalWhole(dir.path), 2);
     const reopened = await FileHostStore.open({ directory: dir.path, fsync: false });
-    assert.deepEqual((await reopened.listByService('users')).hosts.map((host) => host.ip_address).sort(), [ip(0), ip(3)]);
+    assert.deepEqual((await reopened.listByService('users')).hosts.map((host) => host.ip_address).sort(), [
+      ip(0),
+      ip(3),
+    ]);
     await reopened.close();
     await dir.remove();
   });
@@ -132,7 +153,13 @@ describe('InFile on a failing disk', () => {
       const dir = await tempDir();
       const disk = new FakeDisk();
       const log = recordingLog();
-      const store = await FileHostStore.open({ directory: dir.path, fsync: true, fs: disk, compactAfterEntries: 10, log });
+      const store = await FileHostStore.open({
+        directory: dir.path,
+        fsync: true,
+        fs: disk,
+        compactAfterEntries: 10,
+        log,
+      });
       for (let index = 0; index < 10; index++) await store.heartbeat(heartbeatOf({ ip_address: ip(index) }));
       const journalBefore = await readFile(path.join(dir.path, 'hosts.journal'), 'utf8');
       if (fault === 'disk full') disk.failWritesTo = /hosts\.json/;
@@ -141,11 +168,25 @@ describe('InFile on a failing disk', () => {
       const result = await store.heartbeat(heartbeatOf({ ip_address: ip(10) }));
       assert.equal(result.current.ip_address, ip(10), 'the write was durable, so it is answered');
       assert.equal((await store.listByService('users')).hosts.length, 11);
-      await assert.rejects(readFile(path.join(dir.path, 'hosts.json')), { code: 'ENOENT' }, 'no snapshot replaced the (absent) old one');
+      await assert.rejects(
+        readFile(path.join(dir.path, 'hosts.json')),
+        { code: 'ENOENT' },
+        'no snapshot replaced the (absent) old one',
+      );
       const journalAfter = await readFile(path.join(dir.path, 'hosts.journal'), 'utf8');
-      assert.ok(journalAfter.startsWith(journalBefore) && journalAfter.split('\n').filter(Boolean).length === 11, 'the journal is intact');
-      assert.deepEqual((await readdir(dir.path)).filter((name) => name.includes('tmp')), [], 'no temporary file is left');
-      assert.ok(log.lines.some((line) => line.level === 'error' || line.level === 'warn'), 'the failed compaction is logged');
+      assert.ok(
+        journalAfter.startsWith(journalBefore) && journalAfter.split('\n').filter(Boolean).length === 11,
+        'the journal is intact',
+      );
+      assert.deepEqual(
+        (await readdir(dir.path)).filter((name) => name.includes('tmp')),
+        [],
+        'no temporary file is left',
+      );
+      assert.ok(
+        log.lines.some((line) => line.level === 'error' || line.level === 'warn'),
+        'the failed compaction is logged',
+      );
       // Space returns: a later write compacts.
       disk.failWritesTo = undefined;
       disk.free = Number.POSITIVE_INFINITY;
@@ -229,77 +270,101 @@ async function smallDisk(directory: string) {
 }
 
 describe('InFile on a full disk, end to end', () => {
-  test('a heartbeat storm into a full disk loses no acknowledged write, serves no failed one, and restarts', { timeout: 60_000 }, async (t) => {
-    const dir = await tempDir();
-    const disk = await smallDisk(dir.path);
-    const log = recordingLog();
-    // Compaction first comes due in the second round, when the disk is nearly full.
-    const options = { directory: path.join(dir.path, 'infile'), fsync: true, compactAfterEntries: 400, fs: disk.fs, log };
-    let store = await FileHostStore.open(options);
-    t.after(async () => {
-      await store.close().catch(() => undefined);
-      disk.unmount();
-      await dir.remove();
-    });
-    const hosts = 60;
-    /** What the store must serve for each host: the revision of its last acknowledged write, or undefined when deleted. */
-    const expected = new Map<string, string | undefined>();
-    for (let index = 0; index < 300; index++) {
-      const revision = `seed-${index}`;
-      await store.heartbeat(heartbeatOf({ ip_address: ip(index % hosts), revision }));
-      expected.set(ip(index % hosts), revision);
-    }
-    const check = async (target: FileHostStore, when: string) => {
-      const wrong: string[] = [];
-      for (const [address, revision] of expected) {
-        const served = (await target.get('users', address))?.revision;
-        if (served !== revision) wrong.push(`${address}: expected ${revision ?? 'no host'}, served ${served ?? 'no host'}`);
+  test(
+    'a heartbeat storm into a full disk loses no acknowledged write, serves no failed one, and restarts',
+    { timeout: 60_000 },
+    async (t) => {
+      const dir = await tempDir();
+      const disk = await smallDisk(dir.path);
+      const log = recordingLog();
+      // Compaction first comes due in the second round, when the disk is nearly full.
+      const options = {
+        directory: path.join(dir.path, 'infile'),
+        fsync: true,
+        compactAfterEntries: 400,
+        fs: disk.fs,
+        log,
+      };
+      let store = await FileHostStore.open(options);
+      t.after(async () => {
+        await store.close().catch(() => undefined);
+        disk.unmount();
+        await dir.remove();
+      });
+      const hosts = 60;
+      /** What the store must serve for each host: the revision of its last acknowledged write, or undefined when deleted. */
+      const expected = new Map<string, string | undefined>();
+      for (let index = 0; index < 300; index++) {
+        const revision = `seed-${index}`;
+        await store.heartbeat(heartbeatOf({ ip_address: ip(index % hosts), revision }));
+        expected.set(ip(index % hosts), revision);
       }
-      assert.deepEqual(wrong, [], `${when} (${disk.kind}): ${wrong.length} hosts differ from their last acknowledged write`);
-    };
-    await disk.fill(40 * 1024);
-    let acknowledged = 0;
-    let failed = 0;
-    const started = Date.now();
-    for (let round = 0; round < 30 && Date.now() - started < 30_000; round++) {
-      const outcomes = await Promise.allSettled(
-        Array.from({ length: hosts }, (_, index) => {
-          const address = ip(index);
-          const revision = `round-${round}-${index}`;
-          const write =
-            round % 5 === 4 && index % 6 === 0
-              ? store.delete('users', address).then(() => undefined)
-              : store.heartbeat(heartbeatOf({ ip_address: address, revision })).then(() => revision);
-          return write.then((value) => ({ address, value }));
-        }),
-      );
-      for (const outcome of outcomes) {
-        if (outcome.status === 'fulfilled') {
-          acknowledged++;
-          expected.set(outcome.value.address, outcome.value.value);
-        } else {
-          failed++;
-          assert.ok(outcome.reason instanceof StorageUnavailableError, String(outcome.reason));
+      const check = async (target: FileHostStore, when: string) => {
+        const wrong: string[] = [];
+        for (const [address, revision] of expected) {
+          const served = (await target.get('users', address))?.revision;
+          if (served !== revision)
+            wrong.push(`${address}: expected ${revision ?? 'no host'}, served ${served ?? 'no host'}`);
         }
+        assert.deepEqual(
+          wrong,
+          [],
+          `${when} (${disk.kind}): ${wrong.length} hosts differ from their last acknowledged write`,
+        );
+      };
+      await disk.fill(40 * 1024);
+      let acknowledged = 0;
+      let failed = 0;
+      const started = Date.now();
+      for (let round = 0; round < 30 && Date.now() - started < 30_000; round++) {
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: hosts }, (_, index) => {
+            const address = ip(index);
+            const revision = `round-${round}-${index}`;
+            const write =
+              round % 5 === 4 && index % 6 === 0
+                ? store.delete('users', address).then(() => undefined)
+                : store.heartbeat(heartbeatOf({ ip_address: address, revision })).then(() => revision);
+            return write.then((value) => ({ address, value }));
+          }),
+        );
+        for (const outcome of outcomes) {
+          if (outcome.status === 'fulfilled') {
+            acknowledged++;
+            expected.set(outcome.value.address, outcome.value.value);
+          } else {
+            failed++;
+            assert.ok(outcome.reason instanceof StorageUnavailableError, String(outcome.reason));
+          }
+        }
+        await check(store, `round ${round}`);
       }
-      await check(store, `round ${round}`);
-    }
-    const failedCompactions = log.lines.filter((line) => /new snapshot/.test(line.msg)).length;
-    t.diagnostic(`${disk.kind}: ${acknowledged} writes acknowledged, ${failed} answered as failed, ${failedCompactions} compactions failed`);
-    assert.ok(acknowledged > 0 && failed > 0, `the disk filled during the storm (${acknowledged} acknowledged, ${failed} failed)`);
-    await store.close();
-    store = await FileHostStore.open(options);
-    await check(store, 'restarted on the full disk');
-    await disk.release();
-    for (let index = 0; index < hosts; index++) {
-      const revision = `after-${index}`;
-      await store.heartbeat(heartbeatOf({ ip_address: ip(index), revision }));
-      expected.set(ip(index), revision);
-    }
-    await store.close();
-    store = await FileHostStore.open(options);
-    await check(store, 'restarted once space returned');
-    await store.close();
-    assert.deepEqual(log.lines.filter((line) => line.level === 'warn' && /damaged|recovered/.test(line.msg)), [], 'no start found damage');
-  });
+      const failedCompactions = log.lines.filter((line) => /new snapshot/.test(line.msg)).length;
+      t.diagnostic(
+        `${disk.kind}: ${acknowledged} writes acknowledged, ${failed} answered as failed, ${failedCompactions} compactions failed`,
+      );
+      assert.ok(
+        acknowledged > 0 && failed > 0,
+        `the disk filled during the storm (${acknowledged} acknowledged, ${failed} failed)`,
+      );
+      await store.close();
+      store = await FileHostStore.open(options);
+      await check(store, 'restarted on the full disk');
+      await disk.release();
+      for (let index = 0; index < hosts; index++) {
+        const revision = `after-${index}`;
+        await store.heartbeat(heartbeatOf({ ip_address: ip(index), revision }));
+        expected.set(ip(index), revision);
+      }
+      await store.close();
+      store = await FileHostStore.open(options);
+      await check(store, 'restarted once space returned');
+      await store.close();
+      assert.deepEqual(
+        log.lines.filter((line) => line.level === 'warn' && /damaged|recovered/.test(line.msg)),
+        [],
+        'no start found damage',
+      );
+    },
+  );
 });

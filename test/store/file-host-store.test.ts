@@ -8,7 +8,14 @@ import { tempDir } from '../helpers/temp-dir.js';
 
 async function openIn(directory: string, remove: () => Promise<void>, compactAfterEntries?: number) {
   const store = await FileHostStore.open({ directory, fsync: false, compactAfterEntries });
-  return { store, directory, dispose: async () => { await store.close(); await remove(); } };
+  return {
+    store,
+    directory,
+    dispose: async () => {
+      await store.close();
+      await remove();
+    },
+  };
 }
 
 hostStoreContract('InFile', {
@@ -48,13 +55,17 @@ describe('InFile crash safety', () => {
     const store = await FileHostStore.open({ directory: dir.path, fsync: true, compactAfterEntries: 50 });
     for (let round = 0; round < 3; round++) {
       await Promise.all(
-        Array.from({ length: 40 }, (_, index) => store.heartbeat(heartbeatOf({ ip_address: `10.0.1.${index}`, revision: `r${round}` }))),
+        Array.from({ length: 40 }, (_, index) =>
+          store.heartbeat(heartbeatOf({ ip_address: `10.0.1.${index}`, revision: `r${round}` })),
+        ),
       );
     }
     await store.close();
     const snapshot = JSON.parse(await readFile(path.join(dir.path, 'hosts.json'), 'utf8')) as unknown[];
     assert.ok(snapshot.length > 0, 'a snapshot was written');
-    const journalLines = (await readFile(path.join(dir.path, 'hosts.journal'), 'utf8')).split('\n').filter(Boolean).length;
+    const journalLines = (await readFile(path.join(dir.path, 'hosts.journal'), 'utf8'))
+      .split('\n')
+      .filter(Boolean).length;
     assert.ok(journalLines < 120, `journal was truncated (${journalLines} lines left)`);
     const reopened = await FileHostStore.open({ directory: dir.path, fsync: false });
     const { hosts } = await reopened.listByService('users');

@@ -60,7 +60,13 @@ hostStoreContract('plugin loaded from APPLICATION_DIR/plugins', {
   async open() {
     const dir = await pluginDir('mapstore', { 'index.mjs': MAP_PLUGIN });
     const store = await createStore(loadConfig({ BACKEND_STORAGE: 'mapstore', APPLICATION_DIR: dir.path }), log);
-    return { store, dispose: async () => { await store.close(); await dir.remove(); } };
+    return {
+      store,
+      dispose: async () => {
+        await store.close();
+        await dir.remove();
+      },
+    };
   },
 });
 
@@ -69,25 +75,36 @@ describe('plugin loading', () => {
     const dir = await pluginDir('viamain', { 'package.json': '{"main": "lib/store.mjs"}' });
     await mkdir(path.join(dir.path, 'plugins', 'viamain', 'lib'));
     await writeFile(path.join(dir.path, 'plugins', 'viamain', 'lib', 'store.mjs'), MAP_PLUGIN);
-    const store = (await createStore(loadConfig({ BACKEND_STORAGE: 'viamain', APPLICATION_DIR: dir.path }), log)) as unknown as { pluginSawDir: string };
+    const store = (await createStore(
+      loadConfig({ BACKEND_STORAGE: 'viamain', APPLICATION_DIR: dir.path }),
+      log,
+    )) as unknown as { pluginSawDir: string };
     assert.equal(store.pluginSawDir, dir.path);
     await dir.remove();
   });
 
   test('a missing plugin folder stops start-up with a clear error', async () => {
     const dir = await tempDir();
-    await assert.rejects(createStore(loadConfig({ BACKEND_STORAGE: 'absent', APPLICATION_DIR: dir.path }), log), (error: unknown) => {
-      assert.ok(error instanceof ConfigError);
-      assert.match(error.message, /BACKEND_STORAGE="absent"/);
-      return true;
-    });
+    await assert.rejects(
+      createStore(loadConfig({ BACKEND_STORAGE: 'absent', APPLICATION_DIR: dir.path }), log),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /BACKEND_STORAGE="absent"/);
+        return true;
+      },
+    );
     await dir.remove();
   });
 
   test('a plugin missing interface methods is refused, naming them', async () => {
-    const dir = await pluginDir('partial', { 'index.js': 'export default () => ({ async get() {}, async close() {} });' });
+    const dir = await pluginDir('partial', {
+      'index.js': 'export default () => ({ async get() {}, async close() {} });',
+    });
     await writeFile(path.join(dir.path, 'plugins', 'partial', 'package.json'), '{"type": "module"}');
-    await assert.rejects(createStore(loadConfig({ BACKEND_STORAGE: 'partial', APPLICATION_DIR: dir.path }), log), /missing heartbeat, listByService/);
+    await assert.rejects(
+      createStore(loadConfig({ BACKEND_STORAGE: 'partial', APPLICATION_DIR: dir.path }), log),
+      /missing heartbeat, listByService/,
+    );
     await dir.remove();
   });
 });

@@ -20,11 +20,15 @@ describe('settings', () => {
     assert.equal(config.statsd.host, 'localhost');
     assert.equal(config.statsd.port, 8125);
     assert.equal(config.trustedProxyHops, 1);
-    assert.deepEqual(config.autoIpAllowedRanges.map(([range, bits]) => `${range.toString()}/${bits}`), ['192.168.0.0/16']);
+    assert.deepEqual(
+      config.autoIpAllowedRanges.map(([range, bits]) => `${range.toString()}/${bits}`),
+      ['192.168.0.0/16'],
+    );
   });
 
   test('booleans parse as booleans: false, 0 and no are false', () => {
-    for (const word of ['false', 'False', '0', 'no', 'off']) assert.equal(loadConfig({ DEBUG: word }).debug, false, word);
+    for (const word of ['false', 'False', '0', 'no', 'off'])
+      assert.equal(loadConfig({ DEBUG: word }).debug, false, word);
     for (const word of ['true', 'TRUE', '1', 'yes', 'on']) assert.equal(loadConfig({ DEBUG: word }).debug, true, word);
     assert.equal(loadConfig({ DYNAMODB_CREATE_TABLES_IN_APP: 'true' }).dynamodb.createTablesInApp, true);
   });

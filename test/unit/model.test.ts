@@ -36,7 +36,15 @@ describe('model rules', () => {
 });
 
 describe('hostProblem: what any stored record must meet to be served', () => {
-  const good = { service: 'web', ip_address: '10.0.0.1', port: 80, revision: 'r', service_repo_name: '', last_check_in: '2026-12-01 10:00:00.000000', tags: { az: 'a', nested: { list: [1, 'two', null, true] } } };
+  const good = {
+    service: 'web',
+    ip_address: '10.0.0.1',
+    port: 80,
+    revision: 'r',
+    service_repo_name: '',
+    last_check_in: '2026-12-01 10:00:00.000000',
+    tags: { az: 'a', nested: { list: [1, 'two', null, true] } },
+  };
 
   test('a valid record has no problem', () => {
     assert.equal(hostProblem(good), undefined);
@@ -52,7 +60,8 @@ describe('hostProblem: what any stored record must meet to be served', () => {
   });
 
   test('numbers JSON cannot write and values that are not data are problems', () => {
-    for (const port of [Infinity, -Infinity, Number.NaN, 0, 65536, 80.5, '80']) assert.match(hostProblem({ ...good, port }) ?? '', /'port'/, String(port));
+    for (const port of [Infinity, -Infinity, Number.NaN, 0, 65536, 80.5, '80'])
+      assert.match(hostProblem({ ...good, port }) ?? '', /'port'/, String(port));
     for (const value of [Infinity, Number.NaN, 1n, undefined, () => 1, Symbol('s'), new Date(0), new Map()]) {
       assert.ok(hostProblem({ ...good, tags: { value } }) !== undefined, String(value));
     }
@@ -63,7 +72,15 @@ describe('routingChanged on records from elsewhere', () => {
   test('tags nested far deeper than a heartbeat may send are compared without overflowing the stack', () => {
     let deep: unknown = 1;
     for (let level = 0; level < 100_000; level++) deep = [deep];
-    const host = { service: 'web', ip_address: '10.0.0.1', port: 80, revision: 'r', service_repo_name: '', last_check_in: '2026-12-01 10:00:00.000000', tags: { deep } };
+    const host = {
+      service: 'web',
+      ip_address: '10.0.0.1',
+      port: 80,
+      revision: 'r',
+      service_repo_name: '',
+      last_check_in: '2026-12-01 10:00:00.000000',
+      tags: { deep },
+    };
     assert.equal(routingChanged(host, { ...host, tags: { deep } }), false);
     assert.equal(routingChanged(host, { ...host, tags: { deep: [deep] } }), true);
   });

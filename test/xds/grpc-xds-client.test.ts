@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
-import { deregister, register, startBackend, startRegistry, waitFor, who, type RunningRegistry } from '../helpers/xds.js';
+import {
+  deregister,
+  register,
+  startBackend,
+  startRegistry,
+  waitFor,
+  who,
+  type RunningRegistry,
+} from '../helpers/xds.js';
 
 /** Short, so the expiry test waits seconds, not minutes. */
 const HOST_TTL_SECONDS = 2;
@@ -46,7 +54,13 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
       for (const ip of alive) heartbeat(ip).catch(() => undefined);
     }, HEARTBEAT_MS);
     process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: `127.0.0.1:${running.xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+      xds_servers: [
+        {
+          server_uri: `127.0.0.1:${running.xdsPort}`,
+          channel_creds: [{ type: 'insecure' }],
+          server_features: ['xds_v3'],
+        },
+      ],
       node: { id: 'grpc-xds-client-test', cluster: 'tests', locality: { region: 'region-1', zone: 'az-1' } },
     });
     grpcXds.register();
@@ -65,12 +79,19 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
       alive.add(ip);
     }
     client = new grpc.Client(`xds:///${SERVICE}`, grpc.credentials.createInsecure());
-    await waitFor('calls to reach 127.0.0.2 and 127.0.0.3', async () => {
-      const names = await reached(10);
-      return names.has('127.0.0.2') && names.has('127.0.0.3');
-    }, 20_000);
+    await waitFor(
+      'calls to reach 127.0.0.2 and 127.0.0.3',
+      async () => {
+        const names = await reached(10);
+        return names.has('127.0.0.2') && names.has('127.0.0.3');
+      },
+      20_000,
+    );
     const clients = (await (await fetch(`${running.httpUrl}/v1/xds/clients`)).json()) as {
-      clients: { node: { id: string } | null; resources: { type_url: string; resource_names: string[]; up_to_date: boolean }[] }[];
+      clients: {
+        node: { id: string } | null;
+        resources: { type_url: string; resource_names: string[]; up_to_date: boolean }[];
+      }[];
     };
     const ours = clients.clients.find((entry) => entry.node?.id === 'grpc-xds-client-test');
     assert.ok(ours, 'the admin view lists the client by node id');
@@ -105,6 +126,9 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
       },
       HOST_TTL_SECONDS * 1000 + 10_000,
     );
-    assert.ok(Date.now() - stoppedAt >= HOST_TTL_SECONDS * 1000 - HEARTBEAT_MS, 'the host was not dropped before it expired');
+    assert.ok(
+      Date.now() - stoppedAt >= HOST_TTL_SECONDS * 1000 - HEARTBEAT_MS,
+      'the host was not dropped before it expired',
+    );
   });
 });

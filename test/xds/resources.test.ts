@@ -48,7 +48,11 @@ describe('xDS resources from hosts', () => {
     );
     assert.equal(cla.cluster_name, 'users');
     assert.deepEqual(
-      cla.endpoints.map((locality: any) => [locality.locality.region, locality.locality.zone, locality.load_balancing_weight.value]),
+      cla.endpoints.map((locality: any) => [
+        locality.locality.region,
+        locality.locality.zone,
+        locality.load_balancing_weight.value,
+      ]),
       [
         ['us-east-1', 'us-east-1a', 1],
         ['us-east-1', 'us-east-1b', 15],
@@ -56,7 +60,11 @@ describe('xDS resources from hosts', () => {
     );
     const [, zoneB] = cla.endpoints;
     assert.deepEqual(
-      zoneB.lb_endpoints.map((lb: any) => [lb.endpoint.address.socket_address.address, lb.endpoint.address.socket_address.port_value, lb.load_balancing_weight.value]),
+      zoneB.lb_endpoints.map((lb: any) => [
+        lb.endpoint.address.socket_address.address,
+        lb.endpoint.address.socket_address.port_value,
+        lb.load_balancing_weight.value,
+      ]),
       [
         ['10.0.0.1', 9000, 10],
         ['10.0.0.3', 9000, 5],
@@ -66,7 +74,10 @@ describe('xDS resources from hosts', () => {
 
   test('a host without a valid weight gets weight 1', () => {
     for (const weight of [undefined, 0, 101, 'heavy', 2.5]) {
-      const cla = clusterLoadAssignment('users', snapshot([host('10.0.0.1', { load_balancing_weight: weight })])) as any;
+      const cla = clusterLoadAssignment(
+        'users',
+        snapshot([host('10.0.0.1', { load_balancing_weight: weight })]),
+      ) as any;
       assert.equal(cla.endpoints[0].lb_endpoints[0].load_balancing_weight.value, 1, `weight ${String(weight)}`);
     }
   });
@@ -74,7 +85,14 @@ describe('xDS resources from hosts', () => {
   test('canary hosts carry filter_metadata["envoy.lb"].canary = true; others no metadata', () => {
     const cla = decoded(
       TYPE_URL.clusterLoadAssignment,
-      toResource(TYPE_URL.clusterLoadAssignment, 'users', clusterLoadAssignment('users', snapshot([host('10.0.0.1', { canary: true }), host('10.0.0.2', { canary: false })]))).body,
+      toResource(
+        TYPE_URL.clusterLoadAssignment,
+        'users',
+        clusterLoadAssignment(
+          'users',
+          snapshot([host('10.0.0.1', { canary: true }), host('10.0.0.2', { canary: false })]),
+        ),
+      ).body,
     );
     const [canary, regular] = cla.endpoints[0].lb_endpoints;
     assert.deepEqual(canary.metadata.filter_metadata['envoy.lb'].fields.canary, { boolValue: true, kind: 'boolValue' });
@@ -82,13 +100,21 @@ describe('xDS resources from hosts', () => {
   });
 
   test('no hosts: an assignment with no endpoints', () => {
-    const cla = decoded(TYPE_URL.clusterLoadAssignment, toResource(TYPE_URL.clusterLoadAssignment, 'users', clusterLoadAssignment('users', snapshot([]))).body);
+    const cla = decoded(
+      TYPE_URL.clusterLoadAssignment,
+      toResource(TYPE_URL.clusterLoadAssignment, 'users', clusterLoadAssignment('users', snapshot([]))).body,
+    );
     assert.equal(cla.cluster_name, 'users');
     assert.deepEqual(cla.endpoints ?? [], []);
   });
 
   test('versions come from content: equal content, equal version; a weight change, a new one', () => {
-    const build = (weight: number) => toResource(TYPE_URL.clusterLoadAssignment, 'users', clusterLoadAssignment('users', snapshot([host('10.0.0.1', { load_balancing_weight: weight })])));
+    const build = (weight: number) =>
+      toResource(
+        TYPE_URL.clusterLoadAssignment,
+        'users',
+        clusterLoadAssignment('users', snapshot([host('10.0.0.1', { load_balancing_weight: weight })])),
+      );
     assert.equal(build(3).version, build(3).version);
     assert.notEqual(build(3).version, build(4).version);
   });
@@ -114,7 +140,13 @@ describe('xDS resources from hosts', () => {
 
   test('names that cannot be services are unknown resources', () => {
     assert.equal(isServiceName('users'), true);
-    for (const name of ['', 'xdstp://authority/envoy.config.listener.v3.Listener/users', 'a/b', 'x'.repeat(257), 'bad\nname']) {
+    for (const name of [
+      '',
+      'xdstp://authority/envoy.config.listener.v3.Listener/users',
+      'a/b',
+      'x'.repeat(257),
+      'bad\nname',
+    ]) {
       assert.equal(isServiceName(name), false, JSON.stringify(name));
     }
   });

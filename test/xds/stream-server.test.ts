@@ -37,7 +37,12 @@ class RecordingTransport {
   }
 }
 
-function request(typeUrl: string, names: string[], previous?: DiscoveryResponse, extra: Partial<DiscoveryRequest> = {}): DiscoveryRequest {
+function request(
+  typeUrl: string,
+  names: string[],
+  previous?: DiscoveryResponse,
+  extra: Partial<DiscoveryRequest> = {},
+): DiscoveryRequest {
   return {
     type_url: typeUrl,
     resource_names: names,
@@ -54,10 +59,14 @@ function endpointsOf(response: DiscoveryResponse): Record<string, string[]> {
   for (const resource of response.resources) {
     const cla = type.toObject(type.decode(resource.body)) as {
       cluster_name: string;
-      endpoints?: { lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[] }[];
+      endpoints?: {
+        lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[];
+      }[];
     };
     out[cla.cluster_name] = (cla.endpoints ?? []).flatMap((locality) =>
-      (locality.lb_endpoints ?? []).map((lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`),
+      (locality.lb_endpoints ?? []).map(
+        (lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`,
+      ),
     );
   }
   return out;
@@ -70,7 +79,9 @@ describe('xDS state-of-the-world stream protocol', () => {
   let server: XdsStreamServer;
   let stats: CountingStats;
 
-  function setUp(options: { clock?: Clock; hostTtlSeconds?: number; pollIntervalMs?: number; maxWatchedNames?: number } = {}) {
+  function setUp(
+    options: { clock?: Clock; hostTtlSeconds?: number; pollIntervalMs?: number; maxWatchedNames?: number } = {},
+  ) {
     store = new MemoryHostStore();
     stats = new CountingStats();
     const log = pino({ level: 'silent' });
@@ -181,7 +192,12 @@ describe('xDS state-of-the-world stream protocol', () => {
     await heartbeat('users', '10.0.0.2');
     await waitFor('a push', () => transport.sent.length === 2, 2000, 5);
     const rejected = transport.last();
-    await stream.receive(request(EDS, ['users'], rejected, { version_info: good.version_info, error_detail: { code: 3, message: 'bad endpoint' } }));
+    await stream.receive(
+      request(EDS, ['users'], rejected, {
+        version_info: good.version_info,
+        error_detail: { code: 3, message: 'bad endpoint' },
+      }),
+    );
     await settle();
     assert.equal(transport.sent.length, 2, 'a NACK is not answered with the same content');
     assert.equal(stats.counts.get('xds.nack'), 1);
@@ -218,7 +234,11 @@ describe('xDS state-of-the-world stream protocol', () => {
     await stream.receive(request(EDS, ['users']));
     await stream.receive(request(EDS, ['users', 'orders'], transport.last()));
     assert.equal(transport.sent.length, 2);
-    assert.deepEqual(endpointsOf(transport.last()), { orders: ['10.0.1.1:8080'] }, 'EDS sends only what the client lacks');
+    assert.deepEqual(
+      endpointsOf(transport.last()),
+      { orders: ['10.0.1.1:8080'] },
+      'EDS sends only what the client lacks',
+    );
     await stream.receive(request(EDS, ['users'], transport.last()));
     assert.equal(transport.sent.length, 2, 'dropping a name needs no EDS response');
     await stream.receive(request(EDS, ['users', 'orders'], transport.last()));
@@ -231,9 +251,15 @@ describe('xDS state-of-the-world stream protocol', () => {
     const { stream, transport } = open();
     await stream.receive(request(LDS, ['users']));
     await stream.receive(request(LDS, ['users', 'orders'], transport.last()));
-    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['orders', 'users']);
+    assert.deepEqual(
+      transport.last().resources.map((resource) => resource.name),
+      ['orders', 'users'],
+    );
     await stream.receive(request(CDS, ['users']));
-    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+    assert.deepEqual(
+      transport.last().resources.map((resource) => resource.name),
+      ['users'],
+    );
   });
 
   test('unknown resource names are never sent', async () => {
@@ -241,7 +267,10 @@ describe('xDS state-of-the-world stream protocol', () => {
     const { stream, transport } = open();
     const unknown = 'xdstp://example/envoy.config.listener.v3.Listener/users';
     await stream.receive(request(LDS, [unknown, 'users']));
-    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+    assert.deepEqual(
+      transport.last().resources.map((resource) => resource.name),
+      ['users'],
+    );
     await stream.receive(request(EDS, [unknown]));
     assert.deepEqual(transport.last().resources, [], 'answered, with nothing');
     assert.deepEqual(cache.watchedServices(), [], 'an unknown name is not watched');
@@ -251,15 +280,24 @@ describe('xDS state-of-the-world stream protocol', () => {
     await heartbeat('users', '10.0.0.1');
     const { stream, transport } = open();
     await stream.receive(request(CDS, []));
-    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+    assert.deepEqual(
+      transport.last().resources.map((resource) => resource.name),
+      ['users'],
+    );
     await stream.receive(request(CDS, [], transport.last()));
     await heartbeat('orders', '10.0.1.1');
     await waitFor('the new service to be pushed', () => transport.sent.length === 2, 2000, 5);
-    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['orders', 'users']);
+    assert.deepEqual(
+      transport.last().resources.map((resource) => resource.name),
+      ['orders', 'users'],
+    );
     assert.equal(server.clients()[0]?.resources[0]?.wildcard, true);
     await hostService.deregister('orders', '10.0.1.1');
     await waitFor('the emptied service to be dropped', () => transport.sent.length === 3, 2000, 5);
-    assert.deepEqual(transport.last().resources.map((resource) => resource.name), ['users']);
+    assert.deepEqual(
+      transport.last().resources.map((resource) => resource.name),
+      ['users'],
+    );
   });
 
   test('a client that disconnects leaves no watch behind', async () => {

@@ -5,7 +5,14 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 describe('xDS settings', () => {
   test('defaults: enabled on port 18000, the HTTP listen address, a 1 s poll', () => {
     const { xds } = loadConfig({ LISTEN_ADDRESS: '127.0.0.1' });
-    assert.deepEqual(xds, { enabled: true, port: 18000, listenAddress: '127.0.0.1', pollIntervalMs: 1000, wildcardPollIntervalMs: 30_000, tls: undefined });
+    assert.deepEqual(xds, {
+      enabled: true,
+      port: 18000,
+      listenAddress: '127.0.0.1',
+      pollIntervalMs: 1000,
+      wildcardPollIntervalMs: 30_000,
+      tls: undefined,
+    });
   });
 
   test('XDS_PORT=0 picks a free port; XDS_ENABLED=false turns the gRPC server off', () => {
@@ -23,7 +30,11 @@ describe('xDS settings', () => {
       ['XDS_WILDCARD_POLL_INTERVAL_MS', '1.5'],
       ['XDS_ENABLED', 'maybe'],
     ] as const) {
-      assert.throws(() => loadConfig({ [name]: value }), (error: unknown) => error instanceof ConfigError && error.message.includes(name), `${name}=${value}`);
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(name),
+        `${name}=${value}`,
+      );
     }
   });
 });
@@ -31,7 +42,14 @@ describe('xDS settings', () => {
 describe('a bench smoke run', () => {
   test('the xDS benchmark completes on a tiny load', { timeout: 60_000 }, async () => {
     const { runXdsBench } = await import('../../bench/xds-latency.js');
-    const result = await runXdsBench({ changes: 3, streams: 5, services: 3, fanoutChanges: 2, streamsPerChannel: 2, timeoutMs: 30_000 });
+    const result = await runXdsBench({
+      changes: 3,
+      streams: 5,
+      services: 3,
+      fanoutChanges: 2,
+      streamsPerChannel: 2,
+      timeoutMs: 30_000,
+    });
     assert.equal(result.latency.count, 3);
     assert.equal(result.fanout.count, 2);
   });

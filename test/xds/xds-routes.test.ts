@@ -11,7 +11,9 @@ import { register, startRegistry, type RunningRegistry } from '../helpers/xds.js
 function decodeJsonResponse(json: unknown) {
   const protos = xdsProtos();
   const plain = messageFromJson(protos.discoveryResponse, json);
-  const message = protos.discoveryResponse.toObject(protos.discoveryResponse.fromObject(plain), { defaults: true }) as WireResponse;
+  const message = protos.discoveryResponse.toObject(protos.discoveryResponse.fromObject(plain), {
+    defaults: true,
+  }) as WireResponse;
   return message;
 }
 
@@ -26,10 +28,18 @@ describe('REST xDS and the clients admin view', { timeout: 30_000 }, () => {
   after(async () => running?.close());
 
   const post = (body: unknown) =>
-    running.registry.app.inject({ method: 'POST', url: '/v3/discovery:endpoints', payload: body as Record<string, unknown> });
+    running.registry.app.inject({
+      method: 'POST',
+      url: '/v3/discovery:endpoints',
+      payload: body as Record<string, unknown>,
+    });
 
   test('POST /v3/discovery:endpoints answers a proto3-JSON DiscoveryResponse with the gRPC ClusterLoadAssignment', async () => {
-    const response = await post({ node: { id: 'envoy-rest', cluster: 'edge' }, resourceNames: ['users'], typeUrl: TYPE_URL.clusterLoadAssignment });
+    const response = await post({
+      node: { id: 'envoy-rest', cluster: 'edge' },
+      resourceNames: ['users'],
+      typeUrl: TYPE_URL.clusterLoadAssignment,
+    });
     assert.equal(response.statusCode, 200);
     const json = response.json() as Record<string, any>;
     assert.equal(json.typeUrl, TYPE_URL.clusterLoadAssignment);
@@ -40,16 +50,30 @@ describe('REST xDS and the clients admin view', { timeout: 30_000 }, () => {
     const decoded = decodeJsonResponse(json);
     assert.equal(decoded.resources.length, 1);
     const fromGrpc = await running.registry.xds.cache.endpoints('users');
-    assert.deepEqual(Buffer.from(decoded.resources[0]!.value), Buffer.from(fromGrpc.body), 'the same bytes as the gRPC server sends');
+    assert.deepEqual(
+      Buffer.from(decoded.resources[0]!.value),
+      Buffer.from(fromGrpc.body),
+      'the same bytes as the gRPC server sends',
+    );
     assert.equal(decoded.version_info, json.versionInfo);
   });
 
   test('a request whose version_info is already current gets 304', async () => {
-    const first = (await post({ resource_names: ['users'], type_url: TYPE_URL.clusterLoadAssignment })).json() as { versionInfo: string };
-    const again = await post({ version_info: first.versionInfo, resource_names: ['users'], type_url: TYPE_URL.clusterLoadAssignment });
+    const first = (await post({ resource_names: ['users'], type_url: TYPE_URL.clusterLoadAssignment })).json() as {
+      versionInfo: string;
+    };
+    const again = await post({
+      version_info: first.versionInfo,
+      resource_names: ['users'],
+      type_url: TYPE_URL.clusterLoadAssignment,
+    });
     assert.equal(again.statusCode, 304);
     await register(running.httpUrl, 'users', '10.0.0.3', 9000);
-    const changed = await post({ version_info: first.versionInfo, resource_names: ['users'], type_url: TYPE_URL.clusterLoadAssignment });
+    const changed = await post({
+      version_info: first.versionInfo,
+      resource_names: ['users'],
+      type_url: TYPE_URL.clusterLoadAssignment,
+    });
     assert.equal(changed.statusCode, 200);
     assert.notEqual((changed.json() as { versionInfo: string }).versionInfo, first.versionInfo);
   });
@@ -94,7 +118,9 @@ describe('REST xDS and the clients admin view', { timeout: 30_000 }, () => {
     });
     let entry: any;
     for (let attempt = 0; attempt < 50; attempt++) {
-      const view = (await running.registry.app.inject({ method: 'GET', url: '/v1/xds/clients' })).json() as { clients: any[] };
+      const view = (await running.registry.app.inject({ method: 'GET', url: '/v1/xds/clients' })).json() as {
+        clients: any[];
+      };
       entry = view.clients.find((candidate) => candidate.node?.id === 'envoy-7');
       if (entry?.resources.find((r: any) => r.type_url === TYPE_URL.cluster)?.nack_count === 1) break;
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -111,7 +111,8 @@ async function pollServices(current) {
 function renderServices(body) {
   let html = '';
   for (const s of body.services) {
-    const deploying = s.revisions > 1 ? '<span class="badge" title="more than one revision is live">deploying</span>' : '';
+    const deploying =
+      s.revisions > 1 ? '<span class="badge" title="more than one revision is live">deploying</span>' : '';
     html +=
       `<tr><td><a href="#/service/${encodeURIComponent(s.service)}">${escapeHtml(s.service)}</a></td>` +
       `<td class="num">${numberFormat.format(s.hosts)}</td>` +
@@ -122,11 +123,15 @@ function renderServices(body) {
   const shown = body.services.length;
   const noun = body.total === 1 ? 'service' : 'services';
   $('services-count').textContent =
-    shown < body.total ? `Showing ${numberFormat.format(shown)} of ${numberFormat.format(body.total)} ${noun}` : `${numberFormat.format(body.total)} ${noun}`;
+    shown < body.total
+      ? `Showing ${numberFormat.format(shown)} of ${numberFormat.format(body.total)} ${noun}`
+      : `${numberFormat.format(body.total)} ${noun}`;
   $('services-more').hidden = body.next_cursor === null;
   const empty = $('services-empty');
   empty.hidden = shown > 0;
-  empty.textContent = state.filter ? `No service matches “${state.filter}”.` : 'No services yet. Services appear here when their hosts heartbeat.';
+  empty.textContent = state.filter
+    ? `No service matches “${state.filter}”.`
+    : 'No services yet. Services appear here when their hosts heartbeat.';
 }
 
 function showServices() {
@@ -193,11 +198,15 @@ function renderService(name, hosts) {
   const counts = new Map();
   for (const host of hosts) counts.set(host.revision, (counts.get(host.revision) ?? 0) + 1);
   const revisions = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  const colour = new Map(revisions.map(([revision], index) => [revision, `rev-${Math.min(index, REVISION_COLOURS - 1)}`]));
+  const colour = new Map(
+    revisions.map(([revision], index) => [revision, `rev-${Math.min(index, REVISION_COLOURS - 1)}`]),
+  );
 
   const canaries = hosts.filter((host) => host.tags.canary === true).length;
   const parts = [`${numberFormat.format(hosts.length)} ${hosts.length === 1 ? 'host' : 'hosts'}`];
-  parts.push(`${revisions.length} ${revisions.length === 1 ? 'revision' : 'revisions'}${revisions.length > 1 ? ' (deploy in progress)' : ''}`);
+  parts.push(
+    `${revisions.length} ${revisions.length === 1 ? 'revision' : 'revisions'}${revisions.length > 1 ? ' (deploy in progress)' : ''}`,
+  );
   if (canaries > 0) parts.push(`${canaries} canary`);
   parts.push(`HOST_TTL ${ttl} s`);
   $('service-summary').textContent = parts.join(' · ');
@@ -223,7 +232,9 @@ function renderService(name, hosts) {
   let html = '';
   for (const host of hosts) {
     const tags = host.tags;
-    const address = host.ip_address.includes(':') ? `[${host.ip_address}]:${host.port}` : `${host.ip_address}:${host.port}`;
+    const address = host.ip_address.includes(':')
+      ? `[${host.ip_address}]:${host.port}`
+      : `${host.ip_address}:${host.port}`;
     const age = (now - parseCheckIn(host.last_check_in)) / 1000;
     const weight = tags.load_balancing_weight ?? '—';
     html +=

@@ -27,7 +27,9 @@ export async function createDynamoDbStore(config: Config, log: Log): Promise<Hos
     try {
       embedded = await startEmbeddedDynamoDb({ directory: dataDirectory });
     } catch (error) {
-      throw new ConfigError(`could not start the embedded DynamoDB-compatible store in ${dataDirectory}: ${describe(error)}`);
+      throw new ConfigError(
+        `could not start the embedded DynamoDB-compatible store in ${dataDirectory}: ${describe(error)}`,
+      );
     }
     endpoint = embedded.endpoint;
   }
@@ -85,7 +87,12 @@ async function checkAwsSettings(client: DynamoDBClient): Promise<void> {
 
 /** The embedded store's table set-up is part of its one start-up line, so its own lines go to debug. */
 function quiet(log: Log): Log {
-  return { debug: log.debug.bind(log), info: log.debug.bind(log), warn: log.warn.bind(log), error: log.error.bind(log) };
+  return {
+    debug: log.debug.bind(log),
+    info: log.debug.bind(log),
+    warn: log.warn.bind(log),
+    error: log.error.bind(log),
+  };
 }
 
 function describe(error: unknown): string {

@@ -189,7 +189,11 @@ export class DynamoDbHostStore implements HostStore {
   async delete(service: string, ipAddress: string): Promise<Host | undefined> {
     const output = await this.send('DeleteItem', (abortSignal) =>
       this.documents.send(
-        new DeleteCommand({ TableName: this.tableName, Key: { service, ip_address: ipAddress }, ReturnValues: 'ALL_OLD' }),
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { service, ip_address: ipAddress },
+          ReturnValues: 'ALL_OLD',
+        }),
         { abortSignal },
       ),
     );
@@ -219,7 +223,11 @@ export class DynamoDbHostStore implements HostStore {
   }
 
   /** One conditional UpdateItem naming only tag attributes, so a concurrent heartbeat's fields survive. */
-  async updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
+  async updateTags(
+    service: string,
+    ipAddress: string,
+    tags: Readonly<Record<string, unknown>>,
+  ): Promise<Host | undefined> {
     const names: Record<string, string> = { '#service': 'service' };
     const values: Record<string, unknown> = {};
     const sets = tagAssignments(tags, names, values);
@@ -296,15 +304,20 @@ export class DynamoDbHostStore implements HostStore {
     if (name === 'ValidationException') {
       // Every request field is validated far inside DynamoDB's limits before it gets here, so this
       // is a table that does not match our schema or a bug: a 500, not a reason for clients to retry.
-      return new Error(`DynamoDB rejected ${operation} on table '${this.tableName}': ${(error as Error).message}`, { cause: error });
+      return new Error(`DynamoDB rejected ${operation} on table '${this.tableName}': ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     const code = (error as { code?: unknown }).code;
     let reason = name;
     if (pastDeadline) reason = `no answer within ${this.requestTimeoutMs} ms`;
-    else if (name === 'TimeoutError') reason = 'timed out'; // one attempt's connect or answer took too long
+    else if (name === 'TimeoutError')
+      reason = 'timed out'; // one attempt's connect or answer took too long
     else if (typeof code === 'string' && code !== '') reason = code; // ECONNREFUSED says more than its class name
     // The client sees the operation and the kind of failure; addresses and details go to the log via `cause`.
-    return new StorageUnavailableError(`Storage unavailable (DynamoDB ${operation}: ${reason}); retry later.`, { cause: error });
+    return new StorageUnavailableError(`Storage unavailable (DynamoDB ${operation}: ${reason}); retry later.`, {
+      cause: error,
+    });
   }
 
   private expiresAt(lastCheckIn: string): number {
@@ -316,7 +329,11 @@ export class DynamoDbHostStore implements HostStore {
 }
 
 /** `SET` clauses for each tag as its own attribute, with names and values added to the maps. */
-function tagAssignments(tags: Readonly<HostTags>, names: Record<string, string>, values: Record<string, unknown>): string[] {
+function tagAssignments(
+  tags: Readonly<HostTags>,
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+): string[] {
   const sets: string[] = [];
   let index = 0;
   for (const [key, value] of Object.entries(tags)) {

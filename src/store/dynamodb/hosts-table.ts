@@ -34,7 +34,10 @@ export async function ensureHostsTable(client: DynamoDBClient, tableName: string
     }
   }
   if (table?.TableStatus !== 'ACTIVE') {
-    await waitUntilTableExists({ client, minDelay: 1, maxDelay: 5, maxWaitTime: TABLE_ACTIVE_WAIT_SECONDS }, { TableName: tableName });
+    await waitUntilTableExists(
+      { client, minDelay: 1, maxDelay: 5, maxWaitTime: TABLE_ACTIVE_WAIT_SECONDS },
+      { TableName: tableName },
+    );
     table = await describe(client, tableName);
   }
   if (!table?.GlobalSecondaryIndexes?.some((index) => index.IndexName === REPO_INDEX_NAME)) {
@@ -92,9 +95,15 @@ async function enableTimeToLive(client: DynamoDBClient, tableName: string, log: 
   if (status === 'ENABLED' || status === 'ENABLING') return;
   try {
     await client.send(
-      new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { Enabled: true, AttributeName: EXPIRES_AT_ATTRIBUTE } }),
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { Enabled: true, AttributeName: EXPIRES_AT_ATTRIBUTE },
+      }),
     );
-    log.info({ table: tableName, attribute: EXPIRES_AT_ATTRIBUTE }, `enabled DynamoDB TTL on ${tableName}.${EXPIRES_AT_ATTRIBUTE}`);
+    log.info(
+      { table: tableName, attribute: EXPIRES_AT_ATTRIBUTE },
+      `enabled DynamoDB TTL on ${tableName}.${EXPIRES_AT_ATTRIBUTE}`,
+    );
   } catch (error) {
     if (!(error instanceof Error && error.name === 'UnknownOperationException')) throw error;
     log.info({ table: tableName }, 'this DynamoDB-compatible server has no TTL; expired hosts are removed when read');
