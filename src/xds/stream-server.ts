@@ -1,4 +1,5 @@
-import type { Log, RegistryStats } from '../hosts/host-service.js';
+import type { Log } from '../logger.js';
+import type { RegistryStats } from '../stats.js';
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
 import { contentVersion, isServiceName, type XdsResource } from './resources.js';
 import { WatchLimitError, type XdsSnapshotCache } from './snapshot-cache.js';
@@ -312,7 +313,7 @@ export class XdsStream {
           version_kept: request.version_info,
           at: new Date().toISOString(),
         };
-        this.options.stats.increment('xds.nack');
+        this.options.stats.xds('nack');
         this.options.log.warn(
           {
             stream: this.id,
@@ -438,7 +439,7 @@ export class XdsStream {
     state.versionSent = version;
     state.nonceSent = `${this.id}-${++this.nonceCounter}`;
     this.transport.send({ version_info: version, resources, type_url: state.typeUrl, nonce: state.nonceSent });
-    this.options.stats.increment('xds.push');
+    this.options.stats.xds('push');
   }
 }
 

@@ -2,8 +2,9 @@ import { pino } from 'pino';
 import type { Clock } from '../../src/clock.js';
 import { composeRegistry, type Registry } from '../../src/compose.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import type { RegistryStats } from '../../src/hosts/host-service.js';
-import type { HostStore } from '../../src/store/host-store.js';
+import type { RegistryStats } from '../../src/stats.js';
+import { RecordingStats } from './stats.js';
+import type { HostStore } from '../../src/hosts/host-store.js';
 
 export interface RunningRegistry {
   readonly url: string;
@@ -22,16 +23,7 @@ export interface StartOptions {
   readonly fastPaths?: boolean;
 }
 
-/** Counts every statsd increment instead of sending it. */
-export class RecordingStats implements RegistryStats {
-  readonly counts = new Map<string, number>();
-  increment(metric: string): void {
-    this.counts.set(metric, (this.counts.get(metric) ?? 0) + 1);
-  }
-  count(metric: string): number {
-    return this.counts.get(metric) ?? 0;
-  }
-}
+export { RecordingStats } from './stats.js';
 
 /** A whole registry listening on a random loopback port, InMemory unless told otherwise. */
 export async function startRegistry(options: StartOptions = {}): Promise<RunningRegistry> {

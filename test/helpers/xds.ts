@@ -2,15 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { composeRegistry, type Registry } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
-import type { RegistryStats } from '../../src/hosts/host-service.js';
+import { RecordingStats } from './stats.js';
 
-/** Counts statsd increments instead of sending them. */
-export class CountingStats implements RegistryStats {
-  readonly counts = new Map<string, number>();
-  increment(metric: string): void {
-    this.counts.set(metric, (this.counts.get(metric) ?? 0) + 1);
-  }
-}
+/** Counts events under their statsd names instead of sending them. */
+export class CountingStats extends RecordingStats {}
 
 export interface RunningRegistry {
   readonly registry: Registry;

@@ -6,6 +6,8 @@ import { ManualClock } from '../../src/clock.js';
 import { composeRegistry } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
 import { pino } from 'pino';
+import { Metrics } from '../../src/metrics.js';
+import { fanOut, StatsdStats } from '../../src/stats.js';
 import { register } from '../helpers/registry.js';
 
 describe('statsd counters over UDP', () => {
@@ -71,5 +73,59 @@ describe('statsd counters over UDP', () => {
     assert.equal(sum(), 40);
     // Summed, not one message per heartbeat.
     assert.ok(received.filter((line) => line.startsWith('registration.burst.success:')).length < 40);
+  });
+});
+
+describe('typed events: one call, statsd names on the wire, Prometheus from the same events', () => {
+  test('each event goes out under the original name (or none), and Prometheus tallies the same calls', async () => {
+    const socket = createSocket('udp4');
+    const received: string[] = [];
+    socket.on('message', (message) => received.push(...message.toString().split('\n').filter(Boolean)));
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const statsd = new StatsdStats({
+      host: '127.0.0.1',
+      port: socket.address().port,
+      prefix: '',
+      log: pino({ level: 'silent' }),
+    });
+    const metrics = new Metrics();
+    const stats = fanOut(statsd, metrics);
+    try {
+      stats.heartbeat('users', 'success');
+      stats.heartbeat('users', 'success');
+      stats.heartbeat('my svc:1', 'failure');
+      stats.hostRemoved('users', 'expired');
+      stats.hostRemoved('users', 'deleted');
+      stats.expiryProtected('web');
+      stats.cacheLookup('hit');
+      stats.xds('push');
+      stats.xds('nack');
+      await statsd.close();
+      const deadline = Date.now() + 5000;
+      while (received.length < 6 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual([...received].sort(), [
+        'registration.my_svc_1.failure:1|c',
+        'registration.users.success:2|c',
+        'service.host.delete.users:1|c',
+        'service.host.protected.web:1|c',
+        'service.host.sweep.users:1|c',
+        'xds.nack:1|c',
+      ]);
+      const text = await metrics.registry.metrics();
+      for (const line of [
+        'discovery_registrations_total{outcome="success"} 2',
+        'discovery_registrations_total{outcome="failure"} 1',
+        'discovery_host_events_total{event="swept"} 1',
+        'discovery_host_events_total{event="deleted"} 1',
+        'discovery_host_events_total{event="protected"} 1',
+        'discovery_cache_lookups_total{result="hit"} 1',
+        'discovery_xds_events_total{event="push"} 1',
+        'discovery_xds_events_total{event="nack"} 1',
+      ])
+        assert.ok(text.includes(line), `${line} in /metrics`);
+    } finally {
+      socket.close();
+    }
   });
 });
