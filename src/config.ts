@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
-import { booleanWord } from './booleans.js';
+import { parseBoolean } from './booleans.js';
+import type { ExpiryProtection } from './hosts/expiry.js';
 
 /** A setting that cannot be used; its message is the one line printed at start-up. */
 export class ConfigError extends Error {
@@ -47,13 +48,8 @@ export interface Config {
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   readonly auth: AuthConfig;
-  /** Keep a service's hosts when too many of them stop heartbeating at once (see ExpiryProtection). */
-  readonly expiryProtection: {
-    readonly enabled: boolean;
-    readonly threshold: number;
-    readonly minHosts: number;
-    readonly maxSeconds: number;
-  };
+  /** Keep a service's hosts when too many of them stop heartbeating at once (EXPIRY_PROTECTION_*). */
+  readonly expiryProtection: ExpiryProtection;
   readonly xds: XdsConfig;
   /** TLS on the HTTP port (`TLS_CERT_FILE`, `TLS_KEY_FILE`); undefined: plain HTTP. */
   readonly httpTls: TlsFiles | undefined;
@@ -137,10 +133,11 @@ function number(
   return value;
 }
 
-/** Booleans parse as booleans: `false`, `0` and `no` are false (the original read any non-empty string as true). */
-export function parseBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
+/** A yes/no setting: `false`, `0` and `no` are false (the original read any non-empty string as true). */
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
-  return booleanWord(raw) ?? fail(name, raw, 'true/false, 1/0 or yes/no');
+  return parseBoolean(raw) ?? fail(name, raw, 'true/false, 1/0 or yes/no');
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, accepted: Record<string, T>): T {
@@ -214,14 +211,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     backendStorage: backendStorage(env),
     applicationDir,
     applicationEnv: text(env, 'APPLICATION_ENV', 'development'),
-    debug: parseBoolean('DEBUG', env.DEBUG, true),
+    debug: flag(env, 'DEBUG', true),
     logLevel: oneOf(env, 'LOG_LEVEL', 'debug', LOG_LEVELS),
     port: number(env, 'PORT', 8080, { min: 0, max: 65535, integer: true }),
     listenAddress: text(env, 'LISTEN_ADDRESS', '0.0.0.0'),
     dynamodb: {
       tableHosts: text(env, 'DYNAMODB_TABLE_HOSTS', 'discovery-hosts'),
       url: endpointUrl(env, 'DYNAMODB_URL'),
-      createTablesInApp: parseBoolean('DYNAMODB_CREATE_TABLES_IN_APP', env.DYNAMODB_CREATE_TABLES_IN_APP, false),
+      createTablesInApp: flag(env, 'DYNAMODB_CREATE_TABLES_IN_APP', false),
       connectionPoolSize: number(env, 'CONNECTION_POOL_SIZE', 100, { min: 1, max: 10000, integer: true }),
       region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', '')),
       requestTimeoutMs: number(env, 'DYNAMODB_TIMEOUT_MS', 3000, { min: 100, max: 60000, integer: true }),
@@ -236,13 +233,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     bodyLimitBytes: number(env, 'BODY_LIMIT_BYTES', 64 * 1024, { min: 1024, max: 16 * 1024 * 1024, integer: true }),
     auth: authConfig(env),
     expiryProtection: {
-      enabled: parseBoolean('EXPIRY_PROTECTION', env.EXPIRY_PROTECTION, false),
+      enabled: flag(env, 'EXPIRY_PROTECTION', false),
       threshold: number(env, 'EXPIRY_PROTECTION_THRESHOLD', 0.5, { min: 0, max: 1 }),
       minHosts: number(env, 'EXPIRY_PROTECTION_MIN_HOSTS', 3, { min: 1, integer: true }),
       maxSeconds: number(env, 'EXPIRY_PROTECTION_MAX_SECONDS', 3600, { min: 0 }),
     },
     xds: {
-      enabled: parseBoolean('XDS_ENABLED', env.XDS_ENABLED, true),
+      enabled: flag(env, 'XDS_ENABLED', true),
       port: number(env, 'XDS_PORT', 18000, { min: 0, max: 65535, integer: true }),
       listenAddress: text(env, 'XDS_LISTEN_ADDRESS', text(env, 'LISTEN_ADDRESS', '0.0.0.0')),
       pollIntervalMs: number(env, 'XDS_POLL_INTERVAL_MS', 1000, { min: 100, max: 600_000, integer: true }),

@@ -1,6 +1,14 @@
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
+/** The part of a pino logger the domain, the stores and xDS use, so they can be handed any such logger. */
+export interface Log {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
 /** JSON lines on stdout. Credentials and cookies never reach the log. */
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   return pino(

@@ -1,4 +1,4 @@
-import type { Heartbeat, Host } from '../hosts/model.js';
+import type { Heartbeat, Host } from './model.js';
 
 /** What a heartbeat did: the record before (absent for a new host) and after the merge. */
 export interface HeartbeatResult {

@@ -24,6 +24,10 @@ export interface Host {
 export const PORT_MIN = 1;
 export const PORT_MAX = 65535;
 
+/** Bounds of `tags.load_balancing_weight`, as the original accepted it. */
+export const WEIGHT_MIN = 1;
+export const WEIGHT_MAX = 100;
+
 /** How deep one tag's value may nest (a scalar is 0, `[]` is 1): deep enough for any label, shallow enough to walk cheaply. */
 export const TAG_VALUE_DEPTH_MAX = 8;
 
@@ -69,6 +73,12 @@ export function hostProblem(record: unknown): string | undefined {
  * the stored ones rather than replacing them.
  */
 export type Heartbeat = Host;
+
+/**
+ * A heartbeat as a front end hands it to the domain: parsed and checked (address resolved,
+ * port and tags read), everything but the time, which the domain's clock stamps.
+ */
+export type HeartbeatInput = Omit<Heartbeat, 'last_check_in'>;
 
 /** `YYYY-MM-DD HH:MM:SS` of the last second formatted: a heartbeat storm formats the same second thousands of times. */
 let formattedSecond = Number.NaN;

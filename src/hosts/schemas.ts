@@ -1,18 +1,17 @@
 import Type, { type Static } from 'typebox';
-import { PORT_MAX, PORT_MIN } from './model.js';
+import { PORT_MAX, PORT_MIN, WEIGHT_MAX, WEIGHT_MIN } from './model.js';
+import { NAME_MAX_LENGTH, NAME_PATTERN, OPTIONAL_NAME_PATTERN } from './names.js';
+
+export { NAME_MAX_LENGTH } from './names.js';
 
 /**
  * Request schemas: the single source for validation (Fastify), types (Static) and the API
  * description. Limits keep one request from costing much memory or storage.
  */
 
-export const NAME_MAX_LENGTH = 256;
 export const TAG_COUNT_MAX = 64;
 /** Tags as JSON text, the form field's bound; tags sent as a JSON object are held to it too, whatever BODY_LIMIT_BYTES allows. */
 export const TAGS_TEXT_MAX = 16 * 1024;
-
-/** A path segment naming a service or repo: no slash and no control characters. */
-const NAME_PATTERN = '^[^/\\u0000-\\u001f\\u007f]+$';
 
 export const ServiceName = Type.String({
   minLength: 1,
@@ -45,7 +44,7 @@ export const PortText = Type.Unsafe<string | number>({
   description: 'integer 1..65535, written as digits (a JSON number or form text)',
 });
 
-export const LoadBalancingWeight = Type.Integer({ minimum: 1, maximum: 100 });
+export const LoadBalancingWeight = Type.Integer({ minimum: WEIGHT_MIN, maximum: WEIGHT_MAX });
 
 export const Tags = Type.Object(
   {
@@ -78,9 +77,7 @@ export const RegistrationBody = Type.Object(
     auto_ip: Type.Optional(Type.Union([Type.Boolean(), Type.String({ maxLength: 16 })])),
     port: PortText,
     revision: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
-    service_repo_name: Type.Optional(
-      Type.String({ maxLength: NAME_MAX_LENGTH, pattern: '^[^/\\u0000-\\u001f\\u007f]*$' }),
-    ),
+    service_repo_name: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, pattern: OPTIONAL_NAME_PATTERN })),
     tags: Type.Union([Type.String({ maxLength: TAGS_TEXT_MAX }), Type.Object({}, { additionalProperties: true })]),
   },
   { additionalProperties: true },

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { HostService, HostSnapshot, Log } from './host-service.js';
+import type { Log } from '../logger.js';
+import type { HostSnapshot } from './host-lists.js';
+import type { HostService } from './host-service.js';
 
 /** What the registry knows about one service, as `GET /v1/services` lists it. */
 export interface ServiceSummary {

@@ -1,17 +1,17 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Compile } from 'typebox/compile';
-import { booleanWord } from '../booleans.js';
+import { parseBoolean } from '../booleans.js';
 import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import { jsonDepthExceeds, plainJsonProblem } from './json-limits.js';
-import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, type HostTags } from './model.js';
+import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, WEIGHT_MAX, WEIGHT_MIN, type HostTags } from './model.js';
 import { TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
 
 export const WEIGHT_MISSING = "Required parameter 'weight' is missing.";
-export const WEIGHT_INVALID = 'Invalid load_balancing_weight. Supply an integer between 1 and 100.';
+export const WEIGHT_INVALID = `Invalid load_balancing_weight. Supply an integer between ${WEIGHT_MIN} and ${WEIGHT_MAX}.`;
 export const TAGS_NOT_JSON = 'Invalid json supplied in tags';
 
 /**
@@ -109,7 +109,7 @@ export function parseWeight(raw: unknown): number {
   const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
   if (!/^\d{1,3}$/.test(text)) throw new InvalidInputError(WEIGHT_INVALID);
   const weight = Number(text);
-  if (weight < 1 || weight > 100) throw new InvalidInputError(WEIGHT_INVALID);
+  if (weight < WEIGHT_MIN || weight > WEIGHT_MAX) throw new InvalidInputError(WEIGHT_INVALID);
   return weight;
 }
 
@@ -150,10 +150,10 @@ export function autoIp(client: ClientAddress, trustedHops: number, allowed: read
 }
 
 /** A flag sent as a JSON boolean or a form string (`true`, `1`, `yes`…); anything else is a 400. */
-export function parseBoolean(field: string, value: boolean | string): boolean {
+export function parseFlagField(field: string, value: boolean | string): boolean {
   if (typeof value === 'boolean') return value;
   if (value.trim() === '') return false;
-  const parsed = booleanWord(value);
+  const parsed = parseBoolean(value);
   if (parsed === undefined) throw new InvalidInputError(`Invalid parameter '${field}': use true or false.`);
   return parsed;
 }

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
-import type { Log } from '../hosts/host-service.js';
+import type { Log } from '../logger.js';
 import { FileHostStore } from './file-host-store.js';
-import { HOST_STORE_METHODS, type HostStore } from './host-store.js';
+import { HOST_STORE_METHODS, type HostStore } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
 
 /** What a plugin module receives: the validated settings and a logger. */

@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
-import type { Log } from '../hosts/host-service.js';
+import type { Log } from '../logger.js';
 import {
   hostProblem,
   mergeHeartbeat,
@@ -11,7 +11,7 @@ import {
   type Heartbeat,
   type Host,
 } from '../hosts/model.js';
-import type { HeartbeatResult } from './host-store.js';
+import type { HeartbeatResult } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
 
 type JournalEntry = { put: Host } | { del: [service: string, ipAddress: string] };

@@ -1,4 +1,4 @@
-import { HOST_STORE_METHODS, type HostStore } from './host-store.js';
+import { HOST_STORE_METHODS, type HostStore } from '../hosts/host-store.js';
 
 export interface StorageObserver {
   observeStorageCall(operation: string, ok: boolean, seconds: number): void;

@@ -1,5 +1,5 @@
 import { mergeHeartbeat, mergeTags, type Heartbeat, type Host } from '../hosts/model.js';
-import type { HeartbeatResult, HostStore, ServiceHosts } from './host-store.js';
+import type { HeartbeatResult, HostStore, ServiceHosts } from '../hosts/host-store.js';
 
 /**
  * A process-local registry. Records are immutable objects replaced on every write, so a list

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { TlsFiles } from '../config.js';
-import type { Log } from '../hosts/host-service.js';
+import type { Log } from '../logger.js';
 import { xdsProtos } from './protos.js';
 import {
   StreamError,

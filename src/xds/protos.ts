@@ -44,7 +44,7 @@ const ENTRY_FILES = [
 let loaded: XdsProtos | undefined;
 
 /**
- * The Envoy xDS v3 protos, loaded on first use (about 150 ms) from the copies that ship inside
+ * The Envoy xDS v3 protos, loaded on first use (a noticeable part of start-up, so not before) from the copies that ship inside
  * `@grpc/grpc-js-xds` (`deps/envoy-api`, `deps/xds`, `deps/googleapis`, `deps/protoc-gen-validate`),
  * so the repository carries no `.proto` files of its own and the definitions match what the
  * gRPC xDS client decodes. Field names keep their proto spelling (`keepCase`).

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { HostSnapshot } from '../hosts/host-service.js';
-import type { Host } from '../hosts/model.js';
-import { NAME_MAX_LENGTH } from '../hosts/schemas.js';
+import type { HostSnapshot } from '../hosts/host-lists.js';
+import { WEIGHT_MAX, WEIGHT_MIN, type Host } from '../hosts/model.js';
+import { isName } from '../hosts/names.js';
 import { TYPE_URL, encodeMessage, packAny, type ResourceTypeUrl } from './protos.js';
 
 /**
@@ -18,24 +18,18 @@ export interface XdsResource {
 
 /** Weight of a host without a valid `tags.load_balancing_weight`. */
 export const DEFAULT_ENDPOINT_WEIGHT = 1;
-/** Bounds of `tags.load_balancing_weight` (SPEC.md); anything else falls back to the default. */
-const WEIGHT_MIN = 1;
-const WEIGHT_MAX = 100;
 /** Envoy's default; the cluster needs one, discovery has no better value to offer. */
 const CONNECT_TIMEOUT_SECONDS = 5;
-/** A service name as the v1 API accepts it: no slash, no control characters. */
-// eslint-disable-next-line no-control-regex -- the control characters are what the pattern refuses
-const SERVICE_NAME = /^[^/\u0000-\u001f\u007f]+$/;
 
 /**
  * Whether `name` can name a service. Anything else (an `xdstp://` name, an empty or over-long
  * name) is an unknown resource: it is never sent, and a client waiting for it declares it missing.
  */
 export function isServiceName(name: string): boolean {
-  return name.length <= NAME_MAX_LENGTH && SERVICE_NAME.test(name);
+  return isName(name);
 }
 
-/** `tags.load_balancing_weight` when it is an integer 1..100 (a number or its decimal text), else 1. */
+/** `tags.load_balancing_weight` when it is an integer in WEIGHT_MIN..WEIGHT_MAX (a number or its decimal text), else 1: a record written before the bounds, or by a plugin store, still routes. */
 export function endpointWeight(host: Host): number {
   const raw = host.tags.load_balancing_weight;
   const value = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;

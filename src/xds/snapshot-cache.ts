@@ -1,5 +1,7 @@
 import type { Clock } from '../clock.js';
-import type { HostService, HostSnapshot, Log } from '../hosts/host-service.js';
+import type { HostService } from '../hosts/host-service.js';
+import type { HostSnapshot } from '../hosts/host-lists.js';
+import type { Log } from '../logger.js';
 import { TYPE_URL } from './protos.js';
 import { clusterLoadAssignment, isServiceName, staticResource, toResource, type XdsResource } from './resources.js';
 

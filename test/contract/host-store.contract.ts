@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import type { Heartbeat, Host } from '../../src/hosts/model.js';
-import type { HostStore } from '../../src/store/host-store.js';
+import type { HostStore } from '../../src/hosts/host-store.js';
 
 /** A fresh, isolated store for one test, and how to throw it away. */
 export interface StoreUnderTest {

@@ -5,7 +5,7 @@ import { createDynamoDbClient } from '../../src/store/dynamodb/dynamodb-client.j
 import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
 import { startEmbeddedDynamoDb, type EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { ensureHostsTable } from '../../src/store/dynamodb/hosts-table.js';
-import type { Log } from '../../src/hosts/host-service.js';
+import type { Log } from '../../src/logger.js';
 
 /** A logger that drops everything, for tests that do not look at log lines. */
 export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { composeRegistry } from '../../src/compose.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { form, listHosts, register, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
+import { NO_STATS } from '../../src/stats.js';
 
 const REGISTER_PASSWORD = 'hosts-may-register';
 const ADMIN_PASSWORD = 'operators-only-please';
@@ -157,7 +158,7 @@ describe('auth settings', () => {
       AUTH_ADMIN_PASSWORD: ADMIN_PASSWORD,
       LOG_LEVEL: 'DEBUG',
     });
-    const registry = await composeRegistry(config, pino({ level: 'debug' }, sink), { stats: { increment() {} } });
+    const registry = await composeRegistry(config, pino({ level: 'debug' }, sink), { stats: NO_STATS });
     await registry.app.listen({ port: 0, host: '127.0.0.1' });
     const address = registry.app.server.address();
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

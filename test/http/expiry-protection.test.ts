@@ -98,18 +98,18 @@ describe('expiry protection', () => {
       cacheTtlSeconds: 30,
       stats: new RecordingStats(),
       log,
-      autoIpAllowedRanges: [],
-      trustedProxyHops: 0,
       expiryProtection: { enabled: true, threshold: 0.5, minHosts: 3, maxSeconds: 60 },
     });
-    const client = { socketAddress: '127.0.0.1', forwardedFor: [] };
     const fleetOf = async () => {
       for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
-        await service.heartbeat(
-          'web',
-          { ip, port: 80, revision: 'r', tags: { az: 'a', region: 'r', instance_id: ip } },
-          client,
-        );
+        await service.heartbeat({
+          service: 'web',
+          ip_address: ip,
+          port: 80,
+          revision: 'r',
+          service_repo_name: '',
+          tags: { az: 'a', region: 'r', instance_id: ip },
+        });
       }
     };
     await fleetOf();

@@ -268,13 +268,15 @@ describe('GET /v1/services', () => {
     assert.equal((await register(server.url, 'gone-soon', { ip: '10.0.0.1' })).status, 200);
     assert.equal((await services(server.url)).total, 1);
     const scansBefore = store.scans;
-    const client = { socketAddress: '127.0.0.1', forwardedFor: [] };
     for (let index = 0; index < 10_050; index++) {
-      await server.registry.hostService.heartbeat(
-        `many-${String(index).padStart(5, '0')}`,
-        { ip: '10.0.0.1', port: 80, revision: 'r1', tags: TAGS },
-        client,
-      );
+      await server.registry.hostService.heartbeat({
+        service: `many-${String(index).padStart(5, '0')}`,
+        ip_address: '10.0.0.1',
+        port: 80,
+        revision: 'r1',
+        service_repo_name: '',
+        tags: TAGS,
+      });
     }
     await server.registry.hostService.deregister('gone-soon', '10.0.0.1');
     const listed = await services(server.url, '?limit=10000');

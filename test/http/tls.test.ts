@@ -10,6 +10,7 @@ import { xdsProtos, TYPE_URL } from '../../src/xds/protos.js';
 import { RawXdsStream, type WireResponse } from '../helpers/ads-client.js';
 import { makeCertificates, type Certificates } from '../helpers/certificates.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { NO_STATS } from '../../src/stats.js';
 
 const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 
@@ -63,7 +64,7 @@ describe('transport security', () => {
     env: Record<string, string>,
   ): Promise<{ registry: Registry; httpPort: number; xdsPort: number }> {
     const config = loadConfig({ BACKEND_STORAGE: 'InMemory', XDS_PORT: '0', XDS_LISTEN_ADDRESS: '127.0.0.1', ...env });
-    const registry = await composeRegistry(config, pino({ level: 'silent' }), { stats: { increment() {} } });
+    const registry = await composeRegistry(config, pino({ level: 'silent' }), { stats: NO_STATS });
     await registry.app.listen({ port: 0, host: '127.0.0.1' });
     const address = registry.app.server.address();
     const xdsPort = (await registry.startXds()) ?? 0;
@@ -132,17 +133,14 @@ describe('transport security', () => {
     const plaintext = new grpc.Client(target, grpc.credentials.createInsecure());
     const streams: RawXdsStream[] = [];
     try {
-      await registry.hostService.heartbeat(
-        'users',
-        {
-          ip: '10.0.3.17',
-          port: 9211,
-          revision: 'r1',
-          service_repo_name: 'users-repo',
-          tags: { az: 'us-east-1a', region: 'us-east-1', instance_id: 'i-0a1b2c' },
-        },
-        { socketAddress: '127.0.0.1', forwardedFor: [] },
-      );
+      await registry.hostService.heartbeat({
+        service: 'users',
+        ip_address: '10.0.3.17',
+        port: 9211,
+        revision: 'r1',
+        service_repo_name: 'users-repo',
+        tags: { az: 'us-east-1a', region: 'us-east-1', instance_id: 'i-0a1b2c' },
+      });
       const eds = new RawXdsStream(trusted, 'eds');
       streams.push(eds);
       eds.send({
@@ -229,7 +227,7 @@ describe('transport security', () => {
         XDS_LISTEN_ADDRESS: '127.0.0.1',
         ...READ,
       });
-      const registry = await composeRegistry(config, pino({ level: 'info' }, sink), { stats: { increment() {} } });
+      const registry = await composeRegistry(config, pino({ level: 'info' }, sink), { stats: NO_STATS });
       await registry.close();
       const warnings = lines.filter((line) => line.level === 40);
       assert.equal(warnings.length, 1, JSON.stringify(lines));

@@ -12,6 +12,7 @@ import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalit
 import { heartbeatOf } from '../contract/host-store.contract.js';
 import { openStore, startDynalite, testClient, type OpenedStore } from '../helpers/dynamodb.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { NO_STATS } from '../../src/stats.js';
 
 /** Small, so that a test waiting on a dead server stays short; the bound is what is being proved. */
 const REQUEST_TIMEOUT_MS = 1500;
@@ -146,7 +147,7 @@ describe('DynamoDB outage seen through the API', () => {
     registry = await composeRegistry(config, pino({ level: 'silent' }), {
       store: opened.store,
       clock,
-      stats: { increment() {} },
+      stats: NO_STATS,
     });
   });
   after(async () => {
@@ -282,7 +283,7 @@ describe('DynamoDB: a heartbeat that timed out after it was stored', () => {
     const registry = await composeRegistry(config, pino({ level: 'silent' }), {
       store: opened.store,
       clock: new ManualClock(),
-      stats: { increment() {} },
+      stats: NO_STATS,
     });
     const heartbeat = {
       ip: '10.0.0.7',

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DescribeTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { parseCheckIn } from '../../src/hosts/model.js';
-import type { Log } from '../../src/hosts/host-service.js';
+import type { Log } from '../../src/logger.js';
 import { DynamoDbHostStore, REPO_INDEX_NAME } from '../../src/store/dynamodb/dynamodb-host-store.js';
 import { createDynamoDbClient } from '../../src/store/dynamodb/dynamodb-client.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';

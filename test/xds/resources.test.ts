@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- decoded protobuf messages are untyped; the assertions pin their shape */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { HostSnapshot } from '../../src/hosts/host-service.js';
+import type { HostSnapshot } from '../../src/hosts/host-lists.js';
 import type { Host } from '../../src/hosts/model.js';
 import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
 import { clusterLoadAssignment, isServiceName, staticResource, toResource } from '../../src/xds/resources.js';

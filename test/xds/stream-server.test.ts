@@ -93,8 +93,6 @@ describe('xDS state-of-the-world stream protocol', () => {
       cacheTtlSeconds: 30,
       stats,
       log,
-      autoIpAllowedRanges: [],
-      trustedProxyHops: 0,
     });
     cache = new XdsSnapshotCache({
       hostService,
@@ -108,11 +106,14 @@ describe('xDS state-of-the-world stream protocol', () => {
   }
 
   function heartbeat(service: string, ip: string, tags: Record<string, unknown> = {}, port = 8080) {
-    return hostService.heartbeat(
+    return hostService.heartbeat({
       service,
-      { ip, port, revision: 'r1', tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}`, ...tags } },
-      { socketAddress: '127.0.0.1', forwardedFor: [] },
-    );
+      ip_address: ip,
+      port,
+      revision: 'r1',
+      service_repo_name: '',
+      tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}`, ...tags },
+    });
   }
 
   function open(kind: 'ads' | 'eds' = 'ads'): { stream: XdsStream; transport: RecordingTransport } {
@@ -341,16 +342,17 @@ describe('xDS state-of-the-world stream protocol', () => {
       cacheTtlSeconds: 30,
       stats,
       log: pino({ level: 'silent' }),
-      autoIpAllowedRanges: [],
-      trustedProxyHops: 0,
     });
     const { stream, transport } = open();
     await stream.receive(request(EDS, ['users']));
-    await otherReplica.heartbeat(
-      'users',
-      { ip: '10.0.0.9', port: 8080, revision: 'r1', tags: { az: 'a', region: 'r', instance_id: 'i' } },
-      { socketAddress: '127.0.0.1', forwardedFor: [] },
-    );
+    await otherReplica.heartbeat({
+      service: 'users',
+      ip_address: '10.0.0.9',
+      port: 8080,
+      revision: 'r1',
+      service_repo_name: '',
+      tags: { az: 'a', region: 'r', instance_id: 'i' },
+    });
     await waitFor('the remote write to be pushed', () => transport.sent.length === 2, 3000, 10);
     assert.deepEqual(endpointsOf(transport.last()), { users: ['10.0.0.9:8080'] });
   });

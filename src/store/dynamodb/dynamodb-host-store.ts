@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { StorageUnavailableError } from '../../errors.js';
 import { mergeHeartbeat, parseCheckIn, type Heartbeat, type Host, type HostTags } from '../../hosts/model.js';
-import type { HeartbeatResult, HostStore, ServiceHosts } from '../host-store.js';
+import type { HeartbeatResult, HostStore, ServiceHosts } from '../../hosts/host-store.js';
 
 /** Name of the global secondary index (hash `service_repo_name`, range `ip_address`) that serves `listByRepo`. */
 export const REPO_INDEX_NAME = 'service_repo_name-index';

@@ -8,7 +8,7 @@ import {
   type TableDescription,
 } from '@aws-sdk/client-dynamodb';
 import { ConfigError } from '../../config.js';
-import type { Log } from '../../hosts/host-service.js';
+import type { Log } from '../../logger.js';
 import { EXPIRES_AT_ATTRIBUTE, REPO_INDEX_NAME } from './dynamodb-host-store.js';
 
 /**
