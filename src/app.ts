@@ -13,6 +13,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AuthConfig, TlsFiles } from './config.js';
+import { AnsweredRequests } from './http/answered-requests.js';
+import { RegistrationAnswers, type AutoIpPolicy } from './http/registration-answers.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
 import { metricsRoutes } from './http/metrics-routes.js';
@@ -46,6 +48,8 @@ export interface AppDependencies {
   readonly debug: boolean;
   readonly bodyLimitBytes: number;
   readonly auth: AuthConfig;
+  /** Who may register with `auto_ip` (AUTO_IP_ALLOWED_RANGES, TRUSTED_PROXY_HOPS). */
+  readonly autoIp: AutoIpPolicy;
   /** Serve HTTPS with these; with `ca`, clients must present a certificate signed by it. */
   readonly tls?: TlsFiles;
   /** The xDS control plane's REST and admin routes; left out when absent. */
@@ -59,6 +63,12 @@ export interface AppDependencies {
    * FastPaths). Default: on. Off, every request takes the Fastify routes (tests compare the two).
    */
   readonly fastPaths?: boolean;
+  /**
+   * Called on the root app before any route, for hooks and plugins that apply to every route
+   * (an embedding's rate limiting or request ids). The fast paths refuse to start beside a
+   * hook they would skip, so with such a hook on the registration routes set `fastPaths: false`.
+   */
+  readonly beforeRoutes?: (app: FastifyInstance) => void | Promise<void>;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -84,19 +94,25 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const policy = new RoutePolicy(authorizer);
   const encoder = new HostListEncoder(deps.applicationEnv);
   const validation = new RequestValidation();
+  const answers = new RegistrationAnswers({
+    hostService: deps.hostService,
+    encoder,
+    validation,
+    autoIp: deps.autoIp,
+    debug: deps.debug,
+    log: deps.log,
+  });
+  const answered = new AnsweredRequests(deps.metrics, deps.log, deps.log.isLevelEnabled('debug'));
   const fastPaths =
     (deps.fastPaths ?? true)
       ? new FastPaths({
           hostService: deps.hostService,
+          answers,
           authorizer,
           policy,
-          encoder,
-          validation,
+          answered,
           bodyLimitBytes: deps.bodyLimitBytes,
-          log: deps.log as FastifyBaseLogger,
-          logRequests: deps.log.isLevelEnabled('debug'),
-          debug: deps.debug,
-          metrics: deps.metrics,
+          log: deps.log,
         })
       : undefined;
   // Fastify types the instance by server kind; the routes do not care whether it is HTTP or HTTPS.
@@ -130,7 +146,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // Every route is registered by now, so the fast paths can take the access their routes declare.
     app.addHook('onReady', (done) => {
       try {
-        fastPaths.takeAccessFromRoutes();
+        fastPaths.takeAccessFromRoutes(app);
         done();
       } catch (error) {
         done(error as Error);
@@ -143,27 +159,20 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
   await registerApiDescription(app);
 
-  if (deps.metrics) {
-    const metrics = deps.metrics;
-    app.addHook('onResponse', (request, reply, done) => {
-      metrics.observeRequest(
+  if (answered.enabled) {
+    app.addHook('onResponse', function recordAnswer(request, reply, done) {
+      answered.record(
         request.method,
         request.routeOptions.url ?? 'unmatched',
+        request.url,
         reply.statusCode,
-        reply.elapsedTime / 1000,
+        reply.elapsedTime,
       );
       done();
     });
-    await app.register(metricsRoutes, { metrics });
   }
-  if (deps.log.isLevelEnabled('debug')) {
-    app.addHook('onResponse', async (request, reply) => {
-      request.log.debug(
-        { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
-        'request',
-      );
-    });
-  }
+  if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
+  await deps.beforeRoutes?.(app);
 
   app.get(
     '/healthcheck',
@@ -174,7 +183,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
-  await app.register(registrationReadRoutes, { hostService: deps.hostService, encoder });
+  await app.register(registrationReadRoutes, { answers });
   await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, applicationEnv: deps.applicationEnv });
   await app.register(dashboardRoutes, {
     authorizer,
@@ -191,7 +200,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       attachFieldsToBody: 'keyValues',
       limits: { fields: MULTIPART_FIELDS_MAX, fieldSize: deps.bodyLimitBytes, files: 0, parts: MULTIPART_FIELDS_MAX },
     });
-    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, validation });
+    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, answers, validation });
     await writes.register(loadBalancingRoutes, { hostService: deps.hostService });
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);

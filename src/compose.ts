@@ -4,13 +4,13 @@ import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { Authorizer } from './http/auth.js';
-import { HostService, type RegistryStats } from './hosts/host-service.js';
+import { HostService } from './hosts/host-service.js';
 import { ServiceDirectory } from './hosts/service-directory.js';
 import { Metrics } from './metrics.js';
-import { fanOut, StatsdStats } from './stats.js';
+import { fanOut, StatsdStats, type RegistryStats } from './stats.js';
 import { instrumentStore } from './store/instrumented-host-store.js';
 import { createStore } from './store/create-store.js';
-import type { HostStore } from './store/host-store.js';
+import type { HostStore } from './hosts/host-store.js';
 import { XdsGrpcServer } from './xds/grpc-server.js';
 import { XdsSnapshotCache } from './xds/snapshot-cache.js';
 import { XdsStreamServer } from './xds/stream-server.js';
@@ -86,8 +86,6 @@ export async function composeRegistry(
     cacheTtlSeconds: config.cacheTtlSeconds,
     stats,
     log,
-    autoIpAllowedRanges: config.autoIpAllowedRanges,
-    trustedProxyHops: config.trustedProxyHops,
     expiryProtection: config.expiryProtection,
     staleReadMaxSeconds: config.staleReadMaxSeconds,
   });
@@ -125,6 +123,7 @@ export async function composeRegistry(
     debug: config.debug,
     bodyLimitBytes: config.bodyLimitBytes,
     auth: config.auth,
+    autoIp: { allowedRanges: config.autoIpAllowedRanges, trustedProxyHops: config.trustedProxyHops },
     tls: config.httpTls,
     xds: { cache: xdsCache, streamServer },
     serviceDirectory,

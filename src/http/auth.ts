@@ -67,7 +67,7 @@ export class Authorizer {
 
   /** An onRequest hook answering 401 without a valid credential and 403 with one too weak for `role`. */
   require(role: Role): onRequestHookHandler {
-    return (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
+    const requireRole = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
       if (!this.isProtected(role)) return done();
       const header = request.headers.authorization;
       const proven = this.roleOf(header);
@@ -88,6 +88,7 @@ export class Authorizer {
       }
       done();
     };
+    return requireRole;
   }
 }
 

@@ -1,5 +1,6 @@
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../errors.js';
+import type { Log } from '../logger.js';
 import type { AllowedMethods } from './allowed-methods.js';
 
 export interface SchemaIssue {
@@ -23,11 +24,11 @@ const beforeHandler = new WeakSet<FastifyRequest>();
  * Kept off the body-less read path.
  */
 export function trackBodyParsing(app: FastifyInstance): void {
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', function markBodyParsing(request, _reply, done) {
     beforeHandler.add(request);
     done();
   });
-  app.addHook('preHandler', (request, _reply, done) => {
+  app.addHook('preHandler', function markBodyParsed(request, _reply, done) {
     beforeHandler.delete(request);
     done();
   });
@@ -78,7 +79,7 @@ export function registerErrorHandling(
 export function describeFailure(
   error: unknown,
   debug: boolean,
-  log: FastifyBaseLogger,
+  log: Log,
 ): { statusCode: number; body: Record<string, string> } {
   if (error instanceof DomainError) {
     if (error.statusCode >= 500) log.warn({ err: error }, error.message);
@@ -133,7 +134,7 @@ export function refuseWhileClosing(app: FastifyInstance): void {
     closing = true;
     done();
   });
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', function refuseWhileClosing(_request, reply, done) {
     if (!closing) return done();
     reply
       .code(503)

@@ -1,69 +1,90 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { FastifyBaseLogger } from 'fastify';
-import type { HostService, HostSnapshot } from '../hosts/host-service.js';
-import type { RegistrationBody } from '../hosts/schemas.js';
-import { NAME_MAX_LENGTH } from '../hosts/schemas.js';
-import type { Metrics } from '../metrics.js';
+import type { FastifyInstance } from 'fastify';
+import type { HostService } from '../hosts/host-service.js';
+import { NAME_FORBIDDEN_CHARACTERS, NAME_MAX_LENGTH } from '../hosts/names.js';
+import type { Log } from '../logger.js';
 import type { Role } from '../config.js';
+import type { AnsweredRequests } from './answered-requests.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
-import { describeFailure, describeValidation } from './error-handler.js';
 import { parseForm } from './form-body.js';
-import { hostListHeaders, ifNoneMatchIncludes, type HostListEncoder } from './host-list-response.js';
-import type { RequestValidation } from './request-validation.js';
+import type { Answer, RegistrationAnswers } from './registration-answers.js';
 import type { RoutePolicy } from './route-policy.js';
+import { hooksOfRoute } from './route-list.js';
 
 const PREFIX = '/v1/registration/';
-/** The route template the answers are counted under, as Fastify names it. */
+/** The route template both fast paths answer for, as Fastify names it. */
 const ROUTE = '/v1/registration/:service';
 const FORM = 'application/x-www-form-urlencoded';
-const JSON_UTF8 = 'application/json; charset=utf-8';
-// A string body goes out with the headers in one write; a Buffer would make it a two-part writev.
-const EMPTY_OBJECT = '{}';
-const EMPTY_OBJECT_LENGTH = String(Buffer.byteLength(EMPTY_OBJECT));
 /**
- * Names taken as they arrive: printable ASCII without the characters that routing would treat
- * specially (`/ ? # ;`) or decode (`%`). Anything else is Fastify's to route, decode and validate.
+ * Names taken as they arrive: valid names (names.ts) that are also printable ASCII without the
+ * characters routing treats specially (`? # ;`) or decodes (`%`). Anything else is Fastify's to
+ * route, decode and validate.
  */
-const PLAIN_NAME = new RegExp(`^[^/?#;%\\x00-\\x20\\x7f-\\uffff]{1,${NAME_MAX_LENGTH}}$`);
+const PLAIN_NAME = new RegExp(`^[^${NAME_FORBIDDEN_CHARACTERS}?#;%\\x20\\x80-\\uffff]{1,${NAME_MAX_LENGTH}}$`);
+
+/**
+ * Every hook Fastify runs on the two fast-pathed routes, by name, with what the fast paths do
+ * in its place. Start-up fails on any other hook (a plugin added for rate limiting, CORS or
+ * request ids, say), because the fast paths would silently skip it: teach FastPaths what the
+ * hook does and list it here, or start with the fast paths off.
+ */
+const HOOKS_TAKEN_CARE_OF: ReadonlyArray<{
+  readonly method: 'GET' | 'POST';
+  readonly phase: string;
+  readonly name: string;
+  /** How many such hooks there are; anonymous third-party hooks are told apart by count only. */
+  readonly count?: number;
+  readonly why: string;
+}> = [
+  { method: 'GET', phase: 'onRequest', name: 'requireRole', why: 'the route policy: tryServe checks the same role' },
+  { method: 'POST', phase: 'onRequest', name: 'requireRole', why: 'the route policy: tryServe checks the same role' },
+  { method: 'GET', phase: 'onRequest', name: 'refuseWhileClosing', why: 'stopServing leaves closing to Fastify' },
+  { method: 'POST', phase: 'onRequest', name: 'refuseWhileClosing', why: 'stopServing leaves closing to Fastify' },
+  { method: 'GET', phase: 'onResponse', name: 'recordAnswer', why: 'finished() records through AnsweredRequests' },
+  { method: 'POST', phase: 'onResponse', name: 'recordAnswer', why: 'finished() records through AnsweredRequests' },
+  { method: 'POST', phase: 'onRequest', name: 'markBodyParsing', why: 'error-handler bookkeeping for parser errors' },
+  { method: 'POST', phase: 'preHandler', name: 'markBodyParsed', why: 'error-handler bookkeeping for parser errors' },
+  {
+    method: 'POST',
+    phase: 'preValidation',
+    name: 'emptyBodyAsObject',
+    why: 'empty and multipart bodies go to Fastify',
+  },
+  ...['onRequest', 'preValidation', 'onResponse'].map((phase) => ({
+    method: 'POST' as const,
+    phase,
+    name: 'anonymous',
+    count: 1,
+    why: "@fastify/multipart's own hooks: they act on multipart bodies, which the fast path leaves to Fastify",
+  })),
+];
 
 export interface FastPathsOptions {
   readonly hostService: HostService;
+  readonly answers: RegistrationAnswers;
   readonly authorizer: Authorizer;
   /** Where the two routes' declared access is read from (see `takeAccessFromRoutes`). */
   readonly policy: RoutePolicy;
-  readonly encoder: HostListEncoder;
-  readonly validation: RequestValidation;
+  readonly answered: AnsweredRequests;
   readonly bodyLimitBytes: number;
-  readonly log: FastifyBaseLogger;
-  /** Write a debug line per request, as the Fastify hook does at debug level. */
-  readonly logRequests: boolean;
-  readonly debug: boolean;
-  readonly metrics?: Metrics;
-}
-
-interface PreparedHeaders {
-  readonly etag: string;
-  /** ETag and the expiry-protection and stale markers: a 304's headers. */
-  readonly notModified: string[];
-  /** The same with content type and length: a 200's headers, made on the first 200. */
-  ok: string[] | undefined;
+  readonly log: Log;
 }
 
 /**
  * The two calls a fleet makes thousands of times a second, answered from the server's request
  * event before Fastify: a proxy's `GET /v1/registration/:service` (memoised bytes) and a host's
  * form heartbeat `POST /v1/registration/:service`. For these, Fastify's routing, hook runner,
- * body pipeline and reply path cost more than the work itself.
+ * body pipeline and reply path cost more than the work itself (bench/speed-notes.md).
  *
- * Only the plain, authorised request is taken, and it gets what the Fastify route would give:
- * the same domain calls, the same compiled body check and form parser, the same error texts,
- * status codes, headers, metrics and debug lines. Anything else (a name needing decoding or
- * refused by the schema, another content type, a chunked, empty or over-limit body, a missing
- * or weak credential, HEAD, a closing server) is left to Fastify, whose routes stay the
- * reference. Which credential each needs is the one its Fastify route declares (RoutePolicy),
- * read once every route is registered; until then every request is left to Fastify.
+ * Only the plain, authorised request is taken, and it gets what the Fastify route gives: the
+ * answers come from the same RegistrationAnswers, requests are recorded by the same
+ * AnsweredRequests, and every hook the routes have is accounted for (HOOKS_TAKEN_CARE_OF).
+ * Anything else (a name needing decoding, another content type, a chunked, empty or over-limit
+ * body, a missing or weak credential, HEAD, a closing server) is left to Fastify, whose routes
+ * stay the reference. Which credential each needs is the one its Fastify route declares
+ * (RoutePolicy), read once every route is registered; until then every request is left to Fastify.
  */
 export class FastPaths {
   /** The role a host-list GET must prove; undefined: none. */
@@ -73,20 +94,20 @@ export class FastPaths {
   /** False until the routes' access is known, and again once the server is closing. */
   private serving = false;
   private closing = false;
-  private readonly preparedHeaders = new WeakMap<HostSnapshot, PreparedHeaders>();
   private pendingAnswers: Array<{ response: ServerResponse; answer: () => void }> = [];
   private flushScheduled = false;
 
   constructor(private readonly options: FastPathsOptions) {}
 
   /**
-   * Reads the access `GET` and `POST /v1/registration/:service` declare and starts serving.
-   * Called once every route is registered (the app's onReady); throws, failing start-up, when
-   * either route is missing.
+   * Reads the access `GET` and `POST /v1/registration/:service` declare, checks that every hook
+   * on them is one the fast paths take care of, and starts serving. Called once every route is
+   * registered and its hooks are set (the app's onReady); throws, failing start-up, otherwise.
    */
-  takeAccessFromRoutes(): void {
+  takeAccessFromRoutes(app: FastifyInstance): void {
     this.hostListRole = this.options.policy.credentialNeeded('GET', ROUTE);
     this.heartbeatRole = this.options.policy.credentialNeeded('POST', ROUTE);
+    for (const method of ['GET', 'POST'] as const) checkHooks(method, hooksOfRoute(app, method, ROUTE));
     this.serving = !this.closing;
   }
 
@@ -112,58 +133,21 @@ export class FastPaths {
     const role = this.hostListRole;
     if (role !== undefined && !this.options.authorizer.permits(role, request.headers.authorization)) return false;
     const startedAt = performance.now();
+    const ifNoneMatch = request.headers['if-none-match'];
     const known = this.options.hostService.knownListByService(service);
     if (known) {
-      this.answerSoon(response, () => this.answerHostList(request, response, service, known, startedAt));
+      this.answerSoon(
+        request,
+        response,
+        () => this.options.answers.hostList(known, { service }, ifNoneMatch),
+        startedAt,
+      );
       return true;
     }
-    this.options.hostService.listByService(service).then(
-      (snapshot) =>
-        this.answerSoon(response, () => this.answerHostList(request, response, service, snapshot, startedAt)),
-      (error: unknown) => this.answerFailure(request, response, error, startedAt),
-    );
+    this.options.answers
+      .readHostList({ service }, ifNoneMatch)
+      .then((answer) => this.answerSoon(request, response, () => answer, startedAt));
     return true;
-  }
-
-  private answerHostList(
-    request: IncomingMessage,
-    response: ServerResponse,
-    service: string,
-    snapshot: HostSnapshot,
-    startedAt: number,
-  ): void {
-    const prepared = this.prepare(snapshot);
-    if (ifNoneMatchIncludes(request.headers['if-none-match'], prepared.etag)) {
-      response.writeHead(304, prepared.notModified);
-      response.end();
-      this.finished(request, 304, startedAt);
-      return;
-    }
-    const body = this.options.encoder.encode(snapshot, 'service', service);
-    // One body per snapshot (the encoder memoises it), so its length is fixed with it; except
-    // the empty list, one snapshot for every name without hosts, whose body names the service.
-    const okHeaders = () => [
-      ...prepared.notModified,
-      'content-type',
-      'application/json',
-      'content-length',
-      String(body.length),
-    ];
-    const headers = snapshot.hosts.length === 0 ? okHeaders() : (prepared.ok ??= okHeaders());
-    response.writeHead(200, headers);
-    response.end(body);
-    this.finished(request, 200, startedAt);
-  }
-
-  /** A snapshot's headers as node:http's flat [name, value, …] lists, built once per snapshot rather than per request. */
-  private prepare(snapshot: HostSnapshot): PreparedHeaders {
-    let prepared = this.preparedHeaders.get(snapshot);
-    if (!prepared) {
-      const headers = hostListHeaders(snapshot);
-      prepared = { etag: headers.etag, notModified: Object.entries(headers).flat(), ok: undefined };
-      this.preparedHeaders.set(snapshot, prepared);
-    }
-    return prepared;
   }
 
   private serveHeartbeat(request: IncomingMessage, response: ServerResponse, service: string): boolean {
@@ -180,44 +164,28 @@ export class FastPaths {
     request.on('error', () => response.destroy());
     request.on('end', () => {
       const body = parseForm((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString());
-      this.heartbeat(request, response, service, body, startedAt).catch((error: unknown) =>
-        this.answerFailure(request, response, error, startedAt),
-      );
+      this.options.answers
+        .heartbeat(service, body, clientAddress(request))
+        .then((answer) => this.answerSoon(request, response, () => answer, startedAt));
     });
     return true;
-  }
-
-  private async heartbeat(
-    request: IncomingMessage,
-    response: ServerResponse,
-    service: string,
-    body: unknown,
-    startedAt: number,
-  ): Promise<void> {
-    const validate = this.options.validation.heartbeatBody;
-    if (!validate(body)) {
-      this.options.hostService.countRejectedHeartbeat(service);
-      this.answerJson(request, response, 400, { error: describeValidation(validate.errors ?? [], 'body') }, startedAt);
-      return;
-    }
-    await this.options.hostService.heartbeat(service, body as RegistrationBody, clientAddress(request));
-    this.answerSoon(response, () => {
-      response.writeHead(200, { 'content-type': JSON_UTF8, 'content-length': EMPTY_OBJECT_LENGTH });
-      response.end(EMPTY_OBJECT);
-      this.finished(request, 200, startedAt);
-    });
   }
 
   /**
    * Writes an answer once this turn of the event loop has handled every request that was ready
    * (setImmediate runs after the poll phase), so a burst of answers leaves back to back. Written
    * one at a time between requests, each answer landing while its client sleeps costs a wake-up
-   * across CPUs, paid in the writing process's send call: that was about a fifth of the CPU of a
-   * cached GET under load, and back-to-back writes find the client already awake. The delay is
-   * the rest of the current turn; responses on one connection still leave in request order.
+   * across CPUs, paid in the writing process's send call (bench/speed-notes.md); back-to-back
+   * writes find the client already awake. The delay is the rest of the current turn; responses
+   * on one connection still leave in request order.
    */
-  private answerSoon(response: ServerResponse, answer: () => void): void {
-    this.pendingAnswers.push({ response, answer });
+  private answerSoon(
+    request: IncomingMessage,
+    response: ServerResponse,
+    answer: () => Answer,
+    startedAt: number,
+  ): void {
+    this.pendingAnswers.push({ response, answer: () => this.write(request, response, answer(), startedAt) });
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(this.flushAnswers);
@@ -238,29 +206,34 @@ export class FastPaths {
     }
   };
 
-  private answerFailure(request: IncomingMessage, response: ServerResponse, error: unknown, startedAt: number): void {
-    const { statusCode, body } = describeFailure(error, this.options.debug, this.options.log);
-    this.answerJson(request, response, statusCode, body, startedAt);
+  private write(request: IncomingMessage, response: ServerResponse, answer: Answer, startedAt: number): void {
+    response.writeHead(answer.status, answer.headers as string[]);
+    response.end(answer.body);
+    this.options.answered.record(
+      request.method ?? '',
+      ROUTE,
+      request.url,
+      answer.status,
+      performance.now() - startedAt,
+    );
   }
+}
 
-  private answerJson(
-    request: IncomingMessage,
-    response: ServerResponse,
-    statusCode: number,
-    body: object,
-    startedAt: number,
-  ): void {
-    const bytes = Buffer.from(JSON.stringify(body));
-    response.writeHead(statusCode, { 'content-type': JSON_UTF8, 'content-length': String(bytes.length) });
-    response.end(bytes);
-    this.finished(request, statusCode, startedAt);
-  }
-
-  /** Counted and logged as the Fastify routes' hooks do. */
-  private finished(request: IncomingMessage, status: number, startedAt: number): void {
-    const ms = performance.now() - startedAt;
-    this.options.metrics?.observeRequest(request.method ?? '', ROUTE, status, ms / 1000);
-    if (this.options.logRequests)
-      this.options.log.debug({ method: request.method, url: request.url, status, ms }, 'request');
+/** Throws, naming the fast paths, when `method ROUTE` has a hook HOOKS_TAKEN_CARE_OF does not list. */
+function checkHooks(method: 'GET' | 'POST', hooks: ReadonlyMap<string, readonly string[]>): void {
+  for (const [phase, names] of hooks) {
+    const counts = new Map<string, number>();
+    for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1);
+    for (const [name, count] of counts) {
+      const known = HOOKS_TAKEN_CARE_OF.find(
+        (hook) => hook.method === method && hook.phase === phase && hook.name === name,
+      );
+      if (known && count <= (known.count ?? 1)) continue;
+      throw new Error(
+        `fast paths (src/http/fast-paths.ts) answer ${method} ${ROUTE} before Fastify and would skip its ${phase} ` +
+          `hook '${name}'${known ? ` (${count} of them)` : ''}: make FastPaths do what the hook does and list it in ` +
+          'HOOKS_TAKEN_CARE_OF, or register the hook outside the registration routes',
+      );
+    }
   }
 }

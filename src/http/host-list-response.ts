@@ -1,5 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { HostSnapshot } from '../hosts/host-service.js';
+import type { HostSnapshot } from '../hosts/host-lists.js';
 import { sortedKeys, type Host } from '../hosts/model.js';
 
 /**
@@ -61,27 +60,4 @@ export function hostListHeaders(snapshot: HostSnapshot): Record<string, string> 
     headers.age = String(snapshot.staleAgeSeconds);
   }
   return headers;
-}
-
-/** Answers with the list, or 304 when the client's `If-None-Match` already names this version. */
-export function sendHostList(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  snapshot: HostSnapshot,
-  body: () => Buffer,
-): FastifyReply {
-  const headers = hostListHeaders(snapshot);
-  reply.headers(headers);
-  if (ifNoneMatchIncludes(request.headers['if-none-match'], headers.etag)) return reply.code(304).send();
-  return reply.header('content-type', 'application/json').send(body());
-}
-
-export function ifNoneMatchIncludes(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  if (header === etag) return true;
-  const opaque = etag.slice(2);
-  return header.split(',').some((candidate) => {
-    const tag = candidate.trim();
-    return tag === '*' || tag === etag || tag === opaque || tag === `W/${opaque}`;
-  });
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService } from '../hosts/host-service.js';
 import { ErrorBody, HostParams, NoContent, ServiceParams, WeightBody } from '../hosts/schemas.js';
+import { parseWeight } from '../hosts/validation.js';
 import { emptyBodyAsObject } from './registration-routes.js';
 
 /** Weight changes: one host, or every live host of a service. 204 on success. */
@@ -28,7 +29,7 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
       await hostService.setWeight(
         request.params.service,
         request.params.ip_address,
-        request.body.load_balancing_weight,
+        parseWeight(request.body.load_balancing_weight),
       );
       return reply.code(204).send(null);
     },
@@ -38,7 +39,7 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
     '/v1/loadbalancing/:service',
     routeOptions('Set the load-balancing weight of every live host of a service', ServiceParams),
     async (request, reply) => {
-      await hostService.setWeight(request.params.service, undefined, request.body.load_balancing_weight);
+      await hostService.setWeight(request.params.service, undefined, parseWeight(request.body.load_balancing_weight));
       return reply.code(204).send(null);
     },
   );

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HostService } from '../hosts/host-service.js';
 import {
   EmptyObject,
@@ -13,22 +13,21 @@ import {
   ServiceParams,
 } from '../hosts/schemas.js';
 import { clientAddress } from './client-address.js';
-import { sendHostList, type HostListEncoder } from './host-list-response.js';
+import type { Answer, RegistrationAnswers } from './registration-answers.js';
 import type { RequestValidation } from './request-validation.js';
 
 export interface RegistrationRoutesOptions {
-  readonly hostService: HostService;
-  /** Shared with the fast path, so both serve one memoised body per snapshot. */
-  readonly encoder: HostListEncoder;
+  /** Shared with the fast paths, which write the same answers. */
+  readonly answers: RegistrationAnswers;
 }
 
 /**
  * The reads of the v1 registration API: hosts by service or by repo. The plain GET by service
- * is usually answered by HostListFastPath before Fastify; this route is its reference.
+ * is usually answered by FastPaths before Fastify; both write what RegistrationAnswers computes.
  */
 export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoutesOptions> = async (
   app,
-  { hostService, encoder },
+  { answers },
 ) => {
   app.get(
     '/v1/registration/:service',
@@ -44,11 +43,11 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
         response: { 200: ServiceHostList, 304: NotModified, 400: ErrorBody },
       },
     },
-    async (request, reply) => {
-      const { service } = request.params;
-      const snapshot = await hostService.listByService(service);
-      return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service', service));
-    },
+    async (request, reply) =>
+      sendAnswer(
+        reply,
+        await answers.readHostList({ service: request.params.service }, request.headers['if-none-match']),
+      ),
   );
 
   app.get(
@@ -62,27 +61,29 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
         response: { 200: RepoHostList, 304: NotModified, 400: ErrorBody },
       },
     },
-    async (request, reply) => {
-      const repo = request.params.service_repo_name;
-      const snapshot = await hostService.listByRepo(repo);
-      return sendHostList(request, reply, snapshot, () => encoder.encode(snapshot, 'service_repo_name', repo));
-    },
+    async (request, reply) =>
+      sendAnswer(
+        reply,
+        await answers.readHostList({ repo: request.params.service_repo_name }, request.headers['if-none-match']),
+      ),
   );
 };
 
 export interface RegistrationWriteRoutesOptions {
   readonly hostService: HostService;
-  /** The heartbeat body check, shared with the fast path. */
+  /** Shared with the fast paths, which write the same answers. */
+  readonly answers: RegistrationAnswers;
+  /** The heartbeat route's validator compiler (its body is checked by `answers`). */
   readonly validation: RequestValidation;
 }
 
 /**
  * The writes of the v1 registration API: heartbeat and delete. A plain form heartbeat is
- * usually taken by FastPaths before Fastify; this route is its reference.
+ * usually taken by FastPaths before Fastify; both write what RegistrationAnswers computes.
  */
 export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (
   app,
-  { hostService, validation },
+  { hostService, answers, validation },
 ) => {
   app.post(
     '/v1/registration/:service',
@@ -98,19 +99,11 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       // The fast path reads this declaration too (FastPaths.takeAccessFromRoutes).
       config: { access: 'register' },
       preValidation: emptyBodyAsObject,
-      attachValidation: true,
+      // Params are checked here (an unusable service name is not counted as a heartbeat); the body by `answers`.
       validatorCompiler: validation.heartbeatRouteCompiler,
     },
-    async (request, reply) => {
-      if (request.validationError) {
-        // Counted like every other rejected heartbeat, unless the service name itself is unusable.
-        if (request.validationError.validationContext !== 'params')
-          hostService.countRejectedHeartbeat(request.params.service);
-        throw request.validationError;
-      }
-      await hostService.heartbeat(request.params.service, request.body, clientAddress(request));
-      return reply.code(200).send({});
-    },
+    async (request, reply) =>
+      sendAnswer(reply, await answers.heartbeat(request.params.service, request.body, clientAddress(request))),
   );
 
   app.delete(
@@ -149,6 +142,15 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     },
   );
 };
+
+/** Writes an answer computed by RegistrationAnswers through Fastify. */
+function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
+  reply.code(answer.status);
+  const { headers } = answer;
+  for (let index = 0; index + 1 < headers.length; index += 2)
+    reply.header(headers[index] as string, headers[index + 1] as string);
+  return reply.send(answer.body);
+}
 
 /**
  * A POST without a body is validated as `{}`, so the answer names the missing fields; a

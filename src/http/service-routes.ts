@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { InvalidInputError } from '../errors.js';
+import { isName } from '../hosts/names.js';
 import { ServicesQuery } from '../hosts/schemas.js';
+import { ifNoneMatchIncludes } from './etag.js';
 import type { ServiceDirectory } from '../hosts/service-directory.js';
 
 export interface ServiceRoutesOptions {
@@ -41,7 +43,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = as
       // The page is a function of the directory's version and the query, and the URL carries the query.
       const etag = `W/"${page.version}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
-      if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
       const services = page.services.map(
         (summary) =>
           `{"hosts":${summary.hosts},"revisions":${summary.revisions},"service":${JSON.stringify(summary.service)},` +
@@ -62,22 +64,11 @@ export function encodeCursor(name: string): string {
   return Buffer.from(name, 'utf8').toString('base64url');
 }
 
-// eslint-disable-next-line no-control-regex -- control characters are exactly what it looks for
-const INVALID_NAME_CHARACTER = /[/\u0000-\u001f\u007f]/;
-
 function decodeCursor(cursor: string): string {
   const name = Buffer.from(cursor, 'base64url').toString('utf8');
-  // Round-tripping rejects what is not base64url of UTF-8; no service name has a slash or control character.
-  if (name === '' || encodeCursor(name) !== cursor || INVALID_NAME_CHARACTER.test(name)) {
+  // Round-tripping rejects what is not base64url of UTF-8; what is no service name cannot be a cursor.
+  if (encodeCursor(name) !== cursor || !isName(name)) {
     throw new InvalidInputError("Invalid query parameter 'cursor': pass the next_cursor of a previous page.");
   }
   return name;
-}
-
-function matches(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  return header.split(',').some((candidate) => {
-    const tag = candidate.trim();
-    return tag === '*' || tag === etag || `W/${tag}` === etag;
-  });
 }

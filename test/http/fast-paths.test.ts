@@ -10,7 +10,9 @@ import { composeRegistry } from '../../src/compose.js';
 import { loadConfig, type AuthConfig } from '../../src/config.js';
 import { HostService } from '../../src/hosts/host-service.js';
 import { Authorizer } from '../../src/http/auth.js';
+import { AnsweredRequests } from '../../src/http/answered-requests.js';
 import { FastPaths } from '../../src/http/fast-paths.js';
+import { RegistrationAnswers } from '../../src/http/registration-answers.js';
 import { HostListEncoder } from '../../src/http/host-list-response.js';
 import { RequestValidation } from '../../src/http/request-validation.js';
 import { RoutePolicy, type Access } from '../../src/http/route-policy.js';
@@ -252,6 +254,8 @@ interface BareFastPaths {
   readonly url: string;
   readonly store: MemoryHostStore;
   readonly fastPaths: FastPaths;
+  /** The stand-in app whose routes declare the access. */
+  readonly routes: ReturnType<typeof Fastify>;
   /** Requests the fast paths left alone (answered 418 here). */
   leftToFastify(): number;
   close(): Promise<void>;
@@ -275,8 +279,6 @@ async function startBareFastPaths(
     cacheTtlSeconds: 30,
     stats: new RecordingStats(),
     log,
-    autoIpAllowedRanges: [],
-    trustedProxyHops: 0,
   });
   const authorizer = new Authorizer(authConfig);
   const policy = new RoutePolicy(authorizer);
@@ -287,18 +289,24 @@ async function startBareFastPaths(
     routes.post('/v1/registration/:service', { config: { access: access.post } }, async () => 'unused');
   }
   await routes.ready();
-  const fastPaths = new FastPaths({
+  const answers = new RegistrationAnswers({
     hostService,
-    authorizer,
-    policy,
     encoder: new HostListEncoder('test'),
     validation: new RequestValidation(),
+    autoIp: { allowedRanges: [], trustedProxyHops: 0 },
+    debug: false,
+    log,
+  });
+  const fastPaths = new FastPaths({
+    hostService,
+    answers,
+    authorizer,
+    policy,
+    answered: new AnsweredRequests(undefined, log, false),
     bodyLimitBytes: 1024,
     log,
-    logRequests: false,
-    debug: false,
   });
-  if (access) fastPaths.takeAccessFromRoutes();
+  if (access) fastPaths.takeAccessFromRoutes(routes);
   let left = 0;
   const server = createServer((request, response) => {
     if (fastPaths.tryServe(request, response)) return;
@@ -313,6 +321,7 @@ async function startBareFastPaths(
     url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
     store,
     fastPaths,
+    routes,
     leftToFastify: () => left,
     close: async () => {
       server.close();
@@ -380,7 +389,10 @@ describe('the fast paths take the access their routes declare', () => {
   test('without the routes registered they cannot start, and until started they take nothing', async () => {
     const bare = await startBareFastPaths(NO_CREDENTIALS, undefined);
     try {
-      assert.throws(() => bare.fastPaths.takeAccessFromRoutes(), /GET \/v1\/registration\/:service is not registered/);
+      assert.throws(
+        () => bare.fastPaths.takeAccessFromRoutes(bare.routes),
+        /GET \/v1\/registration\/:service is not registered/,
+      );
       assert.equal(await statusAt(bare.url), 418);
       assert.equal(await statusAt(bare.url, heartbeatInit()), 418);
       assert.equal(bare.leftToFastify(), 2);

@@ -10,6 +10,7 @@ import { ManualClock } from '../../src/clock.js';
 import { HostService } from '../../src/hosts/host-service.js';
 import { ServiceDirectory } from '../../src/hosts/service-directory.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
+import { NO_STATS } from '../../src/stats.js';
 
 const CREDENTIALS: AuthConfig = {
   passwords: {},
@@ -50,10 +51,8 @@ describe('route policy', () => {
       hostTtlSeconds: 30,
       cacheType: 'null',
       cacheTtlSeconds: 30,
-      stats: { increment() {} },
+      stats: NO_STATS,
       log,
-      autoIpAllowedRanges: [],
-      trustedProxyHops: 0,
     });
     const serviceDirectory = new ServiceDirectory({ hostService, clock, log });
     const app = await buildApp({
@@ -63,6 +62,7 @@ describe('route policy', () => {
       debug: false,
       bodyLimitBytes: 1024,
       auth: CREDENTIALS,
+      autoIp: { allowedRanges: [], trustedProxyHops: 0 },
       serviceDirectory,
     });
     try {

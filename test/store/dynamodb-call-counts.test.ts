@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { heartbeatOf } from '../contract/host-store.contract.js';
 import { openStore, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+import { NO_STATS } from '../../src/stats.js';
 
 /**
  * Counts the DynamoDB commands each operation sends, with a middleware on the real client
@@ -126,9 +127,10 @@ describe('DynamoDB calls per store operation', () => {
   });
 });
 
-describe('DynamoDB calls per API request', () => {
+describe('DynamoDB calls per API request (through the real listener, fast paths included)', () => {
   let opened: OpenedStore;
   let registry: Registry;
+  let url: string;
   const counter = new CommandCounter();
   const clock = new ManualClock();
 
@@ -138,41 +140,61 @@ describe('DynamoDB calls per API request', () => {
     registry = await composeRegistry(config, pino({ level: 'silent' }), {
       store: opened.store,
       clock,
-      stats: { increment() {} },
+      stats: NO_STATS,
     });
+    await registry.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = registry.app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('no TCP address');
+    url = `http://127.0.0.1:${address.port}`;
   });
   after(async () => {
     await registry.close();
     await opened.dispose();
   });
 
+  /** A heartbeat as hosts send it: a form body (the fast path's). */
   const register = (ip: string) =>
-    registry.app.inject({
+    fetch(`${url}/v1/registration/api`, {
       method: 'POST',
-      url: '/v1/registration/api',
-      payload: {
+      body: new URLSearchParams({
         ip,
-        port: 80,
+        port: '80',
         revision: 'r1',
         service_repo_name: 'api-repo',
-        tags: { az: 'a', region: 'r', instance_id: 'i' },
-      },
+        tags: JSON.stringify({ az: 'a', region: 'r', instance_id: 'i' }),
+      }),
+    });
+  const get = (path: string) => fetch(`${url}${path}`);
+  const postJson = (path: string, body: object) =>
+    fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
     });
 
   test('POST /v1/registration/:service (heartbeat) is one UpdateItem and no read', async () => {
     counter.reset();
-    assert.equal((await register('10.2.0.1')).statusCode, 200);
+    assert.equal((await register('10.2.0.1')).status, 200);
     assert.deepEqual(counter.taken(), { UpdateItem: 1 });
-    assert.equal((await register('10.2.0.1')).statusCode, 200);
+    assert.equal((await register('10.2.0.1')).status, 200);
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    const json = await postJson('/v1/registration/api', {
+      ip: '10.2.0.1',
+      port: 80,
+      revision: 'r1',
+      service_repo_name: 'api-repo',
+      tags: { az: 'a', region: 'r', instance_id: 'i' },
+    });
+    assert.equal(json.status, 200, 'a JSON heartbeat, through Fastify, costs the same');
     assert.deepEqual(counter.taken(), { UpdateItem: 1 });
   });
 
   test('GET /v1/registration/:service and /repo/:repo are one Query each', async () => {
     await register('10.2.0.2');
     counter.reset();
-    assert.equal((await registry.app.inject({ url: '/v1/registration/api' })).statusCode, 200);
+    assert.equal((await get('/v1/registration/api')).status, 200);
     assert.deepEqual(counter.taken(), { Query: 1 });
-    assert.equal((await registry.app.inject({ url: '/v1/registration/repo/api-repo' })).statusCode, 200);
+    assert.equal((await get('/v1/registration/repo/api-repo')).status, 200);
     assert.deepEqual(counter.taken(), { Query: 1 });
   });
 
@@ -182,9 +204,7 @@ describe('DynamoDB calls per API request', () => {
     clock.advance(601_000);
     await register('10.2.0.4');
     counter.reset();
-    const body = (await registry.app.inject({ url: '/v1/registration/api' })).json<{
-      hosts: { ip_address: string }[];
-    }>();
+    const body = (await (await get('/v1/registration/api')).json()) as { hosts: { ip_address: string }[] };
     assert.ok(!body.hosts.some((host) => host.ip_address === '10.2.0.3'));
     const taken = counter.taken();
     assert.equal(taken.Query, 1);
@@ -194,29 +214,18 @@ describe('DynamoDB calls per API request', () => {
   test('DELETE is one DeleteItem; a weight for one host is a GetItem and an UpdateItem', async () => {
     await register('10.2.0.5');
     counter.reset();
-    const weight = await registry.app.inject({
-      method: 'POST',
-      url: '/v1/loadbalancing/api/10.2.0.5',
-      payload: { load_balancing_weight: 7 },
-    });
-    assert.equal(weight.statusCode, 204);
+    const weight = await postJson('/v1/loadbalancing/api/10.2.0.5', { load_balancing_weight: 7 });
+    assert.equal(weight.status, 204);
     assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
-    assert.equal(
-      (await registry.app.inject({ method: 'DELETE', url: '/v1/registration/api/10.2.0.5' })).statusCode,
-      200,
-    );
+    assert.equal((await fetch(`${url}/v1/registration/api/10.2.0.5`, { method: 'DELETE' })).status, 200);
     assert.deepEqual(counter.taken(), { DeleteItem: 1 });
   });
 
   test('a weight for every host of a service is one Query and one UpdateItem per live host', async () => {
     const before = (await opened.store.listByService('api')).hosts.length;
     counter.reset();
-    const weight = await registry.app.inject({
-      method: 'POST',
-      url: '/v1/loadbalancing/api',
-      payload: { load_balancing_weight: 9 },
-    });
-    assert.equal(weight.statusCode, 204);
+    const weight = await postJson('/v1/loadbalancing/api', { load_balancing_weight: 9 });
+    assert.equal(weight.status, 204);
     const taken = counter.taken();
     assert.equal(taken.Query, 1);
     assert.ok(taken.UpdateItem !== undefined && taken.UpdateItem >= 1 && taken.UpdateItem <= before);

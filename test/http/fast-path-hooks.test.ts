@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { pino } from 'pino';
+import { buildApp, type AppDependencies } from '../../src/app.js';
+import { ManualClock } from '../../src/clock.js';
+import type { AuthConfig } from '../../src/config.js';
+import { HostService } from '../../src/hosts/host-service.js';
+import { ServiceDirectory } from '../../src/hosts/service-directory.js';
+import { Metrics } from '../../src/metrics.js';
+import { NO_STATS } from '../../src/stats.js';
+import { MemoryHostStore } from '../../src/store/memory-host-store.js';
+
+const OPEN: AuthConfig = { passwords: {}, tokens: { read: [], register: [], admin: [] } };
+const CREDENTIALS: AuthConfig = {
+  passwords: {},
+  tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] },
+};
+
+/** The real app (every route, metrics, debug logging when asked), with `beforeRoutes` run on its root. */
+async function realApp(
+  options: Pick<AppDependencies, 'beforeRoutes' | 'fastPaths'> & { auth?: AuthConfig; level?: string },
+): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  const log = pino({ level: options.level ?? 'silent' });
+  const clock = new ManualClock();
+  const hostService = new HostService({
+    store: new MemoryHostStore(),
+    clock,
+    hostTtlSeconds: 30,
+    cacheType: 'null',
+    cacheTtlSeconds: 30,
+    stats: NO_STATS,
+    log,
+  });
+  const serviceDirectory = new ServiceDirectory({ hostService, clock, log });
+  const app = await buildApp({
+    hostService,
+    log,
+    applicationEnv: 'test',
+    debug: false,
+    bodyLimitBytes: 4096,
+    auth: options.auth ?? OPEN,
+    autoIp: { allowedRanges: [], trustedProxyHops: 0 },
+    serviceDirectory,
+    metrics: new Metrics(),
+    fastPaths: options.fastPaths,
+    beforeRoutes: options.beforeRoutes,
+  });
+  return {
+    app,
+    close: async () => {
+      await app.close();
+      serviceDirectory.close();
+    },
+  };
+}
+
+/** What a later change might add at the root: a named onRequest hook (rate limiting, say). */
+function rateLimit(app: FastifyInstance) {
+  app.addHook('onRequest', function rateLimit(_request, _reply, done) {
+    done();
+  });
+}
+
+/** A plugin that reaches every route (as fastify-plugin makes it), adding response headers. */
+const corsPlugin: FastifyPluginAsync = Object.assign(
+  async (app: FastifyInstance) => {
+    app.addHook('onSend', async function addCorsHeaders(_request, reply, payload) {
+      reply.header('access-control-allow-origin', '*');
+      return payload;
+    });
+  },
+  { [Symbol.for('skip-override')]: true },
+);
+
+describe('the fast paths and the hooks of the routes they answer', () => {
+  test('as built, every hook on the two routes is one the fast paths take care of, at any log level and auth', async () => {
+    for (const auth of [OPEN, CREDENTIALS]) {
+      for (const level of ['silent', 'debug']) {
+        const { app, close } = await realApp({ auth, level });
+        try {
+          await app.ready();
+        } finally {
+          await close();
+        }
+      }
+    }
+  });
+
+  test('a hook added at the root stops start-up with a message naming the fast paths and the hook', async () => {
+    const { app, close } = await realApp({ beforeRoutes: rateLimit });
+    try {
+      await assert.rejects(
+        async () => app.ready(),
+        /fast paths \(src\/http\/fast-paths\.ts\) answer GET \/v1\/registration\/:service before Fastify and would skip its onRequest hook 'rateLimit'/,
+      );
+    } finally {
+      await close().catch(() => undefined);
+    }
+  });
+
+  test('an unnamed hook is caught too, and so is one more of a kind the heartbeat route already has', async () => {
+    for (const hook of ['onRequest', 'preValidation'] as const) {
+      const { app, close } = await realApp({
+        beforeRoutes: (root) => {
+          // An arrow function: nameless, as many third-party hooks are.
+          if (hook === 'onRequest') root.addHook('onRequest', (_request, _reply, done) => done());
+          else root.addHook('preValidation', (_request, _reply, done) => done());
+        },
+      });
+      try {
+        await assert.rejects(async () => app.ready(), /fast paths \(src\/http\/fast-paths\.ts\)/);
+      } finally {
+        await close().catch(() => undefined);
+      }
+    }
+  });
+
+  test('a plugin whose hook reaches every route stops start-up the same way', async () => {
+    const { app, close } = await realApp({
+      beforeRoutes: async (root) => {
+        await root.register(corsPlugin);
+      },
+    });
+    try {
+      await assert.rejects(async () => app.ready(), /would skip its onSend hook 'addCorsHeaders'/);
+    } finally {
+      await close().catch(() => undefined);
+    }
+  });
+
+  test('with the fast paths off, the same plugin starts and runs on the busiest routes', async () => {
+    const { app, close } = await realApp({
+      beforeRoutes: async (root) => {
+        await root.register(corsPlugin);
+      },
+      fastPaths: false,
+    });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const address = app.server.address();
+      if (address === null || typeof address === 'string') throw new Error('no TCP address');
+      const response = await fetch(`http://127.0.0.1:${address.port}/v1/registration/users`);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get('access-control-allow-origin'), '*');
+    } finally {
+      await close();
+    }
+  });
+});
