@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { booleanWord } from '../booleans.js';
+import { parseBoolean } from '../booleans.js';
 import { DEFAULT_TIMEOUT_MS, type HostTags, type Registration } from '../client/discovery-client.js';
 
 /** Default seconds between heartbeats: 20 per default HOST_TTL (600 s), so hosts outlive a discovery outage of several minutes. */
@@ -96,7 +96,7 @@ export function parseAgentArgs(
   const service = required(parsed.service, 'DISCOVERY_SERVICE', '--service');
   const ip = pick(parsed.ip, 'DISCOVERY_IP');
   const autoIpText = pick(parsed['auto-ip'] === undefined ? undefined : String(parsed['auto-ip']), 'DISCOVERY_AUTO_IP');
-  const autoIp = autoIpText === undefined ? false : booleanWord(autoIpText);
+  const autoIp = autoIpText === undefined ? false : parseBoolean(autoIpText);
   if (autoIp === undefined) throw new UsageError(`DISCOVERY_AUTO_IP must be true or false: ${autoIpText}`);
   if (ip === undefined && !autoIp) throw new UsageError('--ip (or DISCOVERY_IP) or --auto-ip is required');
   const port = integer(required(parsed.port, 'DISCOVERY_PORT', '--port'), '--port');
@@ -174,7 +174,7 @@ function parseTags(json: string | undefined, pairs: readonly string[]): HostTags
     const key = pair.slice(0, at);
     const text = pair.slice(at + 1);
     if (key === 'canary') {
-      const flag = booleanWord(text);
+      const flag = parseBoolean(text);
       if (flag === undefined) throw new UsageError(`--tag canary must be true or false: ${text}`);
       tags[key] = flag;
     } else if (key === 'load_balancing_weight') {

@@ -1,7 +1,10 @@
 /**
- * A typed client for the v1 REST API of SPEC.md. It depends on nothing but the platform's
- * `fetch`, so a host's agent or any Node.js 20+ program can use it without the server's code.
+ * A typed client for the v1 REST API (README, "API"). At run time it depends on nothing but the
+ * platform's `fetch`, so a host's agent or any Node.js program can use it without the server's
+ * code; its types are the server's own (type-only imports, gone from the built JavaScript).
  */
+import type { Host as StoredHost } from '../hosts/model.js';
+import type { Tags as SchemaTags } from '../hosts/schemas.js';
 
 /** Per-request limit when the caller gives none: long enough for a loaded registry, short enough that a heartbeat loop notices an outage well within `HOST_TTL`. */
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -10,31 +13,15 @@ export const DEFAULT_TIMEOUT_MS = 5_000;
 const ERROR_TEXT_MAX = 200;
 
 /**
- * Tags of a host. `az`, `region` and `instance_id` are required on every registration;
- * `canary` and `load_balancing_weight` (an integer 1..100) are optional; other keys are kept
- * and returned as given.
+ * Tags of a host, as the registry's request schema defines them (src/hosts/schemas.ts):
+ * `az`, `region` and `instance_id` are required on every registration; `canary` and
+ * `load_balancing_weight` (an integer 1..100) are optional; other keys are kept and returned
+ * as given.
  */
-export interface HostTags {
-  az: string;
-  region: string;
-  instance_id: string;
-  canary?: boolean;
-  load_balancing_weight?: number;
-  [key: string]: unknown;
-}
+export type HostTags = SchemaTags;
 
-/** One live host, as `GET /v1/registration/...` returns it. */
-export interface Host {
-  readonly service: string;
-  readonly ip_address: string;
-  readonly port: number;
-  readonly revision: string;
-  /** `""` when the host never sent one. */
-  readonly service_repo_name: string;
-  /** UTC `YYYY-MM-DD HH:MM:SS.ffffff` of the last heartbeat. */
-  readonly last_check_in: string;
-  readonly tags: Readonly<HostTags>;
-}
+/** One live host, as `GET /v1/registration/...` returns it: the registry's own record type, with its tags typed. */
+export type Host = Omit<StoredHost, 'tags'> & { readonly tags: Readonly<HostTags> };
 
 /** Body of `GET /v1/registration/:service`. */
 export interface ServiceHostList {

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import Type from 'typebox';
 import type { Authorizer } from '../http/auth.js';
+import { ifNoneMatchIncludes } from '../http/etag.js';
 
 export interface DashboardRoutesOptions {
   readonly authorizer: Authorizer;
@@ -101,7 +102,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
       .header('content-security-policy', CONTENT_SECURITY_POLICY)
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer');
-    if (ifNoneMatch === file.etag) return reply.code(304).send();
+    if (ifNoneMatchIncludes(ifNoneMatch, file.etag)) return reply.code(304).send();
     return reply.header('content-type', file.contentType).send(file.body);
   }
 };

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 describe('settings', () => {
-  test('defaults are those of SPEC.md', () => {
+  test('defaults are those of the original service (README, Settings)', () => {
     const config = loadConfig({}, '/srv/discovery');
     assert.equal(config.hostTtlSeconds, 600);
     assert.equal(config.cacheTtlSeconds, 30);
