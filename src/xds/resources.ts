@@ -38,6 +38,38 @@ export function endpointWeight(host: Host): number {
     : DEFAULT_ENDPOINT_WEIGHT;
 }
 
+/** The metadata namespace Envoy's subset load balancer reads endpoint labels from. */
+export const LB_METADATA_NAMESPACE = 'envoy.lb';
+/** Longest tag value copied into endpoint metadata; a longer one is left out (labels are short, and every proxy holds them). */
+export const LB_METADATA_VALUE_MAX = 256;
+
+/**
+ * The endpoint's labels for subset load balancing (`filter_metadata["envoy.lb"]`): `revision`,
+ * then every tag whose value is a string (up to LB_METADATA_VALUE_MAX characters), a finite
+ * number or a boolean, by its own key; objects, arrays and nulls are left out. `canary` is
+ * always a boolean (a tag of `"true"` counts, as it always has). The host's `revision` wins
+ * over a tag of that name. Keys are sorted, so equal hosts encode to equal bytes. Tags are at
+ * most TAG_COUNT_MAX keys of bounded length, so the metadata is bounded too.
+ */
+export function lbMetadataFields(host: Host): Record<string, Record<string, unknown>> {
+  // google.protobuf.Value's fields are spelt in camelCase by protobufjs's bundled copy.
+  const fields: Record<string, Record<string, unknown>> = {};
+  for (const key of Object.keys(host.tags).sort()) {
+    if (key === 'revision' || key === 'canary') continue;
+    const value = host.tags[key];
+    if (typeof value === 'string') {
+      if (value.length <= LB_METADATA_VALUE_MAX) fields[key] = { stringValue: value };
+    } else if (typeof value === 'number') {
+      if (Number.isFinite(value)) fields[key] = { numberValue: value };
+    } else if (typeof value === 'boolean') {
+      fields[key] = { boolValue: value };
+    }
+  }
+  fields.canary = { boolValue: isCanary(host) };
+  if (host.revision.length <= LB_METADATA_VALUE_MAX) fields.revision = { stringValue: host.revision };
+  return Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 function isCanary(host: Host): boolean {
   const canary = host.tags.canary;
   return canary === true || (typeof canary === 'string' && canary.trim().toLowerCase() === 'true');
@@ -84,10 +116,7 @@ export function clusterLoadAssignment(service: string, snapshot: HostSnapshot): 
           health_status: 'HEALTHY',
           load_balancing_weight: { value: weight },
         };
-        if (isCanary(host)) {
-          // google.protobuf.Value's fields are spelt in camelCase by protobufjs's bundled copy.
-          lbEndpoint.metadata = { filter_metadata: { 'envoy.lb': { fields: { canary: { boolValue: true } } } } };
-        }
+        lbEndpoint.metadata = { filter_metadata: { [LB_METADATA_NAMESPACE]: { fields: lbMetadataFields(host) } } };
         return lbEndpoint;
       });
       return {

@@ -82,7 +82,7 @@ describe('xDS resources from hosts', () => {
     }
   });
 
-  test('canary hosts carry filter_metadata["envoy.lb"].canary = true; others no metadata', () => {
+  test('every endpoint carries its revision and scalar tags as envoy.lb metadata; canary is a boolean', () => {
     const cla = decoded(
       TYPE_URL.clusterLoadAssignment,
       toResource(
@@ -90,13 +90,46 @@ describe('xDS resources from hosts', () => {
         'users',
         clusterLoadAssignment(
           'users',
-          snapshot([host('10.0.0.1', { canary: true }), host('10.0.0.2', { canary: false })]),
+          snapshot([
+            host('10.0.0.1', { canary: true, version: 'v2', shard: 7, blue: false }),
+            host('10.0.0.2', { canary: 'true' }),
+            host('10.0.0.3', {
+              nested: { a: 1 },
+              list: [1],
+              nothing: null,
+              long: 'x'.repeat(257),
+              revision: 'a tag, not the field',
+            }),
+          ]),
         ),
       ).body,
     );
-    const [canary, regular] = cla.endpoints[0].lb_endpoints;
-    assert.deepEqual(canary.metadata.filter_metadata['envoy.lb'].fields.canary, { boolValue: true, kind: 'boolValue' });
-    assert.equal(regular.metadata, undefined);
+    const [first, second, third] = cla.endpoints[0].lb_endpoints;
+    const fields = (endpoint: { metadata: { filter_metadata: Record<string, { fields: object }> } }) =>
+      (endpoint.metadata.filter_metadata['envoy.lb'] as { fields: object }).fields as Record<
+        string,
+        Record<string, unknown>
+      >;
+    const plain = (endpoint: Parameters<typeof fields>[0]) =>
+      Object.fromEntries(Object.entries(fields(endpoint)).map(([key, value]) => [key, value[value.kind as string]]));
+    assert.deepEqual(plain(first), {
+      az: 'us-east-1a',
+      blue: false,
+      canary: true,
+      instance_id: 'i-10.0.0.1',
+      region: 'us-east-1',
+      revision: 'r1',
+      shard: 7,
+      version: 'v2',
+    });
+    assert.equal(plain(second).canary, true, 'a canary tag of "true" still counts');
+    assert.deepEqual(plain(third), {
+      az: 'us-east-1a',
+      canary: false,
+      instance_id: 'i-10.0.0.3',
+      region: 'us-east-1',
+      revision: 'r1',
+    });
   });
 
   test('no hosts: an assignment with no endpoints', () => {
