@@ -1,59 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { pino } from 'pino';
-import { buildApp, type AppDependencies } from '../../src/app.js';
-import { ManualClock } from '../../src/clock.js';
+import { OPEN, realApp } from '../helpers/app.js';
 import type { AuthConfig } from '../../src/config.js';
-import { HostService } from '../../src/hosts/host-service.js';
-import { ServiceDirectory } from '../../src/hosts/service-directory.js';
-import { Metrics } from '../../src/metrics.js';
-import { NO_STATS } from '../../src/stats.js';
-import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 
-const OPEN: AuthConfig = { passwords: {}, tokens: { read: [], register: [], admin: [] } };
 const CREDENTIALS: AuthConfig = {
   passwords: {},
   tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] },
 };
-
-/** The real app (every route, metrics, debug logging when asked), with `beforeRoutes` run on its root. */
-async function realApp(
-  options: Pick<AppDependencies, 'beforeRoutes' | 'fastPaths'> & { auth?: AuthConfig; level?: string },
-): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
-  const log = pino({ level: options.level ?? 'silent' });
-  const clock = new ManualClock();
-  const hostService = new HostService({
-    store: new MemoryHostStore(),
-    clock,
-    hostTtlSeconds: 30,
-    cacheType: 'null',
-    cacheTtlSeconds: 30,
-    stats: NO_STATS,
-    log,
-  });
-  const serviceDirectory = new ServiceDirectory({ hostService, clock, log });
-  const app = await buildApp({
-    hostService,
-    log,
-    applicationEnv: 'test',
-    debug: false,
-    bodyLimitBytes: 4096,
-    auth: options.auth ?? OPEN,
-    autoIp: { allowedRanges: [], trustedProxyHops: 0 },
-    serviceDirectory,
-    metrics: new Metrics(),
-    fastPaths: options.fastPaths,
-    beforeRoutes: options.beforeRoutes,
-  });
-  return {
-    app,
-    close: async () => {
-      await app.close();
-      serviceDirectory.close();
-    },
-  };
-}
 
 /** What a later change might add at the root: a named onRequest hook (rate limiting, say). */
 function rateLimit(app: FastifyInstance) {

@@ -4,13 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AuthConfig } from '../../src/config.js';
 import { Authorizer } from '../../src/http/auth.js';
 import { declarePluginRoutes, RoutePolicy, type Access } from '../../src/http/route-policy.js';
-import { pino } from 'pino';
-import { buildApp } from '../../src/app.js';
-import { ManualClock } from '../../src/clock.js';
-import { HostService } from '../../src/hosts/host-service.js';
-import { ServiceDirectory } from '../../src/hosts/service-directory.js';
-import { MemoryHostStore } from '../../src/store/memory-host-store.js';
-import { NO_STATS } from '../../src/stats.js';
+import { realApp } from '../helpers/app.js';
 
 const CREDENTIALS: AuthConfig = {
   passwords: {},
@@ -43,35 +37,13 @@ describe('route policy', () => {
   });
 
   test('the real app refuses a route added without a declaration', async () => {
-    const log = pino({ level: 'silent' });
-    const clock = new ManualClock();
-    const hostService = new HostService({
-      store: new MemoryHostStore(),
-      clock,
-      hostTtlSeconds: 30,
-      cacheType: 'null',
-      cacheTtlSeconds: 30,
-      stats: NO_STATS,
-      log,
-    });
-    const serviceDirectory = new ServiceDirectory({ hostService, clock, log });
-    const app = await buildApp({
-      hostService,
-      log,
-      applicationEnv: 'test',
-      debug: false,
-      bodyLimitBytes: 1024,
-      auth: CREDENTIALS,
-      autoIp: { allowedRanges: [], trustedProxyHops: 0 },
-      serviceDirectory,
-    });
+    const { app, close } = await realApp({ auth: CREDENTIALS });
     try {
       assert.throws(() => app.get('/v1/new-feature', async () => 'leak'), /GET \/v1\/new-feature declares no access/);
       app.get('/v1/new-feature', { config: { access: 'read' } }, async () => 'ok');
       assert.equal((await app.inject('/v1/new-feature')).statusCode, 401);
     } finally {
-      await app.close();
-      serviceDirectory.close();
+      await close();
     }
   });
 
