@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { AuthConfig, TlsFiles } from './config.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
-import { metricsRoutes } from './http/metrics-routes.js';
+import { declareRequestSeries, metricsRoutes } from './http/metrics-routes.js';
 import type { Metrics } from './metrics.js';
 import { routesOf, trackRoutes } from './http/route-list.js';
 import { AllowedMethods } from './http/allowed-methods.js';
@@ -145,6 +145,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   if (deps.metrics) {
     const metrics = deps.metrics;
+    // After policy.install's hook, so each route's access is settled when its series are made.
+    app.addHook('onRoute', (route) => declareRequestSeries(metrics, policy, route));
     app.addHook('onResponse', (request, reply, done) => {
       metrics.observeRequest(
         request.method,
