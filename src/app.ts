@@ -38,6 +38,7 @@ import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 import { serviceRoutes } from './http/service-routes.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
+import { ErrorBody } from './hosts/schemas.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -141,7 +142,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       done();
     });
   }
-  await registerApiDescription(app);
+  await registerApiDescription(app, { policy, authorizer });
 
   if (deps.metrics) {
     const metrics = deps.metrics;
@@ -172,7 +173,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // Public: load balancers probe it without credentials, and it says nothing but OK.
     {
       config: { access: 'public' },
-      schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } },
+      schema: {
+        summary: 'Liveness: 200 OK',
+        operationId: 'healthcheck',
+        tags: ['health'],
+        response: {
+          200: {
+            description: 'OK',
+            content: { 'text/plain; charset=utf-8': { schema: { type: 'string', const: 'OK' } } },
+          },
+          503: ErrorBody,
+        },
+      },
     },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, RouteOptions } from 'fastify';
+import { textBody } from '../hosts/schemas.js';
 import type { Metrics } from '../metrics.js';
 import type { RoutePolicy } from './route-policy.js';
 
@@ -34,7 +35,15 @@ export function declareRequestSeries(metrics: Metrics, policy: RoutePolicy, rout
 export const metricsRoutes: FastifyPluginAsync<{ readonly metrics: Metrics }> = async (app, { metrics }) => {
   app.get(
     '/metrics',
-    { config: { access: 'read' }, schema: { summary: 'Prometheus metrics', tags: ['health'] } },
+    {
+      config: { access: 'read' },
+      schema: {
+        summary: 'Prometheus metrics',
+        operationId: 'getMetrics',
+        tags: ['health'],
+        response: { 200: textBody('text/plain; version=0.0.4; charset=utf-8', "Prometheus's text exposition format") },
+      },
+    },
     async (_request, reply) => {
       const { contentType, body } = await metrics.render();
       return reply.type(contentType).send(body);
