@@ -17,7 +17,7 @@ import { AnsweredRequests } from './http/answered-requests.js';
 import { RegistrationAnswers, type AutoIpPolicy } from './http/registration-answers.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
-import { metricsRoutes } from './http/metrics-routes.js';
+import { declareRequestSeries, metricsRoutes } from './http/metrics-routes.js';
 import type { Metrics } from './metrics.js';
 import { routesOf, trackRoutes } from './http/route-list.js';
 import { AllowedMethods } from './http/allowed-methods.js';
@@ -40,6 +40,7 @@ import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 import { serviceRoutes } from './http/service-routes.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
+import { ErrorBody } from './hosts/schemas.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -157,8 +158,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       done();
     });
   }
-  await registerApiDescription(app);
+  await registerApiDescription(app, { policy, authorizer });
 
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    // After policy.install's hook, so each route's access is settled when its series are made.
+    app.addHook('onRoute', (route) => declareRequestSeries(metrics, policy, route));
+  }
   if (answered.enabled) {
     app.addHook('onResponse', function recordAnswer(request, reply, done) {
       answered.record(
@@ -179,7 +185,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // Public: load balancers probe it without credentials, and it says nothing but OK.
     {
       config: { access: 'public' },
-      schema: { summary: 'Liveness: 200 OK', tags: ['health'], response: { 200: { type: 'string', const: 'OK' } } },
+      schema: {
+        summary: 'Liveness: 200 OK',
+        operationId: 'healthcheck',
+        tags: ['health'],
+        response: {
+          200: {
+            description: 'OK',
+            content: { 'text/plain; charset=utf-8': { schema: { type: 'string', const: 'OK' } } },
+          },
+          503: ErrorBody,
+        },
+      },
     },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );

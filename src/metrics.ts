@@ -1,5 +1,41 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CacheLookupResult, HeartbeatOutcome, HostRemovalReason, RegistryStats, XdsEvent } from './stats.js';
+import { HOST_STORE_METHODS } from './hosts/host-store.js';
+import {
+  XDS_EVENTS,
+  type CacheLookupResult,
+  type HeartbeatOutcome,
+  type HostRemovalReason,
+  type RegistryStats,
+  type XdsEvent,
+} from './stats.js';
+
+/**
+ * prom-client's default metrics that `promtool check metrics` rejects: gauges named `_total`.
+ * Each has a twin without the suffix (`nodejs_active_handles` and so on) holding the same count
+ * without the per-type breakdown, so leaving these out loses nothing a dashboard shows.
+ */
+const REJECTED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/** The event values of the labelled counters, each series exported at 0 from start-up. */
+const HOST_EVENTS = ['swept', 'deleted', 'protected'] as const;
+const STORAGE_OUTCOMES = ['ok', 'error'] as const;
+
+/** This build's version, from the package.json shipped beside dist/ (two levels up from dist/src/). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof manifest.version === 'string' ? manifest.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 /**
  * Prometheus metrics for `/metrics`, on a registry of their own (not prom-client's global one,
@@ -22,7 +58,15 @@ export class Metrics implements RegistryStats {
 
   constructor(gauges: { liveHosts?: () => number; liveServices?: () => number; xdsStreams?: () => number } = {}) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'discovery_' });
+    // Unprefixed, as every stock Node.js and process dashboard expects them.
+    collectDefaultMetrics({ register: this.registry });
+    for (const name of REJECTED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    new Gauge({
+      name: 'discovery_build_info',
+      help: 'Always 1; its labels say which discovery build and Node.js runtime this process runs',
+      labelNames: ['version', 'nodejs_version'],
+      registers,
+    }).set({ version: packageVersion(), nodejs_version: process.version }, 1);
     this.http = new TallyHistogram(
       'discovery_http_request_duration_seconds',
       'Time from request to response, by route template and status (its _count is the number of requests answered)',
@@ -42,6 +86,7 @@ export class Metrics implements RegistryStats {
       labelNames: ['event'],
       registers,
     });
+    for (const event of HOST_EVENTS) this.hostEvents.inc({ event }, 0);
     tallyCounter(
       registers,
       'discovery_cache_lookups_total',
@@ -55,12 +100,15 @@ export class Metrics implements RegistryStats {
       [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     );
     this.registry.registerMetric(this.storage as never);
+    for (const operation of HOST_STORE_METHODS)
+      for (const outcome of STORAGE_OUTCOMES) this.storage.declare(`${operation} ${outcome}`, { operation, outcome });
     this.xdsEvents = new Counter({
       name: 'discovery_xds_events_total',
       help: 'xDS responses pushed and NACKs received',
       labelNames: ['event'],
       registers,
     });
+    for (const event of XDS_EVENTS) this.xdsEvents.inc({ event }, 0);
     const gauge = (name: string, help: string, read: (() => number) | undefined) => {
       if (read)
         new Gauge({
@@ -124,6 +172,14 @@ export class Metrics implements RegistryStats {
     return key;
   }
 
+  /**
+   * Exports a request series at 0 before its first request, so a rate or ratio over it reads 0,
+   * not "no data". The app declares each described route with every status it documents.
+   */
+  declareRequestSeries(method: string, route: string, status: number): void {
+    this.http.declare(this.requestSeriesKey(method, route, status), { method, route, status: String(status) });
+  }
+
   observeStorageCall(operation: string, ok: boolean, seconds: number): void {
     const outcome = ok ? 'ok' : 'error';
     this.storage.observe(`${operation} ${outcome}`, () => ({ operation, outcome }), seconds);
@@ -181,10 +237,15 @@ class TallyHistogram {
     private readonly upperBounds: readonly number[],
   ) {}
 
+  /** Creates the series of `key` with no observation yet, so it is exported at 0. */
+  declare(key: string, labels: Record<string, string>): void {
+    if (!this.series.has(key)) this.series.set(key, this.emptySeries(labels));
+  }
+
   observe(key: string, labels: () => Record<string, string>, value: number): void {
     let series = this.series.get(key);
     if (!series) {
-      series = { labels: labels(), buckets: new Array<number>(this.upperBounds.length).fill(0), sum: 0, count: 0 };
+      series = this.emptySeries(labels());
       this.series.set(key, series);
     }
     series.sum += value;
@@ -196,6 +257,10 @@ class TallyHistogram {
         break;
       }
     }
+  }
+
+  private emptySeries(labels: Record<string, string>): Series {
+    return { labels, buckets: new Array<number>(this.upperBounds.length).fill(0), sum: 0, count: 0 };
   }
 
   /** What prom-client's registry reads: cumulative buckets, +Inf, sum and count per label set. */

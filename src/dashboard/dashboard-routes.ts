@@ -70,7 +70,15 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
       config: { access: 'read' },
       schema: {
         summary: "The dashboard's settings: env, HOST_TTL, whether writes need a credential",
+        operationId: 'getDashboardConfig',
         tags: ['dashboard'],
+        response: {
+          200: Type.Object({
+            env: Type.String(),
+            host_ttl_seconds: Type.Number({ description: 'HOST_TTL' }),
+            writes_protected: Type.Boolean({ description: 'whether writes need a credential' }),
+          }),
+        },
       },
     },
     async (_request, reply) => reply.header('cache-control', 'no-cache').send(config),

@@ -126,12 +126,15 @@ export const SERVICES_LIMIT_MAX = 10_000;
  * `next_cursor` of the previous page (base64url), so pages stay consistent while services come and go.
  */
 export const ServicesQuery = Type.Object({
-  limit: Type.Integer({
-    minimum: 1,
-    maximum: SERVICES_LIMIT_MAX,
-    default: SERVICES_LIMIT_DEFAULT,
-    description: 'most services per page',
-  }),
+  // Optional to callers (the description must not mark it required); validation fills in the default.
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: SERVICES_LIMIT_MAX,
+      default: SERVICES_LIMIT_DEFAULT,
+      description: 'most services per page',
+    }),
+  ),
   prefix: Type.Optional(
     Type.String({
       maxLength: NAME_MAX_LENGTH,
@@ -151,3 +154,26 @@ export const ServicesQuery = Type.Object({
   ),
 });
 export type ServicesQuery = Static<typeof ServicesQuery>;
+
+/** One summary of `GET /v1/services` (documentation of the wire format; the body is pre-encoded). */
+export const ServiceSummary = Type.Object({
+  hosts: Type.Integer({ description: 'live hosts' }),
+  revisions: Type.Integer({ description: 'distinct revisions among the live hosts' }),
+  service: Type.String(),
+  service_repo_names: Type.Array(Type.String(), { description: 'distinct repos among the live hosts' }),
+});
+
+/** A page of `GET /v1/services`. */
+export const ServicePage = Type.Object({
+  env: Type.String(),
+  next_cursor: Type.Union([Type.String(), Type.Null()], {
+    description: 'pass as cursor for the next page; null on the last page',
+  }),
+  services: Type.Array(ServiceSummary),
+  total: Type.Integer({ description: 'services matching prefix and filter, across every page' }),
+});
+
+/** A text body, documented with its media type (Fastify leaves strings unserialised). */
+export function textBody(mediaType: string, description: string) {
+  return { description, content: { [mediaType]: { schema: Type.String() } } };
+}

@@ -32,6 +32,27 @@ export class Authorizer {
     return role === 'read' ? configured('read') : configured('register') || configured('admin');
   }
 
+  /**
+   * The schemes a caller can prove `role` with here: `basic` when a password is configured for it
+   * or a role above it, `bearer` likewise for tokens (what the API description offers).
+   */
+  schemesFor(role: Role): Array<'basic' | 'bearer'> {
+    const atLeast = ROLES.filter((candidate) => RANK[candidate] >= RANK[role]);
+    const schemes: Array<'basic' | 'bearer'> = [];
+    if (atLeast.some((candidate) => this.config.passwords[candidate] !== undefined)) schemes.push('basic');
+    if (atLeast.some((candidate) => this.config.tokens[candidate].length > 0)) schemes.push('bearer');
+    return schemes;
+  }
+
+  /** Whether a credential of a role below `role` is configured, so a valid caller can still get a 403. */
+  weakerCredentialsExist(role: Role): boolean {
+    return ROLES.some(
+      (candidate) =>
+        RANK[candidate] < RANK[role] &&
+        (this.config.passwords[candidate] !== undefined || this.config.tokens[candidate].length > 0),
+    );
+  }
+
   /** Whether any write needs a credential (the dashboard then asks for one). */
   get writesProtected(): boolean {
     return this.isProtected('register');

@@ -9,14 +9,20 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
   app,
   { hostService },
 ) => {
-  const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(summary: string, params: P) => ({
+  const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(
+    operationId: string,
+    summary: string,
+    params: P,
+  ) => ({
     schema: {
       summary,
+      operationId,
       tags: ['loadbalancing'],
       consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
       params,
       body: WeightBody,
-      response: { 204: NoContent, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
+      // 401 and 403 are added to the description where auth applies (api-description.ts).
+      response: { 204: NoContent, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
     },
     config: { access: 'admin' as const },
     preValidation: emptyBodyAsObject,
@@ -24,7 +30,7 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
 
   app.post(
     '/v1/loadbalancing/:service/:ip_address',
-    routeOptions("Set one host's load-balancing weight", HostParams),
+    routeOptions('setHostWeight', "Set one host's load-balancing weight", HostParams),
     async (request, reply) => {
       await hostService.setWeight(
         request.params.service,
@@ -37,7 +43,7 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
 
   app.post(
     '/v1/loadbalancing/:service',
-    routeOptions('Set the load-balancing weight of every live host of a service', ServiceParams),
+    routeOptions('setServiceWeight', 'Set the load-balancing weight of every live host of a service', ServiceParams),
     async (request, reply) => {
       await hostService.setWeight(request.params.service, undefined, parseWeight(request.body.load_balancing_weight));
       return reply.code(204).send(null);

@@ -36,6 +36,7 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
       config: { access: 'read' },
       schema: {
         summary: 'Live hosts of a service',
+        operationId: 'listServiceHosts',
         description:
           'Answers 304 when If-None-Match names the current weak ETag, which changes only when routing data changes.',
         tags: ['registration'],
@@ -56,6 +57,7 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
       config: { access: 'read' },
       schema: {
         summary: 'Live hosts of every service registered with a repo',
+        operationId: 'listRepoHosts',
         tags: ['registration'],
         params: RepoParams,
         response: { 200: RepoHostList, 304: NotModified, 400: ErrorBody },
@@ -90,11 +92,13 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     {
       schema: {
         summary: 'Heartbeat: register a host or refresh it (tags are merged)',
+        operationId: 'heartbeat',
         tags: ['registration'],
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         params: ServiceParams,
         body: RegistrationBody,
-        response: { 200: EmptyObject, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody },
+        // 401 and 403 are added to the description where auth applies (api-description.ts).
+        response: { 200: EmptyObject, 400: ErrorBody, 503: ErrorBody },
       },
       // The fast path reads this declaration too (FastPaths.takeAccessFromRoutes).
       config: { access: 'register' },
@@ -111,9 +115,10 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     {
       schema: {
         summary: 'Remove a host (400 when it does not exist)',
+        operationId: 'deleteHost',
         tags: ['registration'],
         params: HostParams,
-        response: { 200: EmptyObject, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
+        response: { 200: EmptyObject, 400: ErrorBody, 503: ErrorBody },
       },
       config: { access: 'admin' },
     },
@@ -129,6 +134,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     {
       schema: {
         summary: 'Always a 400: the address is required',
+        operationId: 'deleteHostWithoutAddress',
         tags: ['registration'],
         params: ServiceParams,
         response: { 400: ErrorBody },

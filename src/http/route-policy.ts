@@ -73,6 +73,17 @@ export class RoutePolicy {
     return access === 'public' || !this.authorizer.isProtected(access) ? undefined : access;
   }
 
+  /**
+   * The statuses the route answers a caller lacking its role with: 401 without a valid
+   * credential, and 403 when a weaker credential exists to present. Empty when none is needed.
+   * The API description and the request metrics both take them from here.
+   */
+  authFailureStatuses(method: string, url: string): number[] {
+    const role = this.credentialNeeded(method, url);
+    if (role === undefined) return [];
+    return this.authorizer.weakerCredentialsExist(role) ? [401, 403] : [401];
+  }
+
   private apply(scope: ScopeWithDefault, route: RouteOptions): void {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const name = `${methods.join(',')} ${route.url}`;

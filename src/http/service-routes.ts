@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { InvalidInputError } from '../errors.js';
 import { isName } from '../hosts/names.js';
-import { ServicesQuery } from '../hosts/schemas.js';
+import { ErrorBody, NotModified, ServicePage, ServicesQuery, SERVICES_LIMIT_DEFAULT } from '../hosts/schemas.js';
 import { ifNoneMatchIncludes } from './etag.js';
 import type { ServiceDirectory } from '../hosts/service-directory.js';
 
@@ -28,14 +29,17 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = as
       config: { access: 'read' },
       schema: {
         summary: 'Every service with its live host count, revisions and repos, paged',
+        operationId: 'listServices',
         tags: ['services'],
         querystring: ServicesQuery,
+        response: { 200: ServicePage, 304: NotModified, 400: ErrorBody },
       },
     },
     async (request, reply) => {
       const { limit, prefix, filter, cursor } = request.query;
       const page = await serviceDirectory.list({
-        limit,
+        // Validation has filled in the default; the fallback only satisfies the type.
+        limit: limit ?? SERVICES_LIMIT_DEFAULT,
         prefix,
         filter,
         after: cursor === undefined ? undefined : decodeCursor(cursor),
@@ -43,14 +47,15 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = as
       // The page is a function of the directory's version and the query, and the URL carries the query.
       const etag = `W/"${page.version}"`;
       reply.header('etag', etag).header('cache-control', 'no-cache');
-      if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      if (ifNoneMatchIncludes(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
       const services = page.services.map(
         (summary) =>
           `{"hosts":${summary.hosts},"revisions":${summary.revisions},"service":${JSON.stringify(summary.service)},` +
           `"service_repo_names":${JSON.stringify(summary.service_repo_names)}}`,
       );
       const nextCursor = page.nextAfter === undefined ? 'null' : JSON.stringify(encodeCursor(page.nextAfter));
-      return reply
+      // Encoded here, in ServicePage's shape: Fastify sends a string as it is, unserialised.
+      return (reply as FastifyReply)
         .header('content-type', 'application/json')
         .send(
           `{"env":${envJson},"next_cursor":${nextCursor},"services":[${services.join(',')}],"total":${page.total}}`,
