@@ -1,6 +1,9 @@
+#!/usr/bin/env node
+// The server process: `node dist/src/main.js`, or the package's `discovery-server` bin.
 import { composeRegistry } from './compose.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
+import { silenceAwsSdkNodeWarning, unsupportedNodeMessage } from './node-support.js';
 
 /** How long a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -17,6 +20,11 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
+  const unsupported = unsupportedNodeMessage();
+  if (unsupported !== undefined) {
+    log.warn({ node: process.version }, unsupported);
+    silenceAwsSdkNodeWarning();
+  }
   let registry;
   try {
     registry = await composeRegistry(config, log);

@@ -1,4 +1,4 @@
-/** The package's public API: `import { DiscoveryClient } from 'discovery'`. */
+/** The package's public API: `import { DiscoveryClient } from '@discovery-registry/discovery'`. */
 export {
   DEFAULT_TIMEOUT_MS,
   DiscoveryClient,

@@ -12,16 +12,16 @@ export interface DashboardRoutesOptions {
   readonly authorizer: Authorizer;
   readonly applicationEnv: string;
   readonly hostTtlSeconds: number;
-  /** Folder of the page's files; the source tree's `src/dashboard/static/` unless a test says otherwise. */
+  /** Folder of the page's files; DASHBOARD_STATIC_DIR unless a test says otherwise. */
   readonly staticDir?: string;
 }
 
 /**
- * The page is served from the source tree, not copied into `dist/`: tsc copies no other files,
- * so there is no copy step to forget, and `npm start` in a fresh clone serves it. Resolved from
- * this module, whose built form lives at `dist/src/dashboard/`.
+ * The page's files, next to this module: the build (scripts/build.mjs) mirrors
+ * `src/dashboard/static/` into `dist/src/dashboard/static/`, so the built server, and the
+ * installed package, which carries only `dist/`, serve what was built with them.
  */
-export const DASHBOARD_STATIC_DIR = fileURLToPath(new URL('../../../src/dashboard/static/', import.meta.url));
+export const DASHBOARD_STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url));
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',

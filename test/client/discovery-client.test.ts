@@ -227,8 +227,8 @@ describe('DiscoveryClient failures without an answer', () => {
 });
 
 describe('the package entry point', () => {
-  test("import 'discovery' gives the client library, with its type declarations built", async () => {
-    const name = 'discovery'; // a variable, so tsc does not resolve the package's own build output while building it
+  test("import '@discovery-registry/discovery' gives the client library, with its type declarations built", async () => {
+    const name = '@discovery-registry/discovery'; // a variable, so tsc does not resolve the package's own build output while building it
     const entry = (await import(name)) as Record<string, unknown>;
     assert.equal(entry.DiscoveryClient, DiscoveryClient);
     assert.equal(typeof entry.HeartbeatAgent, 'function');

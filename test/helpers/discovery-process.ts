@@ -58,15 +58,18 @@ function collect(stream: NodeJS.ReadableStream | null, into: string[], onLine?: 
 export interface StartOptions {
   readonly cwd?: string;
   readonly startTimeoutMs?: number;
+  /** What to run instead of `node dist/src/main.js`: an installed bin, or `npm start`. */
+  readonly command?: readonly [string, ...string[]];
 }
 
-/** Runs `node dist/src/main.js` with `settings` (PORT=0) and resolves once it listens. */
+/** Runs `node dist/src/main.js` (or `options.command`) with `settings` (PORT=0) and resolves once it listens. */
 export function startDiscovery(
   settings: Record<string, string>,
   options: StartOptions = {},
 ): Promise<DiscoveryProcess> {
   const startBoundMs = options.startTimeoutMs ?? START_BOUND_MS;
-  const child = spawn(process.execPath, [MAIN], {
+  const [file, ...args] = options.command ?? [process.execPath, MAIN];
+  const child = spawn(file, args, {
     env: childEnv(settings),
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,8 +121,10 @@ export function startDiscovery(
 /** Runs main.ts to its exit (a start-up that must fail); bounded. */
 export function runDiscoveryToExit(
   settings: Record<string, string>,
+  command: readonly [string, ...string[]] = [process.execPath, MAIN],
 ): Promise<{ code: number | null; stdout: string[]; stderr: string[] }> {
-  const child = spawn(process.execPath, [MAIN], { env: childEnv(settings), stdio: ['ignore', 'pipe', 'pipe'] });
+  const [file, ...args] = command;
+  const child = spawn(file, args, { env: childEnv(settings), stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   collect(child.stdout, stdout);

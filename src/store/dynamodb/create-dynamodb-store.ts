@@ -6,7 +6,7 @@ import type { Log } from '../../logger.js';
 import type { HostStore } from '../../hosts/host-store.js';
 import { createDynamoDbClient } from './dynamodb-client.js';
 import { DynamoDbHostStore } from './dynamodb-host-store.js';
-import { startEmbeddedDynamoDb, type EmbeddedDynamoDb } from './embedded-dynalite.js';
+import { EmbeddedStoreMissingError, startEmbeddedDynamoDb, type EmbeddedDynamoDb } from './embedded-dynalite.js';
 import { ensureHostsTable } from './hosts-table.js';
 
 /**
@@ -27,6 +27,7 @@ export async function createDynamoDbStore(config: Config, log: Log): Promise<Hos
     try {
       embedded = await startEmbeddedDynamoDb({ directory: dataDirectory });
     } catch (error) {
+      if (error instanceof EmbeddedStoreMissingError) throw new ConfigError(error.message);
       throw new ConfigError(
         `could not start the embedded DynamoDB-compatible store in ${dataDirectory}: ${describe(error)}`,
       );

@@ -1,4 +1,3 @@
-import dynalite from 'dynalite';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,11 +18,37 @@ export interface EmbeddedDynamoDbOptions {
   readonly port?: number;
 }
 
+/** dynalite is missing: an install without optional packages (`npm install --omit=optional`). */
+export class EmbeddedStoreMissingError extends Error {
+  constructor() {
+    super(
+      'the embedded DynamoDB-compatible store needs the optional package dynalite, which is not installed (an install with --omit=optional); install it, set DYNAMODB_URL to a DynamoDB-compatible server, set APPLICATION_ENV=production to use AWS, or choose another BACKEND_STORAGE',
+    );
+    this.name = 'EmbeddedStoreMissingError';
+  }
+}
+
+/**
+ * dynalite is loaded only here, when the embedded store is used: production runs against DynamoDB
+ * itself, and the package lists dynalite (with its LevelDB) as optional.
+ */
+async function loadDynalite(): Promise<typeof import('dynalite').default> {
+  try {
+    return (await import('dynalite')).default;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && /'dynalite'/.test(String((error as Error).message)))
+      throw new EmbeddedStoreMissingError();
+    throw error;
+  }
+}
+
 /**
  * Starts dynalite on 127.0.0.1 only: it checks no credentials, so it must never be reachable
  * from another machine. Tables become ACTIVE at once (no simulated creation delay).
  */
 export async function startEmbeddedDynamoDb(options: EmbeddedDynamoDbOptions = {}): Promise<EmbeddedDynamoDb> {
+  const dynalite = await loadDynalite();
   if (options.directory !== undefined) await mkdir(options.directory, { recursive: true });
   const server = dynalite({
     ...(options.directory !== undefined ? { path: options.directory } : {}),
