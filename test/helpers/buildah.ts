@@ -33,16 +33,18 @@ export function run(
   options: { timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv; allowFailure?: boolean },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: options.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const child = track(
+      spawn(command, args, {
+        cwd: options.cwd,
+        env: options.env ?? process.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      }),
+    );
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -61,6 +63,26 @@ export function run(
       else resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Children still running, killed with their process groups if this process ends first (a test
+ * runner's timeout, Ctrl-C), so no debootstrap or buildah outlives the test.
+ */
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+
+function track(child: ChildProcess): ChildProcess {
+  if (!reaperInstalled) {
+    reaperInstalled = true;
+    process.once('exit', () => {
+      for (const running of live) killGroup(running);
+    });
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(1));
+  }
+  live.add(child);
+  child.once('close', () => live.delete(child));
+  return child;
 }
 
 /** Kills a child started with `detached: true` and everything it started. */
@@ -104,11 +126,13 @@ export class Buildah {
 
   /** A long-running `buildah ...` whose output the caller reads. */
   spawn(args: readonly string[]): ChildProcess {
-    return spawn('buildah', [...this.storageArgs, ...args], {
-      env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    return track(
+      spawn('buildah', [...this.storageArgs, ...args], {
+        env: this.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      }),
+    );
   }
 
   /** `buildah inspect` of an image or container, parsed. */

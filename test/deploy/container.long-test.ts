@@ -26,6 +26,8 @@ import { freePort, waitFor } from '../helpers/network.js';
  *
  * Needs root, buildah and debootstrap (.ci/run installs them); without them this fails, it
  * never skips. Cold (debootstrap included) it takes a few minutes; warm, the image build only.
+ * That is past the 2 minutes `npm test` gives each *.test.js file, so it is named apart and run
+ * last by `npm run test:container` with a bound of its own.
  */
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
