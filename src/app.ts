@@ -15,7 +15,9 @@ import type { Logger } from 'pino';
 import type { AuthConfig, TlsFiles } from './config.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
+import { healthRoutes } from './http/health-routes.js';
 import { metricsRoutes } from './http/metrics-routes.js';
+import { Readiness } from './readiness.js';
 import type { Metrics } from './metrics.js';
 import { routesOf, trackRoutes } from './http/route-list.js';
 import { AllowedMethods } from './http/allowed-methods.js';
@@ -59,6 +61,11 @@ export interface AppDependencies {
    * FastPaths). Default: on. Off, every request takes the Fastify routes (tests compare the two).
    */
   readonly fastPaths?: boolean;
+  /**
+   * What `GET /readyz` reports. Absent (an app built on its own, in tests), one that probes the
+   * host service's store and is serving from the start.
+   */
+  readonly readiness?: Readiness;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -174,6 +181,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
+  await app.register(healthRoutes, { readiness: deps.readiness ?? standaloneReadiness(deps.hostService) });
   await app.register(registrationReadRoutes, { hostService: deps.hostService, encoder });
   await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, applicationEnv: deps.applicationEnv });
   await app.register(dashboardRoutes, {
@@ -196,6 +204,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;
+}
+
+function standaloneReadiness(hostService: HostService): Readiness {
+  const readiness = new Readiness({ probe: () => hostService.pingStorage() });
+  readiness.markStarted();
+  return readiness;
 }
 
 /** The HTTP(S) server; the hottest two calls are answered before Fastify when the fast paths take them. */

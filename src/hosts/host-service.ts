@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CacheType, CidrRange } from '../config.js';
 import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
-import type { HeartbeatResult, HostStore } from '../store/host-store.js';
+import { pingStore, type HeartbeatResult, type HostStore } from '../store/host-store.js';
 import {
   formatCheckIn,
   hostProblem,
@@ -286,6 +286,11 @@ export class HostService {
     keep(this.repoSnapshots, this.emptyRepoSnapshots, repo, { snapshot: result, builtAt: now, changeToken: undefined });
     this.remember(this.lastRepoReads, repo, result, now);
     return result;
+  }
+
+  /** Resolves when storage answers, throws when it cannot be reached: what readiness asks. */
+  pingStorage(): Promise<void> {
+    return pingStore(this.store);
   }
 
   /** Names of services with at least one stored host. */
