@@ -109,9 +109,12 @@ describe('start-up errors say what to do', () => {
     const pid = await deadPid();
     await writeFile(lockFile, JSON.stringify({ pid, host: hostname(), since: '2026-01-01T00:00:00Z', token: 'old' }));
     const server = await startDiscovery({ BACKEND_STORAGE: 'InFile', APPLICATION_DIR: dir.path });
-    assert.match(server.output(), new RegExp(`taking over the lock .*pid ${pid} that took it is no longer running`));
-    assert.equal(JSON.parse(await readFile(lockFile, 'utf8')).pid, server.child.pid);
-    assert.equal(await server.stop('SIGTERM'), 0);
+    try {
+      assert.match(server.output(), new RegExp(`taking over the lock .*pid ${pid} that took it is no longer running`));
+      assert.equal(JSON.parse(await readFile(lockFile, 'utf8')).pid, server.child.pid);
+    } finally {
+      assert.equal(await server.stop('SIGTERM'), 0);
+    }
     await dir.remove();
   });
 
