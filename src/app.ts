@@ -17,7 +17,9 @@ import { AnsweredRequests } from './http/answered-requests.js';
 import { RegistrationAnswers, type AutoIpPolicy } from './http/registration-answers.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
+import { healthRoutes } from './http/health-routes.js';
 import { declareRequestSeries, metricsRoutes } from './http/metrics-routes.js';
+import { Readiness } from './readiness.js';
 import type { Metrics } from './metrics.js';
 import { routesOf, trackRoutes } from './http/route-list.js';
 import { AllowedMethods } from './http/allowed-methods.js';
@@ -70,6 +72,11 @@ export interface AppDependencies {
    * hook they would skip, so with such a hook on the registration routes set `fastPaths: false`.
    */
   readonly beforeRoutes?: (app: FastifyInstance) => void | Promise<void>;
+  /**
+   * What `GET /readyz` reports. Absent (an app built on its own, in tests), one that probes the
+   * host service's store and is serving from the start.
+   */
+  readonly readiness?: Readiness;
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -200,6 +207,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send('OK'),
   );
+  await app.register(healthRoutes, { readiness: deps.readiness ?? standaloneReadiness(deps.hostService) });
   await app.register(registrationReadRoutes, { answers });
   await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, applicationEnv: deps.applicationEnv });
   await app.register(dashboardRoutes, {
@@ -222,6 +230,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;
+}
+
+function standaloneReadiness(hostService: HostService): Readiness {
+  const readiness = new Readiness({ probe: () => hostService.pingStorage() });
+  readiness.markStarted();
+  return readiness;
 }
 
 /** The HTTP(S) server; the hottest two calls are answered before Fastify when the fast paths take them. */

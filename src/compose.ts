@@ -7,6 +7,7 @@ import { Authorizer } from './http/auth.js';
 import { HostService } from './hosts/host-service.js';
 import { ServiceDirectory } from './hosts/service-directory.js';
 import { Metrics } from './metrics.js';
+import { Readiness } from './readiness.js';
 import { fanOut, StatsdStats, type RegistryStats } from './stats.js';
 import { instrumentStore } from './store/instrumented-host-store.js';
 import { createStore } from './store/create-store.js';
@@ -24,6 +25,8 @@ export interface Registry {
   readonly hostService: HostService;
   readonly serviceDirectory: ServiceDirectory;
   readonly store: HostStore;
+  /** What `GET /readyz` reports; `startXds` and the caller's listen come first, then `markStarted`. */
+  readonly readiness: Readiness;
   readonly xds: {
     readonly cache: XdsSnapshotCache;
     readonly streamServer: XdsStreamServer;
@@ -43,6 +46,8 @@ export interface ComposeOverrides {
   readonly serviceRefreshIntervalMs?: number;
   /** Whether the hot GET and heartbeat are answered before Fastify (default: yes). */
   readonly fastPaths?: boolean;
+  /** Readiness's storage probe interval in ms (tests shorten it). */
+  readonly readinessProbeIntervalMs?: number;
 }
 
 /**
@@ -116,7 +121,12 @@ export async function composeRegistry(
   });
   serviceTotals = () => serviceDirectory.totals();
   xdsStreams = () => streamServer.clients().length;
+  const readiness = new Readiness({
+    probe: () => hostService.pingStorage(),
+    probeIntervalMs: overrides.readinessProbeIntervalMs,
+  });
   const app = await buildApp({
+    readiness,
     hostService,
     log,
     applicationEnv: config.applicationEnv,
@@ -136,10 +146,17 @@ export async function composeRegistry(
     hostService,
     serviceDirectory,
     store,
+    readiness,
     xds: { cache: xdsCache, streamServer, grpcServer },
     startXds: async () => grpcServer?.start(),
     close: () =>
       (closing ??= (async () => {
+        // Load balancers see /readyz turn 503 and stop sending while everything still answers
+        // (not after a failed start: nothing was sent traffic).
+        const wasServing = readiness.phase === 'serving';
+        readiness.markDraining();
+        if (wasServing && config.drainSeconds > 0)
+          await new Promise((resolve) => setTimeout(resolve, config.drainSeconds * 1000));
         // xDS first: its streams end cleanly so clients move to another replica while this one drains.
         streamServer.closeAll();
         await grpcServer?.close();

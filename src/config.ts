@@ -58,6 +58,12 @@ export interface Config {
    * is unreachable; 0 answers 503 instead.
    */
   readonly staleReadMaxSeconds: number;
+  /**
+   * Seconds between the start of a shutdown (SIGTERM) and closing the listeners, during which
+   * `/readyz` answers 503 and every other request is still served, so load balancers stop
+   * sending before connections are refused (`SHUTDOWN_DRAIN_SECONDS`).
+   */
+  readonly drainSeconds: number;
 }
 
 /**
@@ -252,6 +258,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     },
     httpTls: tlsFiles(env, 'TLS'),
     staleReadMaxSeconds: number(env, 'STALE_READ_MAX_SECONDS', 300, { min: 0, max: 86400, integer: true }),
+    drainSeconds: number(env, 'SHUTDOWN_DRAIN_SECONDS', 0, { min: 0, max: 300 }),
   };
   return deepFreeze(config);
 }

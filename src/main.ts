@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // The server process: `node dist/src/main.js`, or the package's `discovery-server` bin.
-import { composeRegistry } from './compose.js';
+import { composeRegistry, type Registry } from './compose.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { describeListenFailure } from './listen-failure.js';
 import { createLogger } from './logger.js';
 import { silenceAwsSdkNodeWarning, unsupportedNodeMessage } from './node-support.js';
 
-/** How long a graceful shutdown may take before the process exits anyway. */
+/** How long a graceful shutdown may take, after SHUTDOWN_DRAIN_SECONDS, before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
@@ -35,21 +36,52 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const address = await registry.app.listen({ port: config.port, host: config.listenAddress });
+  // Every listener is bound before anything says "listening": xDS first, since Fastify logs its
+  // own line as soon as HTTP is up. A port that is taken stops start-up with one line.
+  let xdsPort: number | undefined;
+  let address: string;
+  try {
+    xdsPort = await registry.startXds();
+  } catch (error) {
+    return stopStarting(
+      registry,
+      describeListenFailure(error, {
+        portSetting: 'XDS_PORT',
+        port: config.xds.port,
+        addressSetting: 'XDS_LISTEN_ADDRESS',
+        address: config.xds.listenAddress,
+        alternative: 'XDS_ENABLED=false when no proxy uses the gRPC port',
+      }),
+    );
+  }
+  try {
+    address = await registry.app.listen({ port: config.port, host: config.listenAddress });
+  } catch (error) {
+    return stopStarting(
+      registry,
+      describeListenFailure(error, {
+        portSetting: 'PORT',
+        port: config.port,
+        addressSetting: 'LISTEN_ADDRESS',
+        address: config.listenAddress,
+      }),
+    );
+  }
+  registry.readiness.markStarted();
   log.info(
     { address, backend: config.backendStorage, env: config.applicationEnv },
     `discovery listening on ${address}`,
   );
-  const xdsPort = await registry.startXds();
   if (xdsPort !== undefined)
     log.info({ port: xdsPort, host: config.xds.listenAddress }, `xDS control plane listening on port ${xdsPort}`);
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'shutting down');
+    const graceMs = config.drainSeconds * 1000 + SHUTDOWN_GRACE_MS;
     const timer = setTimeout(() => {
-      log.error({ graceMs: SHUTDOWN_GRACE_MS }, 'shutdown took too long; exiting');
+      log.error({ graceMs }, 'shutdown took too long; exiting');
       process.exit(1);
-    }, SHUTDOWN_GRACE_MS);
+    }, graceMs);
     timer.unref();
     registry.close().then(
       () => process.exit(0),
@@ -61,6 +93,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Releases what start-up took (the APPLICATION_DIR lock, a bound port), says why in one line, exits 1. */
+async function stopStarting(registry: Registry, line: string): Promise<never> {
+  await registry.close().catch(() => undefined);
+  process.stderr.write(`discovery: ${line}\n`);
+  process.exit(1);
 }
 
 main().catch((error: unknown) => {

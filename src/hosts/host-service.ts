@@ -5,7 +5,7 @@ import type { Log } from '../logger.js';
 import type { RegistryStats } from '../stats.js';
 import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Selection } from './expiry.js';
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
-import type { HeartbeatResult, HostStore } from './host-store.js';
+import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { formatCheckIn, routingChanged, type Host, type HeartbeatInput } from './model.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
@@ -151,6 +151,11 @@ export class HostService {
     }
     const selection = await this.judge(this.servable.of(hosts, { repo }), now);
     return this.lists.keepRepo(repo, snapshotOf(selection, byServiceThenIp), now);
+  }
+
+  /** Resolves when storage answers, throws when it cannot be reached: what readiness asks. */
+  pingStorage(): Promise<void> {
+    return pingStore(this.store);
   }
 
   /** Names of services with at least one stored host. */

@@ -66,6 +66,14 @@ export interface HostStore {
    */
   updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined>;
 
+  /**
+   * Optional: resolves when storage answers, throws (StorageUnavailableError) when it does not;
+   * the cheapest call the backend has, bounded like every other. Readiness (`GET /readyz`) calls
+   * it at most every few seconds. A store without it (a plugin) is probed with a `get` of a
+   * record that never exists (PROBE_KEY).
+   */
+  ping?(): Promise<void>;
+
   /** Releases connections and flushes pending writes. Idempotent. */
   close(): Promise<void>;
 }
@@ -82,3 +90,12 @@ export const HOST_STORE_METHODS = [
   'updateTags',
   'close',
 ] as const satisfies readonly (keyof HostStore)[];
+
+/** The record a store without `ping` is asked for: a name no registration can have (a service name never holds `/`). */
+export const PROBE_KEY = { service: 'discovery/readiness-probe', ipAddress: '0.0.0.0' } as const;
+
+/** Probes `store`: its own `ping`, or a `get` of PROBE_KEY. */
+export async function pingStore(store: HostStore): Promise<void> {
+  if (store.ping) return store.ping();
+  await store.get(PROBE_KEY.service, PROBE_KEY.ipAddress);
+}

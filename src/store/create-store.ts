@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
 import type { Log } from '../logger.js';
+import { lockApplicationDir } from './directory-lock.js';
 import { FileHostStore } from './file-host-store.js';
 import { HOST_STORE_METHODS, type HostStore } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
@@ -19,8 +20,20 @@ export async function createStore(config: Config, log: Log): Promise<HostStore> 
   switch (config.backendStorage) {
     case 'InMemory':
       return new MemoryHostStore();
-    case 'InFile':
-      return FileHostStore.open({ directory: path.join(config.applicationDir, 'data', 'infile'), log });
+    case 'InFile': {
+      // Two processes appending to one journal would interleave and lose each other's writes.
+      const lock = await lockApplicationDir(config.applicationDir, log);
+      try {
+        return await FileHostStore.open({
+          directory: path.join(config.applicationDir, 'data', 'infile'),
+          log,
+          onClose: () => lock.release(),
+        });
+      } catch (error) {
+        await lock.release();
+        throw error;
+      }
+    }
     case 'DynamoDB': {
       const { createDynamoDbStore } = await import('./dynamodb/create-dynamodb-store.js');
       return createDynamoDbStore(config, log);

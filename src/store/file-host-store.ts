@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
@@ -33,6 +34,8 @@ export interface FileHostStoreOptions {
    * that need a disk that fills up or a write that comes back short.
    */
   readonly fs?: StoreFileSystem;
+  /** Run once by `close`, after the journal is closed (releases the APPLICATION_DIR lock). */
+  readonly onClose?: () => Promise<void>;
 }
 
 /** The part of a `node:fs/promises` FileHandle the store writes through. */
@@ -122,6 +125,7 @@ export class FileHostStore extends MemoryHostStore {
   private queue: QueuedWrite[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
+  private readonly onClose: (() => Promise<void>) | undefined;
 
   private constructor(options: FileHostStoreOptions) {
     super();
@@ -132,6 +136,7 @@ export class FileHostStore extends MemoryHostStore {
     this.compactAfterEntries = options.compactAfterEntries ?? DEFAULT_COMPACT_AFTER_ENTRIES;
     this.fs = options.fs ?? NODE_FS;
     this.log = options.log;
+    this.onClose = options.onClose;
   }
 
   /** Loads the snapshot and replays the journal, then opens the journal for appending. */
@@ -186,6 +191,19 @@ export class FileHostStore extends MemoryHostStore {
     await this.drain();
     await this.journal?.close();
     this.journal = undefined;
+    await this.onClose?.();
+  }
+
+  /** Ready while open and its folder is still there to write to. */
+  override async ping(): Promise<void> {
+    if (this.closed) throw new StorageUnavailableError('the InFile store is closed');
+    try {
+      await access(this.directory, constants.W_OK);
+    } catch (error) {
+      throw new StorageUnavailableError(
+        `the InFile folder ${this.directory} is not writable: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   }
 
   private enqueue<T>(apply: QueuedWrite['apply']): Promise<T> {

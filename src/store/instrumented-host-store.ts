@@ -10,12 +10,14 @@ export interface StorageObserver {
  */
 export function instrumentStore(store: HostStore, observer: StorageObserver): HostStore {
   const instrumented = Object.create(store) as HostStore;
-  for (const method of HOST_STORE_METHODS) {
+  // `ping` too when the store has one: readiness probes show in the storage metrics as `ping`.
+  const methods = store.ping ? [...HOST_STORE_METHODS, 'ping' as const] : HOST_STORE_METHODS;
+  for (const method of methods) {
     (instrumented as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
       const started = performance.now();
       try {
         // Looked up per call, so the wrapped store stays the one place that decides what a method does.
-        const result = await (store[method] as (...args: unknown[]) => Promise<unknown>).apply(store, args);
+        const result = await (store[method] as unknown as (...args: unknown[]) => Promise<unknown>).apply(store, args);
         observer.observeStorageCall(method, true, (performance.now() - started) / 1000);
         return result;
       } catch (error) {

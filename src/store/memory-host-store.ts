@@ -33,6 +33,9 @@ export class MemoryHostStore implements HostStore {
     return [...(this.repos.get(repo)?.values() ?? [])];
   }
 
+  /** Always reachable: the records are in this process. */
+  async ping(): Promise<void> {}
+
   async listServices(): Promise<readonly string[]> {
     return [...this.services.keys()];
   }

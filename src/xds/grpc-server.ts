@@ -66,6 +66,12 @@ export class XdsGrpcServer {
   private boundPort: number | undefined;
 
   constructor(private readonly options: XdsGrpcServerOptions) {
+    // grpc-js writes its own errors to stderr (a failed bind as "E No address added out of total 1
+    // resolved"); they go to the log at debug instead, and main says a start-up failure once,
+    // naming the setting. (Process-wide, as grpc-js's logger is; the last server set wins.)
+    grpc.setLogger({
+      error: (...args: unknown[]) => options.log.debug({ source: 'grpc-js' }, args.map(String).join(' ')),
+    });
     this.server = new grpc.Server({
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,

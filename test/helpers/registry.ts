@@ -21,6 +21,8 @@ export interface StartOptions {
   readonly serviceRefreshIntervalMs?: number;
   /** false: every request through the Fastify routes (the reference the fast paths are compared with). */
   readonly fastPaths?: boolean;
+  /** Readiness's storage probe interval in ms. */
+  readonly readinessProbeIntervalMs?: number;
 }
 
 export { RecordingStats } from './stats.js';
@@ -34,8 +36,11 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
     stats: options.stats ?? new RecordingStats(),
     serviceRefreshIntervalMs: options.serviceRefreshIntervalMs,
     fastPaths: options.fastPaths,
+    readinessProbeIntervalMs: options.readinessProbeIntervalMs,
   });
   await registry.app.listen({ port: 0, host: '127.0.0.1' });
+  // As main does once every listener is up (this registry runs no xDS gRPC server).
+  registry.readiness.markStarted();
   const address = registry.app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
   return { url: `http://127.0.0.1:${address.port}`, config, registry, close: () => registry.close() };

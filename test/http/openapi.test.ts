@@ -77,6 +77,8 @@ async function redoclyLint(server: RunningRegistry): Promise<{
 /** The access each described operation declares (route-policy.ts), as the document must reflect it. */
 const ACCESS: Record<string, 'public' | 'read' | 'register' | 'admin'> = {
   healthcheck: 'public',
+  readiness: 'public',
+  liveness: 'public',
   getMetrics: 'read',
   listServiceHosts: 'read',
   listRepoHosts: 'read',

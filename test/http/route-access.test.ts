@@ -13,6 +13,8 @@ type Access = 'public' | 'read' | 'register' | 'admin';
  */
 const EXPECTED: Readonly<Record<string, Access>> = {
   'GET /healthcheck': 'public',
+  'GET /readyz': 'public',
+  'GET /livez': 'public',
   'GET /openapi.json': 'public',
   'GET /docs': 'public',
   'GET /docs/static/index.html': 'public',

@@ -6,6 +6,7 @@ import type { Log } from '../../logger.js';
 import type { HostStore } from '../../hosts/host-store.js';
 import { createDynamoDbClient } from './dynamodb-client.js';
 import { DynamoDbHostStore } from './dynamodb-host-store.js';
+import { lockApplicationDir } from '../directory-lock.js';
 import { EmbeddedStoreMissingError, startEmbeddedDynamoDb, type EmbeddedDynamoDb } from './embedded-dynalite.js';
 import { ensureHostsTable } from './hosts-table.js';
 
@@ -24,9 +25,19 @@ export async function createDynamoDbStore(config: Config, log: Log): Promise<Hos
   let embedded: EmbeddedDynamoDb | undefined;
   const dataDirectory = path.join(config.applicationDir, 'data', 'dynalite');
   if (endpoint === undefined && config.applicationEnv === 'development') {
+    // LevelDB refuses a second opener only after dynalite has started, with "Database is closed".
+    const lock = await lockApplicationDir(config.applicationDir, log);
     try {
-      embedded = await startEmbeddedDynamoDb({ directory: dataDirectory });
+      const server = await startEmbeddedDynamoDb({ directory: dataDirectory });
+      embedded = {
+        ...server,
+        close: async () => {
+          await server.close();
+          await lock.release();
+        },
+      };
     } catch (error) {
+      await lock.release();
       if (error instanceof EmbeddedStoreMissingError) throw new ConfigError(error.message);
       throw new ConfigError(
         `could not start the embedded DynamoDB-compatible store in ${dataDirectory}: ${describe(error)}`,

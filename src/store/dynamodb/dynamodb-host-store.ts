@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { StorageUnavailableError } from '../../errors.js';
 import { mergeHeartbeat, parseCheckIn, type Heartbeat, type Host, type HostTags } from '../../hosts/model.js';
-import type { HeartbeatResult, HostStore, ServiceHosts } from '../../hosts/host-store.js';
+import { PROBE_KEY, type HeartbeatResult, type HostStore, type ServiceHosts } from '../../hosts/host-store.js';
 
 /** Name of the global secondary index (hash `service_repo_name`, range `ip_address`) that serves `listByRepo`. */
 export const REPO_INDEX_NAME = 'service_repo_name-index';
@@ -134,6 +134,23 @@ export class DynamoDbHostStore implements HostStore {
       ),
     );
     return output.Item ? hostFromItem(output.Item) : undefined;
+  }
+
+  /**
+   * One eventually consistent GetItem of a key no host has (half a read unit): it proves the
+   * endpoint answers, the credentials work and the table exists, and needs no permission
+   * beyond what serving already does (DescribeTable would).
+   */
+  async ping(): Promise<void> {
+    await this.send('GetItem', (abortSignal) =>
+      this.documents.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { service: PROBE_KEY.service, ip_address: PROBE_KEY.ipAddress },
+        }),
+        { abortSignal },
+      ),
+    );
   }
 
   /** One Query (more only past 1 MB of records); no change token, since other replicas write the same table. */
