@@ -12,6 +12,7 @@ import {
   type Heartbeat,
   type Host,
 } from './model.js';
+import { HeartbeatRate } from './heartbeat-rate.js';
 import { RecentMap } from './recent-map.js';
 import type { RegistrationBody } from './schemas.js';
 import {
@@ -140,6 +141,12 @@ interface CachedSnapshot {
 
 export type ServiceChangeListener = (service: string) => void;
 
+/** What expiry protection is set to, and which services it holds now (for the dashboard). */
+export interface ExpiryProtectionStatus extends ExpiryProtection {
+  /** Services whose last read kept hosts past HOST_TTL, sorted. */
+  readonly protectedServices: readonly string[];
+}
+
 /**
  * Every rule of the registry: validation, tag merging, expiry, caching and change events.
  * Front ends parse and reply; stores keep records.
@@ -160,6 +167,7 @@ export class HostService {
   /** Records already found valid; weak, so it holds nothing a store has let go. */
   private readonly checkedRecords = new WeakSet<Host>();
   private readonly reportedRecords = new Set<string>();
+  private readonly heartbeatRate = new HeartbeatRate();
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
@@ -201,10 +209,28 @@ export class HostService {
     }
     const { previous, current } = result;
     this.options.stats.increment(`registration.${metricName(service)}.success`);
+    this.heartbeatRate.record(this.clock.now());
     if (previous === undefined || this.isExpired(previous, this.clock.now()) || routingChanged(previous, current)) {
       this.changed(service);
     }
     return current;
+  }
+
+  /** Heartbeats this process recorded in the last minute (read-only; for the dashboard). */
+  heartbeatsLastMinute(): number {
+    return this.heartbeatRate.lastMinute(this.clock.now());
+  }
+
+  /** Expiry protection's settings and the services it holds now (read-only; for the dashboard). */
+  expiryProtectionStatus(): ExpiryProtectionStatus {
+    const settings = this.options.expiryProtection ?? { enabled: false, threshold: 0, minHosts: 0, maxSeconds: 0 };
+    return {
+      enabled: settings.enabled,
+      threshold: settings.threshold,
+      minHosts: settings.minHosts,
+      maxSeconds: settings.maxSeconds,
+      protectedServices: [...this.protectedServices].sort(),
+    };
   }
 
   /** Counts a heartbeat that was not recorded (refused by the request schema, the rules, or storage). */
