@@ -43,6 +43,8 @@ import { serviceRoutes } from './http/service-routes.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
 import { ErrorBody } from './hosts/schemas.js';
+import { systemClock, type Clock } from './clock.js';
+import { PACKAGE_VERSION } from './version.js';
 
 export interface AppDependencies {
   readonly hostService: HostService;
@@ -77,6 +79,8 @@ export interface AppDependencies {
    * host service's store and is serving from the start.
    */
   readonly readiness?: Readiness;
+  /** What the dashboard's server panel says about this process; defaults: the system clock, now, xDS off. */
+  readonly server?: { readonly clock?: Clock; readonly startedAt?: number; readonly xdsEnabled?: boolean };
 }
 
 /** Longer than the 60 s idle timeout of common load balancers, so they close first, never us mid-request. */
@@ -210,10 +214,20 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(healthRoutes, { readiness: deps.readiness ?? standaloneReadiness(deps.hostService) });
   await app.register(registrationReadRoutes, { answers });
   await app.register(serviceRoutes, { serviceDirectory: deps.serviceDirectory, applicationEnv: deps.applicationEnv });
+  const serverClock = deps.server?.clock ?? systemClock;
+  const streamServer = deps.xds?.streamServer;
   await app.register(dashboardRoutes, {
     authorizer,
     applicationEnv: deps.applicationEnv,
-    hostTtlSeconds: deps.hostService.hostTtlSeconds,
+    hostService: deps.hostService,
+    serviceDirectory: deps.serviceDirectory,
+    server: {
+      version: PACKAGE_VERSION,
+      clock: serverClock,
+      startedAt: deps.server?.startedAt ?? serverClock.now(),
+      xdsEnabled: deps.server?.xdsEnabled ?? false,
+      xdsClients: () => streamServer?.clients() ?? [],
+    },
   });
   // Body parsers live in their own context with the routes that take a body: the multipart
   // plugin adds async hooks to every request of its context, which the hot GET path must not pay.

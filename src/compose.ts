@@ -83,6 +83,7 @@ export async function composeRegistry(
   const statsd = overrides.stats ?? new StatsdStats({ ...config.statsd, log });
   const stats = fanOut(statsd, metrics);
   const clock = overrides.clock ?? systemClock;
+  const startedAt = clock.now();
   const hostService = new HostService({
     store,
     clock,
@@ -139,6 +140,7 @@ export async function composeRegistry(
     serviceDirectory,
     metrics,
     fastPaths: overrides.fastPaths,
+    server: { clock, startedAt, xdsEnabled: config.xds.enabled },
   });
   let closing: Promise<void> | undefined;
   return {

@@ -6,6 +6,7 @@ import type { RegistryStats } from '../stats.js';
 import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Selection } from './expiry.js';
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
+import { HeartbeatRate } from './heartbeat-rate.js';
 import { formatCheckIn, routingChanged, type Host, type HeartbeatInput } from './model.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
@@ -28,6 +29,12 @@ export interface HostServiceOptions {
 
 export type ServiceChangeListener = (service: string) => void;
 
+/** What expiry protection is set to, and which services it holds now (for the dashboard). */
+export interface ExpiryProtectionStatus extends ExpiryProtection {
+  /** Services whose last read kept hosts past HOST_TTL, sorted. */
+  readonly protectedServices: readonly string[];
+}
+
 /**
  * The registry's commands (heartbeat, deregister, weight) and reads (live hosts by service or
  * repo), and the change events proxies are pushed from. Input arrives parsed (HeartbeatInput);
@@ -45,6 +52,7 @@ export class HostService {
   private readonly listeners = new Set<ServiceChangeListener>();
   /** Services under expiry protection now, so its start and end are logged once each. */
   private readonly protectedServices = new Set<string>();
+  private readonly heartbeatRate = new HeartbeatRate();
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
@@ -86,6 +94,7 @@ export class HostService {
     }
     const { previous, current } = result;
     this.stats.heartbeat(input.service, 'success');
+    this.heartbeatRate.record(this.clock.now());
     if (
       previous === undefined ||
       isExpired(previous, this.clock.now(), this.expiry.hostTtlMs) ||
@@ -94,6 +103,23 @@ export class HostService {
       this.changed(input.service);
     }
     return current;
+  }
+
+  /** Heartbeats this process recorded in the last minute (read-only; for the dashboard). */
+  heartbeatsLastMinute(): number {
+    return this.heartbeatRate.lastMinute(this.clock.now());
+  }
+
+  /** Expiry protection's settings and the services it holds now (read-only; for the dashboard). */
+  expiryProtectionStatus(): ExpiryProtectionStatus {
+    const settings = this.options.expiryProtection ?? { enabled: false, threshold: 0, minHosts: 0, maxSeconds: 0 };
+    return {
+      enabled: settings.enabled,
+      threshold: settings.threshold,
+      minHosts: settings.minHosts,
+      maxSeconds: settings.maxSeconds,
+      protectedServices: [...this.protectedServices].sort(),
+    };
   }
 
   /** Counts a heartbeat a front end refused before it reached the domain (its request check or parsing). */
