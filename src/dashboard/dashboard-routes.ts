@@ -127,6 +127,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
       config: { access: 'read' },
       schema: {
         summary: "The dashboard's server panel: version, uptime, heartbeat rate, expiry protection, xDS clients",
+        operationId: 'getDashboardServer',
         tags: ['dashboard'],
         response: { 200: ServerPanel },
       },
@@ -181,6 +182,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
       config: { access: 'read' },
       schema: {
         summary: "The dashboard's service list: summaries by name, filtered, compressed",
+        operationId: 'listDashboardServices',
         tags: ['dashboard'],
         querystring: DashboardServicesQuery,
         response: { 200: DashboardServiceList, 304: NotModified, 400: ErrorBody },
@@ -188,7 +190,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
     },
     async (request, reply) => {
       const { limit, filter } = request.query;
-      const page = await serviceDirectory.list({ limit, filter: filter === '' ? undefined : filter });
+      const page = await serviceDirectory.list({ limit: limit ?? 500, filter: filter === '' ? undefined : filter });
       // The page is a function of the directory's version and the query, and the URL carries the query.
       const etag = `W/"${page.version}"`;
       return sendJson(request.headers['if-none-match'], reply, etag, () =>
@@ -215,6 +217,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
       config: { access: 'read' },
       schema: {
         summary: "The dashboard's host list of a service: every live host with its check-in as epoch ms, compressed",
+        operationId: 'listDashboardHosts',
         description:
           'The ETag names the exact list, check-ins included (a snapshot is shared while nothing changes), so an unchanged list answers 304.',
         tags: ['dashboard'],
@@ -290,7 +293,9 @@ const COMPRESS_THRESHOLD_BYTES = 1024;
 
 /** A page of the service list the dashboard draws; as `GET /v1/services` takes them. */
 const DashboardServicesQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: SERVICES_LIMIT_MAX, default: 500, description: 'most services listed' }),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: SERVICES_LIMIT_MAX, default: 500, description: 'most services listed' }),
+  ),
   filter: Type.Optional(
     Type.String({ maxLength: NAME_MAX_LENGTH, description: 'only services whose name contains this, ignoring case' }),
   ),

@@ -172,7 +172,8 @@ describe('the examples in README.md and docs/ work when pasted, in order, on a f
           }
           await flush();
         }
-        assert.ok(ran > 0, `${file}: at least one command ran`);
+        // A file whose every block says why it is not run has nothing to run; any other ran something.
+        if (blocks.some((block) => block.notRun === undefined)) assert.ok(ran > 0, `${file}: at least one command ran`);
       } finally {
         if (server) await server.stop('SIGTERM');
         await dir.remove();
