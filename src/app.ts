@@ -14,6 +14,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { AuthConfig, TlsFiles } from './config.js';
 import { AnsweredRequests } from './http/answered-requests.js';
+import { REQUEST_ID_HEADER, requestIdOf } from './http/requester.js';
 import { RegistrationAnswers, type AutoIpPolicy } from './http/registration-answers.js';
 import type { HostService } from './hosts/host-service.js';
 import { registerApiDescription } from './http/api-description.js';
@@ -68,6 +69,8 @@ export interface AppDependencies {
    * FastPaths). Default: on. Off, every request takes the Fastify routes (tests compare the two).
    */
   readonly fastPaths?: boolean;
+  /** ACCESS_LOG: one info line per answered request. */
+  readonly accessLog?: boolean;
   /**
    * Called on the root app before any route, for hooks and plugins that apply to every route
    * (an embedding's rate limiting or request ids). The fast paths refuse to start beside a
@@ -114,7 +117,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     debug: deps.debug,
     log: deps.log,
   });
-  const answered = new AnsweredRequests(deps.metrics, deps.log, deps.log.isLevelEnabled('debug'));
+  const answered = new AnsweredRequests(deps.metrics, deps.log, {
+    accessLog: deps.accessLog ?? false,
+    debug: deps.log.isLevelEnabled('debug'),
+  });
   const fastPaths =
     (deps.fastPaths ?? true)
       ? new FastPaths({
@@ -136,6 +142,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // One pino child per request costs as much as the rest of a cached GET; request lines are
     // logged with method and URL by the hook below instead of through a per-request child.
     childLoggerFactory: (logger: FastifyBaseLogger) => logger,
+    // The caller's X-Request-Id when acceptable, else a UUID; returned on every answer (returnRequestId).
+    requestIdHeader: false,
+    genReqId: (request: IncomingMessage) => requestIdOf(request.headers),
     bodyLimit: deps.bodyLimitBytes,
     // refuseWhileClosing answers these instead, in the {"error": ...} shape.
     return503OnClosing: false,
@@ -147,6 +156,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   trackRoutes(app);
+  app.addHook('onRequest', function returnRequestId(request, reply, done) {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    done();
+  });
   // Before any route: every route declares its access (config.access) and this applies it.
   policy.install(app);
   registerErrorHandling(app, {
@@ -184,6 +197,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         request.url,
         reply.statusCode,
         reply.elapsedTime,
+        request.id,
+        request.socket.remoteAddress,
       );
       done();
     });
@@ -239,8 +254,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       attachFieldsToBody: 'keyValues',
       limits: { fields: MULTIPART_FIELDS_MAX, fieldSize: deps.bodyLimitBytes, files: 0, parts: MULTIPART_FIELDS_MAX },
     });
-    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, answers, validation });
-    await writes.register(loadBalancingRoutes, { hostService: deps.hostService });
+    await writes.register(registrationWriteRoutes, { hostService: deps.hostService, answers, validation, authorizer });
+    await writes.register(loadBalancingRoutes, { hostService: deps.hostService, authorizer });
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);
   return app;

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
@@ -64,6 +65,30 @@ export function xdsExposureWarning(config: Config): string | undefined {
     "serves every service's endpoints to anyone who connects. Set XDS_TLS_CA_FILE (with XDS_TLS_CERT_FILE and " +
     'XDS_TLS_KEY_FILE) so only proxies with a certificate from that CA connect, or XDS_ENABLED=false.'
   );
+}
+
+/**
+ * Writes (heartbeats, deletes, weights) need no credential until one is configured, as with the
+ * original; on an address other hosts can reach, that lets anyone who can connect register,
+ * re-weight and delete hosts. Undefined when writes are locked or only loopback can reach them.
+ */
+export function openWritesWarning(config: Config): string | undefined {
+  if (new Authorizer(config.auth).isProtected('register')) return undefined;
+  if (isLoopback(config.listenAddress)) return undefined;
+  return (
+    `writes are not authenticated and the HTTP port listens on ${config.listenAddress}:${config.port}: ` +
+    'anyone who can connect can register, re-weight and delete hosts. Set AUTH_REGISTER_TOKENS and ' +
+    'AUTH_ADMIN_TOKENS (or the _PASSWORD settings; docs/operations.md), or LISTEN_ADDRESS=127.0.0.1.'
+  );
+}
+
+function isLoopback(address: string): boolean {
+  if (address === 'localhost') return true;
+  try {
+    return ipaddr.process(address).range() === 'loopback';
+  } catch {
+    return false;
+  }
 }
 
 /** The composition root: config -> store -> host service -> front ends. Tests pass overrides for time and storage. */
@@ -140,6 +165,7 @@ export async function composeRegistry(
     serviceDirectory,
     metrics,
     fastPaths: overrides.fastPaths,
+    accessLog: config.accessLog,
     server: { clock, startedAt, xdsEnabled: config.xds.enabled },
   });
   let closing: Promise<void> | undefined;

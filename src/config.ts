@@ -25,6 +25,8 @@ export interface Config {
   readonly applicationEnv: string;
   readonly debug: boolean;
   readonly logLevel: LogLevel;
+  /** `ACCESS_LOG=true`: one info line per answered request (method, URL, status, time, request id, client). */
+  readonly accessLog: boolean;
   readonly port: number;
   readonly listenAddress: string;
   readonly dynamodb: {
@@ -210,15 +212,20 @@ function endpointUrl(env: Env, name: string): string {
 /** Reads and validates every setting once; the only reader of the environment. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
   const applicationDir = path.resolve(cwd, text(env, 'APPLICATION_DIR', cwd));
+  const applicationEnv = text(env, 'APPLICATION_ENV', 'development');
+  const production = applicationEnv === 'production';
   const config: Config = {
     hostTtlSeconds: number(env, 'HOST_TTL', 600, { min: 0 }),
     cacheTtlSeconds: number(env, 'CACHE_TTL', 30, { min: 0 }),
     cacheType: oneOf<CacheType>(env, 'CACHE_TYPE', 'null', { simple: 'simple', null: 'null' }),
     backendStorage: backendStorage(env),
     applicationDir,
-    applicationEnv: text(env, 'APPLICATION_ENV', 'development'),
-    debug: flag(env, 'DEBUG', true),
-    logLevel: oneOf(env, 'LOG_LEVEL', 'debug', LOG_LEVELS),
+    applicationEnv,
+    // The original's defaults (every request logged, error details in 500s) are a developer's;
+    // APPLICATION_ENV=production starts quiet and discreet unless told otherwise.
+    debug: flag(env, 'DEBUG', !production),
+    logLevel: oneOf(env, 'LOG_LEVEL', production ? 'info' : 'debug', LOG_LEVELS),
+    accessLog: flag(env, 'ACCESS_LOG', false),
     port: number(env, 'PORT', 8080, { min: 0, max: 65535, integer: true }),
     listenAddress: text(env, 'LISTEN_ADDRESS', '0.0.0.0'),
     dynamodb: {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The server process: `node dist/src/main.js`, or the package's `discovery-server` bin.
-import { composeRegistry, type Registry } from './compose.js';
+import { composeRegistry, openWritesWarning, type Registry } from './compose.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { describeListenFailure } from './listen-failure.js';
 import { createLogger } from './logger.js';
@@ -25,6 +25,12 @@ async function main(): Promise<void> {
   if (unsupported !== undefined) {
     log.warn({ node: process.version }, unsupported);
     silenceAwsSdkNodeWarning();
+  }
+  const openWrites = openWritesWarning(config);
+  if (openWrites !== undefined) {
+    // Loud at any LOG_LEVEL: on stderr as well when the logger would drop a warning.
+    log.warn({ fix: ['AUTH_REGISTER_TOKENS', 'AUTH_ADMIN_TOKENS', 'LISTEN_ADDRESS=127.0.0.1'] }, openWrites);
+    if (!log.isLevelEnabled('warn')) process.stderr.write(`discovery: warning: ${openWrites}\n`);
   }
   let registry;
   try {

@@ -7,7 +7,7 @@ import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Se
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { HeartbeatRate } from './heartbeat-rate.js';
-import { formatCheckIn, routingChanged, type Host, type HeartbeatInput } from './model.js';
+import { formatCheckIn, routingChanged, type Host, type HeartbeatInput, type Requester } from './model.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
 
@@ -83,8 +83,11 @@ export class HostService {
     return () => this.listeners.delete(listener);
   }
 
-  /** Records a heartbeat, stamped now: creates the host or updates it with its tags merged. */
-  async heartbeat(input: HeartbeatInput): Promise<Host> {
+  /**
+   * Records a heartbeat, stamped now: creates the host or updates it with its tags merged. A new
+   * host is a write of the audit trail, logged at info with `requester`; a refresh is not.
+   */
+  async heartbeat(input: HeartbeatInput, requester?: Requester): Promise<Host> {
     let result: HeartbeatResult;
     try {
       result = await this.store.heartbeat({ ...input, last_check_in: formatCheckIn(this.clock.now()) });
@@ -94,6 +97,8 @@ export class HostService {
     }
     const { previous, current } = result;
     this.stats.heartbeat(input.service, 'success');
+    if (previous === undefined)
+      this.audit(requester, { service: input.service, ip: current.ip_address, port: current.port }, 'host registered');
     this.heartbeatRate.record(this.clock.now());
     if (
       previous === undefined ||
@@ -190,13 +195,14 @@ export class HostService {
   }
 
   /** Removes a host. A 400 when the address is not valid or no such host exists, as the original answered. */
-  async deregister(service: string, ipText: string): Promise<void> {
+  async deregister(service: string, ipText: string, requester?: Requester): Promise<void> {
     const ip = canonicalIp(ipText);
     if (ip === undefined)
       throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
     const removed = await this.store.delete(service, ip);
     if (!removed) throw new InvalidInputError(`Host ${ip} of service '${service}' not found.`);
     this.stats.hostRemoved(service, 'deleted');
+    this.audit(requester, { service, ip }, 'host deregistered');
     this.changed(service);
   }
 
@@ -204,7 +210,7 @@ export class HostService {
    * Sets `tags.load_balancing_weight` on one live host, or on every live host of the service when
    * `ipText` is undefined. Only the tag is written, so a heartbeat landing meanwhile is kept.
    */
-  async setWeight(service: string, ipText: string | undefined, weight: number): Promise<void> {
+  async setWeight(service: string, ipText: string | undefined, weight: number, requester?: Requester): Promise<void> {
     const now = this.clock.now();
     if (ipText !== undefined) {
       const ip = canonicalIp(ipText);
@@ -212,6 +218,7 @@ export class HostService {
       if (!existing || isExpired(existing, now, this.expiry.hostTtlMs)) throw new NotFoundError('Host not found');
       const updated = await this.store.updateTags(service, existing.ip_address, { load_balancing_weight: weight });
       if (!updated) throw new NotFoundError('Host not found');
+      this.audit(requester, { service, ip: existing.ip_address, weight }, 'weight set');
       this.changed(service);
       return;
     }
@@ -228,7 +235,14 @@ export class HostService {
     } catch (error) {
       // One write per host, so a failure part-way leaves the first ones weighted: what readers
       // see must follow what was written, and the answer says so. Retrying sets the same weight.
-      if (updated > 0) this.changed(service);
+      if (updated > 0) {
+        this.audit(
+          requester,
+          { service, weight, hosts: updated, of: live.length },
+          'weight set on part of the service',
+        );
+        this.changed(service);
+      }
       if (error instanceof StorageUnavailableError) {
         throw new StorageUnavailableError(
           `${error.message} The weight was set on ${updated} of ${live.length} hosts; retry to set it on all.`,
@@ -237,7 +251,18 @@ export class HostService {
       }
       throw error;
     }
+    this.audit(requester, { service, weight, hosts: updated }, 'weight set on every live host');
     this.changed(service);
+  }
+
+  /** One info line per write that changes what is registered: what, and who asked. */
+  private audit(requester: Requester | undefined, what: Record<string, unknown>, message: string): void {
+    this.log.info(
+      requester === undefined
+        ? what
+        : { ...what, reqId: requester.requestId, client: requester.address, role: requester.role() },
+      message,
+    );
   }
 
   /** A stale list while storage is unavailable (when allowed and young enough), else the error. */

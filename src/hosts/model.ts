@@ -80,6 +80,17 @@ export type Heartbeat = Host;
  */
 export type HeartbeatInput = Omit<Heartbeat, 'last_check_in'>;
 
+/**
+ * Who asked for a command, as the front end knows it, for the audit trail of writes: the
+ * request's id, the address it came from, and the role its credential proves (worked out only
+ * when a line is written).
+ */
+export interface Requester {
+  readonly requestId: string;
+  readonly address: string;
+  role(): string;
+}
+
 /** `YYYY-MM-DD HH:MM:SS` of the last second formatted: a heartbeat storm formats the same second thousands of times. */
 let formattedSecond = Number.NaN;
 let formattedSecondText = '';

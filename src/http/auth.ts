@@ -93,6 +93,17 @@ export class Authorizer {
       const header = request.headers.authorization;
       const proven = this.roleOf(header);
       if (proven === undefined) {
+        // Refusals are part of the audit trail: a probe with stolen or guessed credentials shows.
+        request.log.info(
+          {
+            reqId: request.id,
+            client: request.socket.remoteAddress,
+            route: request.routeOptions.url,
+            needs: role,
+            credential: header ? 'invalid' : 'none',
+          },
+          `refused: 401, this call needs the '${role}' role`,
+        );
         reply
           .code(401)
           .header('www-authenticate', 'Basic realm="discovery", charset="UTF-8", Bearer realm="discovery"')
@@ -102,6 +113,16 @@ export class Authorizer {
         return;
       }
       if (RANK[proven] < RANK[role]) {
+        request.log.info(
+          {
+            reqId: request.id,
+            client: request.socket.remoteAddress,
+            route: request.routeOptions.url,
+            needs: role,
+            role: proven,
+          },
+          `refused: 403, this call needs the '${role}' role; the credential has '${proven}'`,
+        );
         reply
           .code(403)
           .send({ error: `Forbidden: this call needs the '${role}' role; the credential has '${proven}'.` });

@@ -8,6 +8,7 @@ import type { Role } from '../config.js';
 import type { AnsweredRequests } from './answered-requests.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
+import { REQUEST_ID_HEADER, requesterOf, requestIdOf } from './requester.js';
 import { parseForm } from './form-body.js';
 import type { Answer, RegistrationAnswers } from './registration-answers.js';
 import type { RoutePolicy } from './route-policy.js';
@@ -38,6 +39,8 @@ const HOOKS_TAKEN_CARE_OF: ReadonlyArray<{
   readonly count?: number;
   readonly why: string;
 }> = [
+  { method: 'GET', phase: 'onRequest', name: 'returnRequestId', why: 'write() returns the same X-Request-Id' },
+  { method: 'POST', phase: 'onRequest', name: 'returnRequestId', why: 'write() returns the same X-Request-Id' },
   { method: 'GET', phase: 'onRequest', name: 'requireRole', why: 'the route policy: tryServe checks the same role' },
   { method: 'POST', phase: 'onRequest', name: 'requireRole', why: 'the route policy: tryServe checks the same role' },
   { method: 'GET', phase: 'onRequest', name: 'refuseWhileClosing', why: 'stopServing leaves closing to Fastify' },
@@ -134,6 +137,7 @@ export class FastPaths {
     if (role !== undefined && !this.options.authorizer.permits(role, request.headers.authorization)) return false;
     const startedAt = performance.now();
     const ifNoneMatch = request.headers['if-none-match'];
+    const requestId = requestIdOf(request.headers);
     const known = this.options.hostService.knownListByService(service);
     if (known) {
       this.answerSoon(
@@ -141,12 +145,13 @@ export class FastPaths {
         response,
         () => this.options.answers.hostList(known, { service }, ifNoneMatch),
         startedAt,
+        requestId,
       );
       return true;
     }
     this.options.answers
       .readHostList({ service }, ifNoneMatch)
-      .then((answer) => this.answerSoon(request, response, () => answer, startedAt));
+      .then((answer) => this.answerSoon(request, response, () => answer, startedAt, requestId));
     return true;
   }
 
@@ -164,9 +169,10 @@ export class FastPaths {
     request.on('error', () => response.destroy());
     request.on('end', () => {
       const body = parseForm((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString());
+      const requestId = requestIdOf(headers);
       this.options.answers
-        .heartbeat(service, body, clientAddress(request))
-        .then((answer) => this.answerSoon(request, response, () => answer, startedAt));
+        .heartbeat(service, body, clientAddress(request), requesterOf(request, requestId, this.options.authorizer))
+        .then((answer) => this.answerSoon(request, response, () => answer, startedAt, requestId));
     });
     return true;
   }
@@ -184,8 +190,9 @@ export class FastPaths {
     response: ServerResponse,
     answer: () => Answer,
     startedAt: number,
+    requestId: string,
   ): void {
-    this.pendingAnswers.push({ response, answer: () => this.write(request, response, answer(), startedAt) });
+    this.pendingAnswers.push({ response, answer: () => this.write(request, response, answer(), startedAt, requestId) });
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(this.flushAnswers);
@@ -206,8 +213,15 @@ export class FastPaths {
     }
   };
 
-  private write(request: IncomingMessage, response: ServerResponse, answer: Answer, startedAt: number): void {
-    response.writeHead(answer.status, answer.headers as string[]);
+  private write(
+    request: IncomingMessage,
+    response: ServerResponse,
+    answer: Answer,
+    startedAt: number,
+    requestId: string,
+  ): void {
+    // The answer's header list is shared by every request of its snapshot: a copy carries the id.
+    response.writeHead(answer.status, answer.headers.concat(REQUEST_ID_HEADER, requestId));
     response.end(answer.body);
     this.options.answered.record(
       request.method ?? '',
@@ -215,6 +229,8 @@ export class FastPaths {
       request.url,
       answer.status,
       performance.now() - startedAt,
+      requestId,
+      request.socket.remoteAddress,
     );
   }
 }

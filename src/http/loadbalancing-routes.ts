@@ -2,13 +2,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService } from '../hosts/host-service.js';
 import { ErrorBody, HostParams, NoContent, ServiceParams, WeightBody } from '../hosts/schemas.js';
 import { parseWeight } from '../hosts/validation.js';
+import type { Authorizer } from './auth.js';
 import { emptyBodyAsObject } from './registration-routes.js';
+import { requesterOf } from './requester.js';
 
 /** Weight changes: one host, or every live host of a service. 204 on success. */
-export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostService: HostService }> = async (
-  app,
-  { hostService },
-) => {
+export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{
+  readonly hostService: HostService;
+  /** Names the role of whoever writes, in the audit trail. */
+  readonly authorizer: Authorizer;
+}> = async (app, { hostService, authorizer }) => {
   const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(
     operationId: string,
     summary: string,
@@ -36,6 +39,7 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
         request.params.service,
         request.params.ip_address,
         parseWeight(request.body.load_balancing_weight),
+        requesterOf(request, request.id, authorizer),
       );
       return reply.code(204).send(null);
     },
@@ -45,7 +49,12 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{ readonly hostServi
     '/v1/loadbalancing/:service',
     routeOptions('setServiceWeight', 'Set the load-balancing weight of every live host of a service', ServiceParams),
     async (request, reply) => {
-      await hostService.setWeight(request.params.service, undefined, parseWeight(request.body.load_balancing_weight));
+      await hostService.setWeight(
+        request.params.service,
+        undefined,
+        parseWeight(request.body.load_balancing_weight),
+        requesterOf(request, request.id, authorizer),
+      );
       return reply.code(204).send(null);
     },
   );

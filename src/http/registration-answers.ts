@@ -2,7 +2,7 @@ import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
-import type { HeartbeatInput } from '../hosts/model.js';
+import type { HeartbeatInput, Requester } from '../hosts/model.js';
 import type { RegistrationBody } from '../hosts/schemas.js';
 import { autoIp, parseFlagField, parsePort, parseTags, requireIp, type ClientAddress } from '../hosts/validation.js';
 import type { Log } from '../logger.js';
@@ -105,7 +105,7 @@ export class RegistrationAnswers {
    * A heartbeat for `service` with `body` as the transport parsed it (form, multipart or JSON),
    * from `client`: 200 `{}` when recorded; otherwise the failure, counted as a rejected heartbeat.
    */
-  async heartbeat(service: string, body: unknown, client: ClientAddress): Promise<Answer> {
+  async heartbeat(service: string, body: unknown, client: ClientAddress, requester?: Requester): Promise<Answer> {
     const validate = this.options.validation.heartbeatBody;
     let input: HeartbeatInput;
     try {
@@ -117,7 +117,7 @@ export class RegistrationAnswers {
     }
     try {
       // The domain counts what it records and what storage refuses.
-      await this.options.hostService.heartbeat(input);
+      await this.options.hostService.heartbeat(input, requester);
       return HEARTBEAT_OK;
     } catch (error) {
       return this.failure(error);

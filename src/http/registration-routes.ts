@@ -12,7 +12,9 @@ import {
   ServiceHostList,
   ServiceParams,
 } from '../hosts/schemas.js';
+import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
+import { requesterOf } from './requester.js';
 import type { Answer, RegistrationAnswers } from './registration-answers.js';
 import type { RequestValidation } from './request-validation.js';
 
@@ -73,6 +75,8 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
 
 export interface RegistrationWriteRoutesOptions {
   readonly hostService: HostService;
+  /** Names the role of whoever writes, in the audit trail. */
+  readonly authorizer: Authorizer;
   /** Shared with the fast paths, which write the same answers. */
   readonly answers: RegistrationAnswers;
   /** The heartbeat route's validator compiler (its body is checked by `answers`). */
@@ -85,7 +89,7 @@ export interface RegistrationWriteRoutesOptions {
  */
 export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWriteRoutesOptions> = async (
   app,
-  { hostService, answers, validation },
+  { hostService, answers, validation, authorizer },
 ) => {
   app.post(
     '/v1/registration/:service',
@@ -107,7 +111,15 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       validatorCompiler: validation.heartbeatRouteCompiler,
     },
     async (request, reply) =>
-      sendAnswer(reply, await answers.heartbeat(request.params.service, request.body, clientAddress(request))),
+      sendAnswer(
+        reply,
+        await answers.heartbeat(
+          request.params.service,
+          request.body,
+          clientAddress(request),
+          requesterOf(request, request.id, authorizer),
+        ),
+      ),
   );
 
   app.delete(
@@ -123,7 +135,11 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       config: { access: 'admin' },
     },
     async (request, reply) => {
-      await hostService.deregister(request.params.service, request.params.ip_address);
+      await hostService.deregister(
+        request.params.service,
+        request.params.ip_address,
+        requesterOf(request, request.id, authorizer),
+      );
       return reply.code(200).send({});
     },
   );

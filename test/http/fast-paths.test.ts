@@ -302,7 +302,7 @@ async function startBareFastPaths(
     answers,
     authorizer,
     policy,
-    answered: new AnsweredRequests(undefined, log, false),
+    answered: new AnsweredRequests(undefined, log, { accessLog: false, debug: false }),
     bodyLimitBytes: 1024,
     log,
   });
