@@ -124,11 +124,16 @@ async function startListeningChild(
   });
   const url = await new Promise<string>((resolve, reject) => {
     let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
+    // Read until the line, then only drained: scanning every later log line took CPU from the server measured.
+    const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /listening on (\S+)/.exec(output);
-      if (match) resolve(match[1]!);
-    });
+      if (!match) return;
+      resolve(match[1]!);
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+    };
+    child.stdout!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${args.at(-1)?.slice(0, 40)} exited with ${code}`)));
   });
   return {
