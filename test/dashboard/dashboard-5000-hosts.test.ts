@@ -113,11 +113,14 @@ describe('dashboard with 5,000 hosts in headless Chromium', () => {
     assert.ok(nodes < 3_000, `${nodes} DOM elements`);
     assert.ok((await page.locator('#hosts-body [role=row]').count()) < 100, 'only the rows in view are drawn');
     // What the issue asks: no refresh blocks the page over 50 ms. A refresh is split into tasks
-    // (parse, prepare in slices, summary, order) that each take a few ms on a quiet machine; the
-    // typical one is held to 50 ms outright. The machine the tests share runs several suites on
-    // two cores, which stretches any task several times over, so the browser's own long-task
-    // entries (every task over 50 ms) are held to three times that: the page before this design
-    // stalled 320 ms per refresh on a quiet machine and seconds on a busy one.
+    // (parse, prepare in slices, summary, order), each timed by the page itself: every one of them
+    // is held to 50 ms outright (on a quiet machine the slowest takes about 12 ms, under load
+    // average 14 about 25). The browser's own long-task entries also count work outside the
+    // refresh code (GC, layout): none appears on a quiet machine, but the suites share two cores
+    // and stretch such work to 70-100 ms, so those are held to three times 50 ms. The page
+    // before this design stalled 320 ms per refresh on a quiet machine and seconds on a busy one.
+    const slowestTask = taskMs.at(-1) ?? 0;
+    assert.ok(slowestTask < 50, `the slowest refresh task took ${slowestTask.toFixed(1)} ms`);
     assert.ok(median < 50, `the median refresh task took ${median.toFixed(1)} ms`);
     assert.ok(
       longTasks.every((ms) => ms < LONG_TASK_LIMIT_MS),

@@ -72,9 +72,13 @@ for (const fastPaths of [true, false]) {
       const get = (headers: Record<string, string>) =>
         fetch(`${server.url}/v1/registration/audited`, { headers: { ...bearer(READ_TOKEN), ...headers } });
       assert.equal((await get({ 'x-request-id': 'lb-7f3a.42' })).headers.get('x-request-id'), 'lb-7f3a.42');
-      assert.match((await get({})).headers.get('x-request-id') ?? '', uuid);
-      assert.match((await get({ 'x-request-id': 'has spaces in it' })).headers.get('x-request-id') ?? '', uuid);
-      assert.match((await get({ 'x-request-id': 'x'.repeat(129) })).headers.get('x-request-id') ?? '', uuid);
+      const made = [
+        (await get({})).headers.get('x-request-id') ?? '',
+        (await get({ 'x-request-id': 'has spaces in it' })).headers.get('x-request-id') ?? '',
+        (await get({ 'x-request-id': 'x'.repeat(129) })).headers.get('x-request-id') ?? '',
+      ];
+      for (const id of made) assert.match(id, uuid);
+      assert.equal(new Set(made).size, made.length, `every request gets an id of its own: ${made.join(', ')}`);
       const beat = await heartbeat('10.9.0.1', { ...bearer(REGISTER_TOKEN), 'x-request-id': 'beat-1' });
       assert.equal(beat.status, 200);
       assert.equal(beat.headers.get('x-request-id'), 'beat-1');
