@@ -7,7 +7,15 @@ import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Se
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { HeartbeatRate } from './heartbeat-rate.js';
-import { formatCheckIn, routingChanged, type Host, type HeartbeatInput, type Requester } from './model.js';
+import {
+  effectiveStatus,
+  formatCheckIn,
+  routingChanged,
+  type Host,
+  type HeartbeatInput,
+  type InstanceStatus,
+  type Requester,
+} from './model.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
 
@@ -253,6 +261,37 @@ export class HostService {
     }
     this.audit(requester, { service, weight, hosts: updated }, 'weight set on every live host');
     this.changed(service);
+  }
+
+  /**
+   * Sets the operator's status override on one live host (`status` undefined clears it). Only
+   * the override is written, so heartbeats keep it, and it wins over the host's own word until
+   * cleared. An unknown, expired or unparsable address is a 404, as for a weight; with `port`,
+   * a host registered with another port is a 400 (one instance per address today).
+   */
+  async setStatusOverride(
+    service: string,
+    ipText: string,
+    port: number | undefined,
+    status: InstanceStatus | undefined,
+    requester?: Requester,
+  ): Promise<void> {
+    const ip = canonicalIp(ipText);
+    const existing = ip === undefined ? undefined : await this.store.get(service, ip);
+    if (!existing || isExpired(existing, this.clock.now(), this.expiry.hostTtlMs))
+      throw new NotFoundError('Host not found');
+    if (port !== undefined && existing.port !== port)
+      throw new InvalidInputError(
+        `Host ${existing.ip_address} of service '${service}' is registered with port ${existing.port}, not ${port}.`,
+      );
+    const updated = await this.store.setStatusOverride(service, existing.ip_address, status);
+    if (!updated) throw new NotFoundError('Host not found');
+    this.audit(
+      requester,
+      { service, ip: existing.ip_address, status: status ?? null },
+      status === undefined ? 'status override cleared' : 'status override set',
+    );
+    if (effectiveStatus(existing) !== effectiveStatus(updated)) this.changed(service);
   }
 
   /** One info line per write that changes what is registered: what, and who asked. */

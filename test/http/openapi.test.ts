@@ -94,6 +94,10 @@ const ACCESS: Record<string, 'public' | 'read' | 'register' | 'admin'> = {
   deleteHostWithoutAddress: 'admin',
   setHostWeight: 'admin',
   setServiceWeight: 'admin',
+  setHostStatus: 'admin',
+  clearHostStatus: 'admin',
+  setHostStatusAndPort: 'admin',
+  clearHostStatusAndPort: 'admin',
 };
 
 const ALL_CREDENTIALS = {

@@ -40,6 +40,10 @@ const EXPECTED: Readonly<Record<string, Access>> = {
   'POST /v1/registration/:service': 'register',
   'DELETE /v1/registration/:service/:ip_address': 'admin',
   'DELETE /v1/registration/:service': 'admin',
+  'PUT /v1/registration/:service/:ip_address/status': 'admin',
+  'DELETE /v1/registration/:service/:ip_address/status': 'admin',
+  'PUT /v1/registration/:service/:ip_address/:port/status': 'admin',
+  'DELETE /v1/registration/:service/:ip_address/:port/status': 'admin',
   'POST /v1/loadbalancing/:service/:ip_address': 'admin',
   'POST /v1/loadbalancing/:service': 'admin',
 };
@@ -79,6 +83,7 @@ const PARAMS: Readonly<Record<string, string>> = {
   service: 'users',
   ip_address: '10.0.3.17',
   service_repo_name: 'users-repo',
+  port: '9211',
   file: 'index.html',
   '*': 'swagger-ui.css',
 };
