@@ -201,6 +201,10 @@ export const ServiceSummary = Type.Object({
   revisions: Type.Integer({ description: 'distinct revisions among the live hosts' }),
   service: Type.String(),
   service_repo_names: Type.Array(Type.String(), { description: 'distinct repos among the live hosts' }),
+  statuses: Type.Object(
+    { DRAINING: Type.Integer(), OUT_OF_SERVICE: Type.Integer(), UP: Type.Integer() },
+    { description: 'live hosts by effective status (they add up to hosts)' },
+  ),
 });
 
 /** A page of `GET /v1/services`. */
