@@ -69,8 +69,8 @@ type Item = Record<string, unknown>;
  * The registry in one DynamoDB table keyed by `service` (hash) and `ip_address` (range), with the
  * global secondary index `service_repo_name-index` for repo queries. An item holds `port` (N),
  * `revision`, `last_check_in`, `service_repo_name` (absent when the host has none, so it is
- * absent from the index too: DynamoDB rejects empty index keys), `expires_at` (N, TTL) and one
- * `tag:<key>` attribute per tag.
+ * absent from the index too: DynamoDB rejects empty index keys), `expires_at` (N, TTL), one
+ * `tag:<key>` attribute per tag, and `reported_status` and `status_override` when set.
  *
  * Calls per operation: heartbeat 1 UpdateItem; get 1 GetItem; listByService 1 Query per MB of
  * results; listByRepo 1 index Query per MB; delete and deleteIfCheckInIs 1 DeleteItem; updateTags
