@@ -308,6 +308,10 @@ const DashboardServiceList = Type.Object({
       hosts: Type.Integer(),
       revisions: Type.Integer(),
       service_repo_names: Type.Array(Type.String()),
+      statuses: Type.Object(
+        { DRAINING: Type.Integer(), OUT_OF_SERVICE: Type.Integer(), UP: Type.Integer() },
+        { description: 'live hosts by effective status' },
+      ),
     }),
   ),
   total: Type.Integer({ description: 'services matching the filter' }),
