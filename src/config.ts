@@ -3,6 +3,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseBoolean } from './booleans.js';
 import type { ExpiryProtection } from './hosts/expiry.js';
+import type { InstanceKeyMode } from './hosts/instance-keys.js';
 
 /** A setting that cannot be used; its message is the one line printed at start-up. */
 export class ConfigError extends Error {
@@ -19,6 +20,8 @@ export interface Config {
   /** Seconds a cached host list may be served without asking storage (CACHE_TYPE=simple). */
   readonly cacheTtlSeconds: number;
   readonly cacheType: CacheType;
+  /** INSTANCE_KEY: what makes an instance distinct, its IP (the original's model) or its IP and port. */
+  readonly instanceKey: InstanceKeyMode;
   /** `DynamoDB`, `InMemory`, `InFile`, or the name of a plugin under `<applicationDir>/plugins/`. */
   readonly backendStorage: string;
   readonly applicationDir: string;
@@ -218,6 +221,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     hostTtlSeconds: number(env, 'HOST_TTL', 600, { min: 0 }),
     cacheTtlSeconds: number(env, 'CACHE_TTL', 30, { min: 0 }),
     cacheType: oneOf<CacheType>(env, 'CACHE_TYPE', 'null', { simple: 'simple', null: 'null' }),
+    instanceKey: oneOf<InstanceKeyMode>(env, 'INSTANCE_KEY', 'ip', { ip: 'ip', ip_port: 'ip_port' }),
     backendStorage: backendStorage(env),
     applicationDir,
     applicationEnv,

@@ -7,6 +7,7 @@ import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Se
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { HeartbeatRate } from './heartbeat-rate.js';
+import { instanceKey, instanceKeyOf, type InstanceKeyMode } from './instance-keys.js';
 import { formatCheckIn, routingChanged, type Host, type HeartbeatInput, type Requester } from './model.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
@@ -15,6 +16,8 @@ export interface HostServiceOptions {
   readonly store: HostStore;
   readonly clock: Clock;
   readonly hostTtlSeconds: number;
+  /** What makes an instance distinct; `ip` (the original's model) when absent. */
+  readonly instanceKey?: InstanceKeyMode;
   readonly cacheType: CacheType;
   readonly cacheTtlSeconds: number;
   readonly stats: RegistryStats;
@@ -53,9 +56,11 @@ export class HostService {
   /** Services under expiry protection now, so its start and end are logged once each. */
   private readonly protectedServices = new Set<string>();
   private readonly heartbeatRate = new HeartbeatRate();
+  private readonly instanceKeyMode: InstanceKeyMode;
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
+    this.instanceKeyMode = options.instanceKey ?? 'ip';
     this.clock = options.clock;
     this.stats = options.stats;
     this.log = options.log;
@@ -194,31 +199,64 @@ export class HostService {
     return this.store.listServices();
   }
 
-  /** Removes a host. A 400 when the address is not valid or no such host exists, as the original answered. */
-  async deregister(service: string, ipText: string, requester?: Requester): Promise<void> {
+  /**
+   * Removes the instances at an address: with `port`, the one instance `ip:port` (in `ip` mode
+   * only when the host at `ip` listens on `port`); without, every instance at `ip` (in `ip`
+   * mode there is one). A 400 when the address is not valid or nothing is there, as the
+   * original answered.
+   */
+  async deregister(service: string, ipText: string, requester?: Requester, port?: number): Promise<void> {
     const ip = canonicalIp(ipText);
     if (ip === undefined)
       throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
-    const removed = await this.store.delete(service, ip);
-    if (!removed) throw new InvalidInputError(`Host ${ip} of service '${service}' not found.`);
-    this.stats.hostRemoved(service, 'deleted');
-    this.audit(requester, { service, ip }, 'host deregistered');
+    const address = port === undefined ? ip : `${ip} port ${port}`;
+    let removed = 0;
+    if ((this.instanceKeyMode === 'ip') === (port === undefined)) {
+      // The address is one key (an IP in ip mode, ip:port in ip_port mode): one write, no read first.
+      if (await this.store.delete(service, instanceKey(this.instanceKeyMode, ip, port ?? 0))) removed++;
+    } else {
+      const stored = await this.instancesAt(service, ip, port);
+      if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
+      for (const host of stored.hosts) {
+        if (await this.store.delete(service, instanceKeyOf(this.instanceKeyMode, host))) removed++;
+      }
+    }
+    if (removed === 0) throw new InvalidInputError(`Host ${address} of service '${service}' not found.`);
+    for (let count = 0; count < removed; count++) this.stats.hostRemoved(service, 'deleted');
+    this.audit(
+      requester,
+      { service, ip, ...(port === undefined ? {} : { port }), instances: removed },
+      'host deregistered',
+    );
     this.changed(service);
   }
 
   /**
-   * Sets `tags.load_balancing_weight` on one live host, or on every live host of the service when
+   * Sets `tags.load_balancing_weight` on the live instances at `ipText` (one with `port`, in
+   * `ip` mode only when the host listens on it), or on every live host of the service when
    * `ipText` is undefined. Only the tag is written, so a heartbeat landing meanwhile is kept.
    */
-  async setWeight(service: string, ipText: string | undefined, weight: number, requester?: Requester): Promise<void> {
+  async setWeight(
+    service: string,
+    ipText: string | undefined,
+    weight: number,
+    requester?: Requester,
+    port?: number,
+  ): Promise<void> {
     const now = this.clock.now();
     if (ipText !== undefined) {
       const ip = canonicalIp(ipText);
-      const existing = ip === undefined ? undefined : await this.store.get(service, ip);
-      if (!existing || isExpired(existing, now, this.expiry.hostTtlMs)) throw new NotFoundError('Host not found');
-      const updated = await this.store.updateTags(service, existing.ip_address, { load_balancing_weight: weight });
-      if (!updated) throw new NotFoundError('Host not found');
-      this.audit(requester, { service, ip: existing.ip_address, weight }, 'weight set');
+      const stored = ip === undefined ? { hosts: [] } : await this.instancesAt(service, ip, port);
+      if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
+      const live = stored.hosts.filter((host) => !isExpired(host, now, this.expiry.hostTtlMs));
+      if (live.length === 0) throw new NotFoundError('Host not found');
+      let updated = 0;
+      for (const host of live) {
+        const key = instanceKeyOf(this.instanceKeyMode, host);
+        if (await this.store.updateTags(service, key, { load_balancing_weight: weight })) updated++;
+      }
+      if (updated === 0) throw new NotFoundError('Host not found');
+      this.audit(requester, { service, ip, ...(port === undefined ? {} : { port }), weight }, 'weight set');
       this.changed(service);
       return;
     }
@@ -229,7 +267,9 @@ export class HostService {
     let updated = 0;
     try {
       for (const host of live) {
-        await this.store.updateTags(service, host.ip_address, { load_balancing_weight: weight });
+        await this.store.updateTags(service, instanceKeyOf(this.instanceKeyMode, host), {
+          load_balancing_weight: weight,
+        });
         updated++;
       }
     } catch (error) {
@@ -253,6 +293,31 @@ export class HostService {
     }
     this.audit(requester, { service, weight, hosts: updated }, 'weight set on every live host');
     this.changed(service);
+  }
+
+  /**
+   * The stored instances an address names. `ip` mode: the one host at `ip`, and with `port` a
+   * mismatch when it listens on another port. `ip_port` mode: with `port` the one instance,
+   * without every instance at `ip` (read from the service's records).
+   */
+  private async instancesAt(
+    service: string,
+    ip: string,
+    port: number | undefined,
+  ): Promise<{ readonly hosts: readonly Host[]; readonly mismatch?: string }> {
+    if (this.instanceKeyMode === 'ip' || port !== undefined) {
+      const host = await this.store.get(service, instanceKey(this.instanceKeyMode, ip, port ?? 0));
+      if (host === undefined) return { hosts: [] };
+      if (port !== undefined && host.port !== port) {
+        return {
+          hosts: [],
+          mismatch: `Host ${ip} of service '${service}' listens on port ${host.port}, not ${port} (INSTANCE_KEY=ip keeps one instance per IP).`,
+        };
+      }
+      return { hosts: [host] };
+    }
+    const { hosts } = await this.store.listByService(service);
+    return { hosts: hosts.filter((host) => host.ip_address === ip) };
   }
 
   /** One info line per write that changes what is registered: what, and who asked. */
@@ -304,7 +369,8 @@ export class HostService {
 
   private async sweep(host: Host): Promise<void> {
     try {
-      const removed = await this.store.deleteIfCheckInIs(host.service, host.ip_address, host.last_check_in);
+      const key = instanceKeyOf(this.instanceKeyMode, host);
+      const removed = await this.store.deleteIfCheckInIs(host.service, key, host.last_check_in);
       if (!removed) return;
       this.stats.hostRemoved(host.service, 'expired');
       this.log.debug(

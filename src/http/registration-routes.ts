@@ -5,6 +5,7 @@ import {
   EmptyObject,
   ErrorBody,
   HostParams,
+  InstanceParams,
   NotModified,
   RegistrationBody,
   RepoHostList,
@@ -14,6 +15,7 @@ import {
 } from '../hosts/schemas.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
+import { parsePort } from '../hosts/validation.js';
 import { requesterOf } from './requester.js';
 import type { Answer, RegistrationAnswers } from './registration-answers.js';
 import type { RequestValidation } from './request-validation.js';
@@ -139,6 +141,29 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
         request.params.service,
         request.params.ip_address,
         requesterOf(request, request.id, authorizer),
+      );
+      return reply.code(200).send({});
+    },
+  );
+
+  app.delete(
+    '/v1/registration/:service/:ip_address/:port',
+    {
+      schema: {
+        summary: 'Remove one instance, ip:port (in INSTANCE_KEY=ip mode only when the host listens on that port)',
+        operationId: 'deleteInstance',
+        tags: ['registration'],
+        params: InstanceParams,
+        response: { 200: EmptyObject, 400: ErrorBody, 503: ErrorBody },
+      },
+      config: { access: 'admin' },
+    },
+    async (request, reply) => {
+      await hostService.deregister(
+        request.params.service,
+        request.params.ip_address,
+        requesterOf(request, request.id, authorizer),
+        parsePort(request.params.port),
       );
       return reply.code(200).send({});
     },

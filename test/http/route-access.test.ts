@@ -40,6 +40,8 @@ const EXPECTED: Readonly<Record<string, Access>> = {
   'POST /v1/registration/:service': 'register',
   'DELETE /v1/registration/:service/:ip_address': 'admin',
   'DELETE /v1/registration/:service': 'admin',
+  'DELETE /v1/registration/:service/:ip_address/:port': 'admin',
+  'POST /v1/loadbalancing/:service/:ip_address/:port': 'admin',
   'POST /v1/loadbalancing/:service/:ip_address': 'admin',
   'POST /v1/loadbalancing/:service': 'admin',
 };
@@ -78,6 +80,7 @@ function expectedOutcome(access: Access, role: 'read' | 'register' | 'admin' | u
 const PARAMS: Readonly<Record<string, string>> = {
   service: 'users',
   ip_address: '10.0.3.17',
+  port: '9211',
   service_repo_name: 'users-repo',
   file: 'index.html',
   '*': 'swagger-ui.css',
