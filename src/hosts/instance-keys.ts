@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { HeartbeatResult, HostStore, ServiceHosts } from './host-store.js';
-import type { Heartbeat, Host } from './model.js';
+import { PORT_MAX, PORT_MIN, type Heartbeat, type Host } from './model.js';
 
 /**
  * What makes an instance of a service distinct (INSTANCE_KEY). `ip`: one instance per IP, the
@@ -48,7 +48,9 @@ export function parseInstanceKey(
   const ip = bracketed ? address.slice(1, -1) : address;
   // IPv6 only in brackets and IPv4 never: one spelling per key, so one instance has one key.
   if (isIP(ip) !== (bracketed ? 6 : 4)) return undefined;
-  return { mode: 'ip_port', ip, port: Number(digits) };
+  const port = Number(digits);
+  if (port < PORT_MIN || port > PORT_MAX || String(port) !== digits) return undefined;
+  return { mode: 'ip_port', ip, port };
 }
 
 /**
