@@ -123,6 +123,7 @@ export async function composeRegistry(
     clock,
     hostTtlSeconds: config.hostTtlSeconds,
     instanceKey: config.instanceKey,
+    heartbeatWriteIntervalSeconds: config.heartbeatWriteIntervalSeconds,
     cacheType: config.cacheType,
     cacheTtlSeconds: config.cacheTtlSeconds,
     stats,

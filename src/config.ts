@@ -64,6 +64,11 @@ export interface Config {
    */
   readonly staleReadMaxSeconds: number;
   /**
+   * HEARTBEAT_WRITE_INTERVAL: seconds within which a heartbeat that changes nothing is not
+   * written again (0: every heartbeat is written, the original's behaviour).
+   */
+  readonly heartbeatWriteIntervalSeconds: number;
+  /**
    * Seconds between the start of a shutdown (SIGTERM) and closing the listeners, during which
    * `/readyz` answers 503 and every other request is still served, so load balancers stop
    * sending before connections are refused (`SHUTDOWN_DRAIN_SECONDS`).
@@ -270,7 +275,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     httpTls: tlsFiles(env, 'TLS'),
     staleReadMaxSeconds: number(env, 'STALE_READ_MAX_SECONDS', 300, { min: 0, max: 86400, integer: true }),
     drainSeconds: number(env, 'SHUTDOWN_DRAIN_SECONDS', 0, { min: 0, max: 300 }),
+    heartbeatWriteIntervalSeconds: number(env, 'HEARTBEAT_WRITE_INTERVAL', 0, { min: 0, max: 3600 }),
   };
+  if (config.heartbeatWriteIntervalSeconds > 0 && config.heartbeatWriteIntervalSeconds >= config.hostTtlSeconds) {
+    throw new ConfigError(
+      `invalid setting HEARTBEAT_WRITE_INTERVAL=${config.heartbeatWriteIntervalSeconds}: expected less than HOST_TTL (${config.hostTtlSeconds}), ` +
+        'or a stored check-in could trail a live host by more than its time to live',
+    );
+  }
   return deepFreeze(config);
 }
 

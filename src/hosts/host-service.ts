@@ -7,6 +7,7 @@ import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Se
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { HeartbeatRate } from './heartbeat-rate.js';
+import { HeartbeatWrites, heartbeatWriteKey } from './heartbeat-writes.js';
 import { instanceKey, instanceKeyOf, type InstanceKeyMode } from './instance-keys.js';
 import { formatCheckIn, routingChanged, type Host, type HeartbeatInput, type Requester } from './model.js';
 import { ServableRecords } from './servable-records.js';
@@ -16,6 +17,11 @@ export interface HostServiceOptions {
   readonly store: HostStore;
   readonly clock: Clock;
   readonly hostTtlSeconds: number;
+  /**
+   * HEARTBEAT_WRITE_INTERVAL in seconds: a heartbeat that changes nothing is written at most
+   * once per interval per instance (HeartbeatWrites); 0 or absent writes every heartbeat.
+   */
+  readonly heartbeatWriteIntervalSeconds?: number;
   /** What makes an instance distinct; `ip` (the original's model) when absent. */
   readonly instanceKey?: InstanceKeyMode;
   readonly cacheType: CacheType;
@@ -57,6 +63,7 @@ export class HostService {
   private readonly protectedServices = new Set<string>();
   private readonly heartbeatRate = new HeartbeatRate();
   private readonly instanceKeyMode: InstanceKeyMode;
+  private readonly heartbeatWrites: HeartbeatWrites | undefined;
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
@@ -64,7 +71,11 @@ export class HostService {
     this.clock = options.clock;
     this.stats = options.stats;
     this.log = options.log;
-    this.expiry = { hostTtlMs: options.hostTtlSeconds * 1000, protection: options.expiryProtection };
+    const writeIntervalMs = (options.heartbeatWriteIntervalSeconds ?? 0) * 1000;
+    this.heartbeatWrites = writeIntervalMs > 0 ? new HeartbeatWrites(writeIntervalMs) : undefined;
+    // A stored check-in may trail the host's last heartbeat by up to the write interval, so a
+    // host is expired that much later: one that heartbeats on time, through any replica, never is.
+    this.expiry = { hostTtlMs: options.hostTtlSeconds * 1000 + writeIntervalMs, protection: options.expiryProtection };
     this.lists = new HostLists({
       cacheEnabled: options.cacheType === 'simple',
       cacheTtlMs: options.cacheTtlSeconds * 1000,
@@ -93,14 +104,24 @@ export class HostService {
    * host is a write of the audit trail, logged at info with `requester`; a refresh is not.
    */
   async heartbeat(input: HeartbeatInput, requester?: Requester): Promise<Host> {
+    const writes = this.heartbeatWrites;
+    const writeKey = writes && heartbeatWriteKey(input.service, instanceKeyOf(this.instanceKeyMode, input));
+    const startedAt = this.clock.now();
+    const unwritten = writeKey === undefined ? undefined : writes?.unwritten(writeKey, input, startedAt);
+    if (unwritten !== undefined) {
+      this.stats.heartbeat(input.service, 'success');
+      this.heartbeatRate.record(startedAt);
+      return unwritten;
+    }
     let result: HeartbeatResult;
     try {
-      result = await this.store.heartbeat({ ...input, last_check_in: formatCheckIn(this.clock.now()) });
+      result = await this.store.heartbeat({ ...input, last_check_in: formatCheckIn(startedAt) });
     } catch (error) {
       this.stats.heartbeat(input.service, 'failure');
       throw error;
     }
     const { previous, current } = result;
+    if (writeKey !== undefined) writes?.written(writeKey, input, current, startedAt);
     this.stats.heartbeat(input.service, 'success');
     if (previous === undefined)
       this.audit(requester, { service: input.service, ip: current.ip_address, port: current.port }, 'host registered');
@@ -213,12 +234,16 @@ export class HostService {
     let removed = 0;
     if ((this.instanceKeyMode === 'ip') === (port === undefined)) {
       // The address is one key (an IP in ip mode, ip:port in ip_port mode): one write, no read first.
-      if (await this.store.delete(service, instanceKey(this.instanceKeyMode, ip, port ?? 0))) removed++;
+      const key = instanceKey(this.instanceKeyMode, ip, port ?? 0);
+      this.heartbeatWrites?.forget(heartbeatWriteKey(service, key));
+      if (await this.store.delete(service, key)) removed++;
     } else {
       const stored = await this.instancesAt(service, ip, port);
       if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
       for (const host of stored.hosts) {
-        if (await this.store.delete(service, instanceKeyOf(this.instanceKeyMode, host))) removed++;
+        const key = instanceKeyOf(this.instanceKeyMode, host);
+        this.heartbeatWrites?.forget(heartbeatWriteKey(service, key));
+        if (await this.store.delete(service, key)) removed++;
       }
     }
     if (removed === 0) throw new InvalidInputError(`Host ${address} of service '${service}' not found.`);
@@ -372,6 +397,7 @@ export class HostService {
       const key = instanceKeyOf(this.instanceKeyMode, host);
       const removed = await this.store.deleteIfCheckInIs(host.service, key, host.last_check_in);
       if (!removed) return;
+      this.heartbeatWrites?.forget(heartbeatWriteKey(host.service, key));
       this.stats.hostRemoved(host.service, 'expired');
       this.log.debug(
         { service: host.service, ip: host.ip_address, last_check_in: host.last_check_in },
