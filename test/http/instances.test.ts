@@ -6,6 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { composeRegistry } from '../../src/compose.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
+import { freshTableName, startDynalite } from '../helpers/dynamodb.js';
 import { form, listHosts, register, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 /** `[ip, port]` of each host served for `service`, in the order served. */
@@ -201,3 +203,46 @@ function heartbeatPayload(ip: string): Record<string, string> {
     tags: JSON.stringify({ az: 'a', region: 'r', instance_id: 'i' }),
   };
 }
+
+describe('the same refusal on a DynamoDB table (dynalite), through the settings a replica starts with', () => {
+  let dynamo: EmbeddedDynamoDb;
+  before(async () => {
+    dynamo = await startDynalite();
+  });
+  after(async () => dynamo.close());
+
+  test('a table written with INSTANCE_KEY=ip_port is refused in ip mode, naming the table', async () => {
+    const table = freshTableName();
+    const settings = (mode: string) =>
+      loadConfig({
+        BACKEND_STORAGE: 'DynamoDB',
+        DYNAMODB_URL: dynamo.endpoint,
+        DYNAMODB_CREATE_TABLES_IN_APP: 'true',
+        DYNAMODB_TABLE_HOSTS: table,
+        INSTANCE_KEY: mode,
+        LOG_LEVEL: 'ERROR',
+      });
+    const writer = await composeRegistry(settings('ip_port'), pino({ level: 'silent' }));
+    const written = await writer.app.inject({
+      method: 'POST',
+      url: '/v1/registration/pods',
+      payload: heartbeatPayload('10.9.1.1'),
+    });
+    assert.equal(written.statusCode, 200);
+    await writer.close();
+    await assert.rejects(
+      composeRegistry(settings('ip'), pino({ level: 'silent' })),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message.includes(`the DynamoDB table ${table} holds hosts written with INSTANCE_KEY=ip_port`) &&
+        error.message.includes("keyed '10.9.1.1:80'"),
+    );
+    const again = await composeRegistry(settings('ip_port'), pino({ level: 'silent' }));
+    const listed = await again.app.inject({ method: 'GET', url: '/v1/registration/pods' });
+    assert.deepEqual(
+      JSON.parse(listed.body).hosts.map((host: { ip_address: string; port: number }) => [host.ip_address, host.port]),
+      [['10.9.1.1', 80]],
+    );
+    await again.close();
+  });
+});
