@@ -107,7 +107,7 @@ export async function composeRegistry(
   });
   const stored = overrides.store ?? (await createStore(config, log));
   try {
-    await checkStoredInstanceKeys(stored, config.instanceKey, storeDescription(config));
+    await checkStoredInstanceKeys(stored, config.instanceKey, storeDescription(config), log);
   } catch (error) {
     await stored.close().catch(() => undefined);
     if (error instanceof InstanceKeyMismatchError) throw new ConfigError(error.message);

@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import { StorageUnavailableError } from '../errors.js';
+import type { Log } from '../logger.js';
 import type { HeartbeatResult, HostStore, ServiceHosts } from './host-store.js';
 import { PORT_MAX, PORT_MIN, type Heartbeat, type Host } from './model.js';
 
@@ -131,10 +133,28 @@ const SAMPLED_SERVICES_MAX = 16;
  * (a new table or APPLICATION_DIR) or the old mode, which the message says. Reads a few
  * services of the store as it is (not through PortKeyedStore).
  */
-export async function checkStoredInstanceKeys(store: HostStore, mode: InstanceKeyMode, where: string): Promise<void> {
-  const services = (await store.listServices()).slice(0, SAMPLED_SERVICES_MAX);
-  for (const service of services) {
-    const { hosts } = await store.listByService(service);
+export async function checkStoredInstanceKeys(
+  store: HostStore,
+  mode: InstanceKeyMode,
+  where: string,
+  log: Log,
+): Promise<void> {
+  let sample: Array<{ service: string; hosts: readonly Host[] }>;
+  try {
+    const services = (await store.listServices()).slice(0, SAMPLED_SERVICES_MAX);
+    sample = [];
+    for (const service of services) sample.push({ service, hosts: (await store.listByService(service)).hosts });
+  } catch (error) {
+    // A replica may start while storage is down (it serves once storage is back, and says it
+    // is not ready meanwhile); it cannot check then, and says so.
+    if (!(error instanceof StorageUnavailableError)) throw error;
+    log.warn(
+      { err: error, instanceKey: mode },
+      `storage unavailable at start-up: not checked that ${where} was written with INSTANCE_KEY=${mode}`,
+    );
+    return;
+  }
+  for (const { service, hosts } of sample) {
     const other = hosts.find((host) => {
       const written = parseInstanceKey(host.ip_address)?.mode;
       return written !== undefined && written !== mode;

@@ -30,7 +30,12 @@ const XdsClientsBody = Type.Object({
   clients: Type.Array(
     Type.Object({
       stream_id: Type.Integer(),
-      kind: Type.Union([Type.Literal('ads'), Type.Literal('eds'), Type.Literal('delta-ads'), Type.Literal('delta-eds')]),
+      kind: Type.Union([
+        Type.Literal('ads'),
+        Type.Literal('eds'),
+        Type.Literal('delta-ads'),
+        Type.Literal('delta-eds'),
+      ]),
       peer: Type.String(),
       connected_at: Type.String({ format: 'date-time' }),
       node: Type.Unsafe<object | null>({
