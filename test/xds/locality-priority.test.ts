@@ -99,12 +99,13 @@ describe('xDS endpoints by the proxy locality (XDS_LOCALITY_PRIORITY)', () => {
     }
   }
 
-  /** Opens an ADS stream for a proxy at `locality` (no node at all when `null`) and subscribes it to SERVICE. */
+  /** Opens a stream (ADS unless `kind`) for a proxy at `locality` (no node at all for `'no node'`) and subscribes it to SERVICE. */
   async function subscribe(
     locality: NodeInfo['locality'] | 'no node',
+    kind: 'ads' | 'eds' = 'ads',
   ): Promise<{ transport: RecordingTransport; response: DiscoveryResponse }> {
     const transport = new RecordingTransport();
-    const stream = server.openStream('ads', transport);
+    const stream = server.openStream(kind, transport);
     await stream.receive({
       type_url: EDS,
       resource_names: [SERVICE],
@@ -135,6 +136,15 @@ describe('xDS endpoints by the proxy locality (XDS_LOCALITY_PRIORITY)', () => {
     assert.deepEqual(priorities(other.response), { 'us-east-1a': 1, 'us-east-1b': 0, 'eu-west-1a': 2 });
     const europe = await subscribe({ region: 'eu-west-1', zone: 'eu-west-1a' });
     assert.deepEqual(priorities(europe.response), { 'us-east-1a': 1, 'us-east-1b': 1, 'eu-west-1a': 0 });
+  });
+
+  test('the EDS-alone service orders endpoints by locality as ADS does', async () => {
+    setUp(true);
+    await registerAll();
+    const ads = await subscribe({ region: 'us-east-1', zone: 'us-east-1b' }, 'ads');
+    const eds = await subscribe({ region: 'us-east-1', zone: 'us-east-1b' }, 'eds');
+    assert.deepEqual(priorities(eds.response), { 'us-east-1a': 1, 'us-east-1b': 0, 'eu-west-1a': 2 });
+    assert.equal(eds.response.resources[0], ads.response.resources[0], 'one resource for both services');
   });
 
   test('every locality keeps its weight, and the endpoints are the same in every class', async () => {
