@@ -137,6 +137,7 @@ export async function composeRegistry(
     log,
     pollIntervalMs: config.xds.pollIntervalMs,
     wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
+    localityPriority: config.xds.localityPriority,
   });
   const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
   const xdsWarning = xdsExposureWarning(config);

@@ -98,6 +98,8 @@ export interface XdsConfig {
   readonly pollIntervalMs: number;
   /** Milliseconds between re-reads of the service list while a client subscribes to all of them (`XDS_WILDCARD_POLL_INTERVAL_MS`). */
   readonly wildcardPollIntervalMs: number;
+  /** Endpoints by the proxy's locality: own zone, then own region, then the rest (`XDS_LOCALITY_PRIORITY`, default false). */
+  readonly localityPriority: boolean;
   /** TLS on the xDS port (`XDS_TLS_CERT_FILE`, `XDS_TLS_KEY_FILE`; with `XDS_TLS_CA_FILE`, mutual TLS); undefined: plaintext. */
   readonly tls: TlsFiles | undefined;
 }
@@ -270,6 +272,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         max: 3_600_000,
         integer: true,
       }),
+      localityPriority: flag(env, 'XDS_LOCALITY_PRIORITY', false),
       tls: tlsFiles(env, 'XDS_TLS'),
     },
     httpTls: tlsFiles(env, 'TLS'),
