@@ -330,7 +330,7 @@ export class XdsDeltaStream {
     for (const name of [...names].sort()) {
       if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
         try {
-          resources.set(name, await this.options.cache.endpoints(name));
+          resources.set(name, await this.options.cache.endpoints(name, this.node?.locality));
         } catch (error) {
           // Not sent now; the cache's next successful read of the service pushes it.
           this.options.log.warn({ err: error, service: name }, 'xds: endpoints unavailable');

@@ -179,3 +179,33 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
     stream.close();
   });
 });
+
+describe('incremental xDS with XDS_LOCALITY_PRIORITY', () => {
+  test('a delta client that states its locality gets its zone at priority 0, as a state-of-the-world one does', async () => {
+    const running = await startRegistry({ XDS_LOCALITY_PRIORITY: 'true' });
+    const client = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure());
+    try {
+      await register(running.httpUrl, 'zoned', '10.5.0.1', 80, { region: 'region-1', az: 'az-a' });
+      await register(running.httpUrl, 'zoned', '10.5.0.2', 80, { region: 'region-1', az: 'az-b' });
+      const stream = new RawDeltaStream(client);
+      stream.send({
+        node: { id: 'zoned-proxy', locality: { region: 'region-1', zone: 'az-a' } },
+        type_url: TYPE_URL.clusterLoadAssignment,
+        resource_names_subscribe: ['zoned'],
+      });
+      const response = await stream.next();
+      const type = xdsProtos().typeOf(TYPE_URL.clusterLoadAssignment)!;
+      const assignment = type.toObject(type.decode(response.resources[0]!.resource.value), { defaults: true }) as {
+        endpoints: { locality: { zone: string }; priority: number }[];
+      };
+      assert.deepEqual(assignment.endpoints.map((locality) => [locality.locality.zone, locality.priority]).sort(), [
+        ['az-a', 0],
+        ['az-b', 1],
+      ]);
+      stream.close();
+    } finally {
+      client.close();
+      await running.close();
+    }
+  });
+});
