@@ -3,15 +3,16 @@ import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { Authorizer } from './http/auth.js';
 import { HostService } from './hosts/host-service.js';
+import { checkStoredInstanceKeys, InstanceKeyMismatchError, PortKeyedStore } from './hosts/instance-keys.js';
 import { ServiceDirectory, type ServiceTotals } from './hosts/service-directory.js';
 import { Metrics } from './metrics.js';
 import { Readiness } from './readiness.js';
 import { fanOut, StatsdStats, type RegistryStats } from './stats.js';
 import { instrumentStore } from './store/instrumented-host-store.js';
-import { createStore } from './store/create-store.js';
+import { createStore, storeDescription } from './store/create-store.js';
 import type { HostStore } from './hosts/host-store.js';
 import { XdsGrpcServer } from './xds/grpc-server.js';
 import { XdsSnapshotCache } from './xds/snapshot-cache.js';
@@ -109,7 +110,15 @@ export async function composeRegistry(
     liveServices: () => serviceTotals().services,
     xdsStreams: () => xdsStreams(),
   });
-  const store = instrumentStore(overrides.store ?? (await createStore(config, log)), metrics);
+  const stored = overrides.store ?? (await createStore(config, log));
+  try {
+    await checkStoredInstanceKeys(stored, config.instanceKey, storeDescription(config), log);
+  } catch (error) {
+    await stored.close().catch(() => undefined);
+    if (error instanceof InstanceKeyMismatchError) throw new ConfigError(error.message);
+    throw error;
+  }
+  const store = instrumentStore(config.instanceKey === 'ip_port' ? new PortKeyedStore(stored) : stored, metrics);
   const statsd = overrides.stats ?? new StatsdStats({ ...config.statsd, log });
   const stats = fanOut(statsd, metrics);
   const clock = overrides.clock ?? systemClock;
@@ -118,6 +127,8 @@ export async function composeRegistry(
     store,
     clock,
     hostTtlSeconds: config.hostTtlSeconds,
+    instanceKey: config.instanceKey,
+    heartbeatWriteIntervalSeconds: config.heartbeatWriteIntervalSeconds,
     cacheType: config.cacheType,
     cacheTtlSeconds: config.cacheTtlSeconds,
     stats,
@@ -131,6 +142,7 @@ export async function composeRegistry(
     log,
     pollIntervalMs: config.xds.pollIntervalMs,
     wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
+    localityPriority: config.xds.localityPriority,
   });
   const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
   const xdsWarning = xdsExposureWarning(config);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseBoolean } from './booleans.js';
 import type { ExpiryProtection } from './hosts/expiry.js';
+import type { InstanceKeyMode } from './hosts/instance-keys.js';
 
 /** A setting that cannot be used; its message is the one line printed at start-up. */
 export class ConfigError extends Error {
@@ -19,6 +20,8 @@ export interface Config {
   /** Seconds a cached host list may be served without asking storage (CACHE_TYPE=simple). */
   readonly cacheTtlSeconds: number;
   readonly cacheType: CacheType;
+  /** INSTANCE_KEY: what makes an instance distinct, its IP (the original's model) or its IP and port. */
+  readonly instanceKey: InstanceKeyMode;
   /** `DynamoDB`, `InMemory`, `InFile`, or the name of a plugin under `<applicationDir>/plugins/`. */
   readonly backendStorage: string;
   readonly applicationDir: string;
@@ -61,6 +64,11 @@ export interface Config {
    */
   readonly staleReadMaxSeconds: number;
   /**
+   * HEARTBEAT_WRITE_INTERVAL: seconds within which a heartbeat that changes nothing is not
+   * written again (0: every heartbeat is written, the original's behaviour).
+   */
+  readonly heartbeatWriteIntervalSeconds: number;
+  /**
    * Seconds between the start of a shutdown (SIGTERM) and closing the listeners, during which
    * `/readyz` answers 503 and every other request is still served, so load balancers stop
    * sending before connections are refused (`SHUTDOWN_DRAIN_SECONDS`).
@@ -90,6 +98,8 @@ export interface XdsConfig {
   readonly pollIntervalMs: number;
   /** Milliseconds between re-reads of the service list while a client subscribes to all of them (`XDS_WILDCARD_POLL_INTERVAL_MS`). */
   readonly wildcardPollIntervalMs: number;
+  /** Endpoints by the proxy's locality: own zone, then own region, then the rest (`XDS_LOCALITY_PRIORITY`, default false). */
+  readonly localityPriority: boolean;
   /** TLS on the xDS port (`XDS_TLS_CERT_FILE`, `XDS_TLS_KEY_FILE`; with `XDS_TLS_CA_FILE`, mutual TLS); undefined: plaintext. */
   readonly tls: TlsFiles | undefined;
 }
@@ -218,6 +228,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     hostTtlSeconds: number(env, 'HOST_TTL', 600, { min: 0 }),
     cacheTtlSeconds: number(env, 'CACHE_TTL', 30, { min: 0 }),
     cacheType: oneOf<CacheType>(env, 'CACHE_TYPE', 'null', { simple: 'simple', null: 'null' }),
+    instanceKey: oneOf<InstanceKeyMode>(env, 'INSTANCE_KEY', 'ip', { ip: 'ip', ip_port: 'ip_port' }),
     backendStorage: backendStorage(env),
     applicationDir,
     applicationEnv,
@@ -261,12 +272,20 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         max: 3_600_000,
         integer: true,
       }),
+      localityPriority: flag(env, 'XDS_LOCALITY_PRIORITY', false),
       tls: tlsFiles(env, 'XDS_TLS'),
     },
     httpTls: tlsFiles(env, 'TLS'),
     staleReadMaxSeconds: number(env, 'STALE_READ_MAX_SECONDS', 300, { min: 0, max: 86400, integer: true }),
     drainSeconds: number(env, 'SHUTDOWN_DRAIN_SECONDS', 0, { min: 0, max: 300 }),
+    heartbeatWriteIntervalSeconds: number(env, 'HEARTBEAT_WRITE_INTERVAL', 0, { min: 0, max: 3600 }),
   };
+  if (config.heartbeatWriteIntervalSeconds > 0 && config.heartbeatWriteIntervalSeconds >= config.hostTtlSeconds) {
+    throw new ConfigError(
+      `invalid setting HEARTBEAT_WRITE_INTERVAL=${config.heartbeatWriteIntervalSeconds}: expected less than HOST_TTL (${config.hostTtlSeconds}), ` +
+        'or a stored check-in could trail a live host by more than its time to live',
+    );
+  }
   return deepFreeze(config);
 }
 

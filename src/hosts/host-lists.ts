@@ -38,7 +38,9 @@ export interface HostSnapshot {
 
 export type HostOrder = (a: Host, b: Host) => number;
 
-export const byIp: HostOrder = (a, b) => (a.ip_address < b.ip_address ? -1 : a.ip_address > b.ip_address ? 1 : 0);
+/** By IP, then (several instances at one IP, INSTANCE_KEY=ip_port) by port. */
+export const byIp: HostOrder = (a, b) =>
+  a.ip_address < b.ip_address ? -1 : a.ip_address > b.ip_address ? 1 : a.port - b.port;
 
 export const byServiceThenIp: HostOrder = (a, b) => {
   if (a.service !== b.service) return a.service < b.service ? -1 : 1;

@@ -7,6 +7,8 @@ import { isExpired, selectLive, type ExpiryProtection, type ExpiryRules, type Se
 import { byIp, byServiceThenIp, HostLists, snapshotOf, type HostSnapshot } from './host-lists.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { HeartbeatRate } from './heartbeat-rate.js';
+import { HeartbeatWrites, heartbeatWriteKey } from './heartbeat-writes.js';
+import { instanceKey, instanceKeyOf, type InstanceKeyMode } from './instance-keys.js';
 import {
   effectiveStatus,
   formatCheckIn,
@@ -23,6 +25,13 @@ export interface HostServiceOptions {
   readonly store: HostStore;
   readonly clock: Clock;
   readonly hostTtlSeconds: number;
+  /**
+   * HEARTBEAT_WRITE_INTERVAL in seconds: a heartbeat that changes nothing is written at most
+   * once per interval per instance (HeartbeatWrites); 0 or absent writes every heartbeat.
+   */
+  readonly heartbeatWriteIntervalSeconds?: number;
+  /** What makes an instance distinct; `ip` (the original's model) when absent. */
+  readonly instanceKey?: InstanceKeyMode;
   readonly cacheType: CacheType;
   readonly cacheTtlSeconds: number;
   readonly stats: RegistryStats;
@@ -61,13 +70,20 @@ export class HostService {
   /** Services under expiry protection now, so its start and end are logged once each. */
   private readonly protectedServices = new Set<string>();
   private readonly heartbeatRate = new HeartbeatRate();
+  private readonly instanceKeyMode: InstanceKeyMode;
+  private readonly heartbeatWrites: HeartbeatWrites | undefined;
 
   constructor(private readonly options: HostServiceOptions) {
     this.store = options.store;
+    this.instanceKeyMode = options.instanceKey ?? 'ip';
     this.clock = options.clock;
     this.stats = options.stats;
     this.log = options.log;
-    this.expiry = { hostTtlMs: options.hostTtlSeconds * 1000, protection: options.expiryProtection };
+    const writeIntervalMs = (options.heartbeatWriteIntervalSeconds ?? 0) * 1000;
+    this.heartbeatWrites = writeIntervalMs > 0 ? new HeartbeatWrites(writeIntervalMs) : undefined;
+    // A stored check-in may trail the host's last heartbeat by up to the write interval, so a
+    // host is expired that much later: one that heartbeats on time, through any replica, never is.
+    this.expiry = { hostTtlMs: options.hostTtlSeconds * 1000 + writeIntervalMs, protection: options.expiryProtection };
     this.lists = new HostLists({
       cacheEnabled: options.cacheType === 'simple',
       cacheTtlMs: options.cacheTtlSeconds * 1000,
@@ -96,14 +112,24 @@ export class HostService {
    * host is a write of the audit trail, logged at info with `requester`; a refresh is not.
    */
   async heartbeat(input: HeartbeatInput, requester?: Requester): Promise<Host> {
+    const writes = this.heartbeatWrites;
+    const writeKey = writes && heartbeatWriteKey(input.service, instanceKeyOf(this.instanceKeyMode, input));
+    const startedAt = this.clock.now();
+    const unwritten = writeKey === undefined ? undefined : writes?.unwritten(writeKey, input, startedAt);
+    if (unwritten !== undefined) {
+      this.stats.heartbeat(input.service, 'success');
+      this.heartbeatRate.record(startedAt);
+      return unwritten;
+    }
     let result: HeartbeatResult;
     try {
-      result = await this.store.heartbeat({ ...input, last_check_in: formatCheckIn(this.clock.now()) });
+      result = await this.store.heartbeat({ ...input, last_check_in: formatCheckIn(startedAt) });
     } catch (error) {
       this.stats.heartbeat(input.service, 'failure');
       throw error;
     }
     const { previous, current } = result;
+    if (writeKey !== undefined) writes?.written(writeKey, input, current, startedAt);
     this.stats.heartbeat(input.service, 'success');
     if (previous === undefined)
       this.audit(requester, { service: input.service, ip: current.ip_address, port: current.port }, 'host registered');
@@ -202,31 +228,68 @@ export class HostService {
     return this.store.listServices();
   }
 
-  /** Removes a host. A 400 when the address is not valid or no such host exists, as the original answered. */
-  async deregister(service: string, ipText: string, requester?: Requester): Promise<void> {
+  /**
+   * Removes the instances at an address: with `port`, the one instance `ip:port` (in `ip` mode
+   * only when the host at `ip` listens on `port`); without, every instance at `ip` (in `ip`
+   * mode there is one). A 400 when the address is not valid or nothing is there, as the
+   * original answered.
+   */
+  async deregister(service: string, ipText: string, requester?: Requester, port?: number): Promise<void> {
     const ip = canonicalIp(ipText);
     if (ip === undefined)
       throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
-    const removed = await this.store.delete(service, ip);
-    if (!removed) throw new InvalidInputError(`Host ${ip} of service '${service}' not found.`);
-    this.stats.hostRemoved(service, 'deleted');
-    this.audit(requester, { service, ip }, 'host deregistered');
+    const address = port === undefined ? ip : `${ip} port ${port}`;
+    let removed = 0;
+    if ((this.instanceKeyMode === 'ip') === (port === undefined)) {
+      // The address is one key (an IP in ip mode, ip:port in ip_port mode): one write, no read first.
+      const key = instanceKey(this.instanceKeyMode, ip, port ?? 0);
+      this.heartbeatWrites?.forget(heartbeatWriteKey(service, key));
+      if (await this.store.delete(service, key)) removed++;
+    } else {
+      const stored = await this.instancesAt(service, ip, port);
+      if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
+      for (const host of stored.hosts) {
+        const key = instanceKeyOf(this.instanceKeyMode, host);
+        this.heartbeatWrites?.forget(heartbeatWriteKey(service, key));
+        if (await this.store.delete(service, key)) removed++;
+      }
+    }
+    if (removed === 0) throw new InvalidInputError(`Host ${address} of service '${service}' not found.`);
+    for (let count = 0; count < removed; count++) this.stats.hostRemoved(service, 'deleted');
+    this.audit(
+      requester,
+      { service, ip, ...(port === undefined ? {} : { port }), instances: removed },
+      'host deregistered',
+    );
     this.changed(service);
   }
 
   /**
-   * Sets `tags.load_balancing_weight` on one live host, or on every live host of the service when
+   * Sets `tags.load_balancing_weight` on the live instances at `ipText` (one with `port`, in
+   * `ip` mode only when the host listens on it), or on every live host of the service when
    * `ipText` is undefined. Only the tag is written, so a heartbeat landing meanwhile is kept.
    */
-  async setWeight(service: string, ipText: string | undefined, weight: number, requester?: Requester): Promise<void> {
+  async setWeight(
+    service: string,
+    ipText: string | undefined,
+    weight: number,
+    requester?: Requester,
+    port?: number,
+  ): Promise<void> {
     const now = this.clock.now();
     if (ipText !== undefined) {
       const ip = canonicalIp(ipText);
-      const existing = ip === undefined ? undefined : await this.store.get(service, ip);
-      if (!existing || isExpired(existing, now, this.expiry.hostTtlMs)) throw new NotFoundError('Host not found');
-      const updated = await this.store.updateTags(service, existing.ip_address, { load_balancing_weight: weight });
-      if (!updated) throw new NotFoundError('Host not found');
-      this.audit(requester, { service, ip: existing.ip_address, weight }, 'weight set');
+      const stored = ip === undefined ? { hosts: [] } : await this.instancesAt(service, ip, port);
+      if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
+      const live = stored.hosts.filter((host) => !isExpired(host, now, this.expiry.hostTtlMs));
+      if (live.length === 0) throw new NotFoundError('Host not found');
+      let updated = 0;
+      for (const host of live) {
+        const key = instanceKeyOf(this.instanceKeyMode, host);
+        if (await this.store.updateTags(service, key, { load_balancing_weight: weight })) updated++;
+      }
+      if (updated === 0) throw new NotFoundError('Host not found');
+      this.audit(requester, { service, ip, ...(port === undefined ? {} : { port }), weight }, 'weight set');
       this.changed(service);
       return;
     }
@@ -237,7 +300,9 @@ export class HostService {
     let updated = 0;
     try {
       for (const host of live) {
-        await this.store.updateTags(service, host.ip_address, { load_balancing_weight: weight });
+        await this.store.updateTags(service, instanceKeyOf(this.instanceKeyMode, host), {
+          load_balancing_weight: weight,
+        });
         updated++;
       }
     } catch (error) {
@@ -264,10 +329,11 @@ export class HostService {
   }
 
   /**
-   * Sets the operator's status override on one live host (`status` undefined clears it). Only
-   * the override is written, so heartbeats keep it, and it wins over the host's own word until
-   * cleared. An unknown, expired or unparsable address is a 404, as for a weight; with `port`,
-   * a host registered with another port is a 400 (one instance per address today).
+   * Sets the operator's status override on the live instances at `ipText` (one with `port`,
+   * in `ip` mode only when the host listens on it; `status` undefined clears it). Only the
+   * override is written, so heartbeats keep it, and it wins over the host's own word until
+   * cleared. An unknown, expired or unparsable address is a 404, as for a weight; a port the
+   * host at that IP does not listen on (`ip` mode) is a 400, as for a weight.
    */
   async setStatusOverride(
     service: string,
@@ -276,22 +342,52 @@ export class HostService {
     status: InstanceStatus | undefined,
     requester?: Requester,
   ): Promise<void> {
+    const now = this.clock.now();
     const ip = canonicalIp(ipText);
-    const existing = ip === undefined ? undefined : await this.store.get(service, ip);
-    if (!existing || isExpired(existing, this.clock.now(), this.expiry.hostTtlMs))
-      throw new NotFoundError('Host not found');
-    if (port !== undefined && existing.port !== port)
-      throw new InvalidInputError(
-        `Host ${existing.ip_address} of service '${service}' is registered with port ${existing.port}, not ${port}.`,
-      );
-    const updated = await this.store.setStatusOverride(service, existing.ip_address, status);
-    if (!updated) throw new NotFoundError('Host not found');
+    const stored = ip === undefined ? { hosts: [] } : await this.instancesAt(service, ip, port);
+    if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
+    const live = stored.hosts.filter((host) => !isExpired(host, now, this.expiry.hostTtlMs));
+    if (live.length === 0) throw new NotFoundError('Host not found');
+    let updated = 0;
+    let statusChanged = false;
+    for (const host of live) {
+      const written = await this.store.setStatusOverride(service, instanceKeyOf(this.instanceKeyMode, host), status);
+      if (!written) continue;
+      updated++;
+      if (effectiveStatus(host) !== effectiveStatus(written)) statusChanged = true;
+    }
+    if (updated === 0) throw new NotFoundError('Host not found');
     this.audit(
       requester,
-      { service, ip: existing.ip_address, status: status ?? null },
+      { service, ip, ...(port === undefined ? {} : { port }), status: status ?? null, instances: updated },
       status === undefined ? 'status override cleared' : 'status override set',
     );
-    if (effectiveStatus(existing) !== effectiveStatus(updated)) this.changed(service);
+    if (statusChanged) this.changed(service);
+  }
+
+  /**
+   * The stored instances an address names. `ip` mode: the one host at `ip`, and with `port` a
+   * mismatch when it listens on another port. `ip_port` mode: with `port` the one instance,
+   * without every instance at `ip` (read from the service's records).
+   */
+  private async instancesAt(
+    service: string,
+    ip: string,
+    port: number | undefined,
+  ): Promise<{ readonly hosts: readonly Host[]; readonly mismatch?: string }> {
+    if (this.instanceKeyMode === 'ip' || port !== undefined) {
+      const host = await this.store.get(service, instanceKey(this.instanceKeyMode, ip, port ?? 0));
+      if (host === undefined) return { hosts: [] };
+      if (port !== undefined && host.port !== port) {
+        return {
+          hosts: [],
+          mismatch: `Host ${ip} of service '${service}' listens on port ${host.port}, not ${port} (INSTANCE_KEY=ip keeps one instance per IP).`,
+        };
+      }
+      return { hosts: [host] };
+    }
+    const { hosts } = await this.store.listByService(service);
+    return { hosts: hosts.filter((host) => host.ip_address === ip) };
   }
 
   /** One info line per write that changes what is registered: what, and who asked. */
@@ -343,8 +439,10 @@ export class HostService {
 
   private async sweep(host: Host): Promise<void> {
     try {
-      const removed = await this.store.deleteIfCheckInIs(host.service, host.ip_address, host.last_check_in);
+      const key = instanceKeyOf(this.instanceKeyMode, host);
+      const removed = await this.store.deleteIfCheckInIs(host.service, key, host.last_check_in);
       if (!removed) return;
+      this.heartbeatWrites?.forget(heartbeatWriteKey(host.service, key));
       this.stats.hostRemoved(host.service, 'expired');
       this.log.debug(
         { service: host.service, ip: host.ip_address, last_check_in: host.last_check_in },

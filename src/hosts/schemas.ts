@@ -69,6 +69,12 @@ export type Tags = Static<typeof Tags>;
 export const ServiceParams = Type.Object({ service: ServiceName });
 export const RepoParams = Type.Object({ service_repo_name: RepoName });
 export const HostParams = Type.Object({ service: ServiceName, ip_address: IpAddressText });
+/** One instance: its port as the path writes it, read by parsePort (so `+80` and ` 80` are 80, as in a heartbeat). */
+export const InstanceParams = Type.Object({
+  service: ServiceName,
+  ip_address: IpAddressText,
+  port: Type.String({ maxLength: 16, description: 'the instance port, 1..65535' }),
+});
 
 /**
  * A heartbeat as form fields (every value a string, `tags` a JSON string) or as a JSON object
@@ -104,12 +110,6 @@ export const StatusBody = Type.Object(
   { additionalProperties: true },
 );
 export type StatusBody = Static<typeof StatusBody>;
-
-export const HostPortParams = Type.Object({
-  service: ServiceName,
-  ip_address: IpAddressText,
-  port: Type.String({ maxLength: 32, description: 'the port the host registered with' }),
-});
 
 /** The query of a host-list read: which statuses to list (absent: UP only, written as the original did). */
 export const HostListQuery = Type.Object(

@@ -1,18 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService } from '../hosts/host-service.js';
-import { ErrorBody, HostParams, NoContent, ServiceParams, WeightBody } from '../hosts/schemas.js';
-import { parseWeight } from '../hosts/validation.js';
+import { ErrorBody, HostParams, InstanceParams, NoContent, ServiceParams, WeightBody } from '../hosts/schemas.js';
+import { parsePort, parseWeight } from '../hosts/validation.js';
 import type { Authorizer } from './auth.js';
 import { emptyBodyAsObject } from './registration-routes.js';
 import { requesterOf } from './requester.js';
 
-/** Weight changes: one host, or every live host of a service. 204 on success. */
+/** Weight changes: one instance, the instances at one IP, or every live host of a service. 204 on success. */
 export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{
   readonly hostService: HostService;
   /** Names the role of whoever writes, in the audit trail. */
   readonly authorizer: Authorizer;
 }> = async (app, { hostService, authorizer }) => {
-  const routeOptions = <P extends typeof HostParams | typeof ServiceParams>(
+  const routeOptions = <P extends typeof InstanceParams | typeof HostParams | typeof ServiceParams>(
     operationId: string,
     summary: string,
     params: P,
@@ -33,13 +33,32 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{
 
   app.post(
     '/v1/loadbalancing/:service/:ip_address',
-    routeOptions('setHostWeight', "Set one host's load-balancing weight", HostParams),
+    routeOptions('setHostWeight', 'Set the load-balancing weight of the host (every instance) at an IP', HostParams),
     async (request, reply) => {
       await hostService.setWeight(
         request.params.service,
         request.params.ip_address,
         parseWeight(request.body.load_balancing_weight),
         requesterOf(request, request.id, authorizer),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/loadbalancing/:service/:ip_address/:port',
+    routeOptions(
+      'setInstanceWeight',
+      "Set one instance's load-balancing weight, ip:port (in INSTANCE_KEY=ip mode only when the host listens on that port)",
+      InstanceParams,
+    ),
+    async (request, reply) => {
+      await hostService.setWeight(
+        request.params.service,
+        request.params.ip_address,
+        parseWeight(request.body.load_balancing_weight),
+        requesterOf(request, request.id, authorizer),
+        parsePort(request.params.port),
       );
       return reply.code(204).send(null);
     },

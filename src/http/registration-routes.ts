@@ -6,7 +6,7 @@ import {
   ErrorBody,
   HostListQuery,
   HostParams,
-  HostPortParams,
+  InstanceParams,
   NoContent,
   NotModified,
   RegistrationBody,
@@ -160,7 +160,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
   );
 
   // Status overrides: PUT sets, DELETE clears; by address, or by address and port (which must match).
-  const statusRoute = <P extends typeof HostParams | typeof HostPortParams>(
+  const statusRoute = <P extends typeof HostParams | typeof InstanceParams>(
     operationId: string,
     summary: string,
     params: P,
@@ -185,7 +185,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
   const portOf = (params: { port?: string }) => (params.port === undefined ? undefined : parsePort(params.port));
   for (const [suffix, params, idPart] of [
     ['', HostParams, ''],
-    ['/:port', HostPortParams, 'AndPort'],
+    ['/:port', InstanceParams, 'AndPort'],
   ] as const) {
     app.put(
       `/v1/registration/:service/:ip_address${suffix}/status`,
@@ -230,6 +230,29 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       },
     );
   }
+
+  app.delete(
+    '/v1/registration/:service/:ip_address/:port',
+    {
+      schema: {
+        summary: 'Remove one instance, ip:port (in INSTANCE_KEY=ip mode only when the host listens on that port)',
+        operationId: 'deleteInstance',
+        tags: ['registration'],
+        params: InstanceParams,
+        response: { 200: EmptyObject, 400: ErrorBody, 503: ErrorBody },
+      },
+      config: { access: 'admin' },
+    },
+    async (request, reply) => {
+      await hostService.deregister(
+        request.params.service,
+        request.params.ip_address,
+        requesterOf(request, request.id, authorizer),
+        parsePort(request.params.port),
+      );
+      return reply.code(200).send({});
+    },
+  );
 
   // The original answered this with a 500; a missing address is the caller's mistake.
   app.delete(

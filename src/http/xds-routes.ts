@@ -3,6 +3,7 @@ import Type from 'typebox';
 import { InvalidInputError } from '../errors.js';
 import { ErrorBody, NotModified } from '../hosts/schemas.js';
 import { messageFromJson, messageToJson, ProtoJsonError } from '../xds/proto-json.js';
+import type { NodeLocality } from '../xds/locality-classes.js';
 import { TYPE_URL, xdsProtos } from '../xds/protos.js';
 import { contentVersion, isServiceName, type XdsResource } from '../xds/resources.js';
 import type { XdsSnapshotCache } from '../xds/snapshot-cache.js';
@@ -30,7 +31,12 @@ const XdsClientsBody = Type.Object({
   clients: Type.Array(
     Type.Object({
       stream_id: Type.Integer(),
-      kind: Type.Union([Type.Literal('ads'), Type.Literal('eds')]),
+      kind: Type.Union([
+        Type.Literal('ads'),
+        Type.Literal('eds'),
+        Type.Literal('delta-ads'),
+        Type.Literal('delta-eds'),
+      ]),
       peer: Type.String(),
       connected_at: Type.String({ format: 'date-time' }),
       node: Type.Unsafe<object | null>({
@@ -112,7 +118,12 @@ export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cac
     },
     async (request, reply) => {
       const protos = xdsProtos();
-      let discoveryRequest: { version_info?: string; resource_names?: string[]; type_url?: string };
+      let discoveryRequest: {
+        version_info?: string;
+        node?: { locality?: NodeLocality | null } | null;
+        resource_names?: string[];
+        type_url?: string;
+      };
       try {
         discoveryRequest = messageFromJson(protos.discoveryRequest, request.body ?? {}, 'DiscoveryRequest');
       } catch (error) {
@@ -125,7 +136,7 @@ export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cac
       }
       const names = [...new Set(discoveryRequest.resource_names ?? [])].filter(isServiceName).sort();
       const resources: XdsResource[] = [];
-      for (const name of names) resources.push(await cache.endpoints(name));
+      for (const name of names) resources.push(await cache.endpoints(name, discoveryRequest.node?.locality));
       const version = contentVersion(resources.map((resource) => `${resource.name}:${resource.version}`));
       if (discoveryRequest.version_info === version) return reply.code(304).send();
       const response = protos.discoveryResponse.fromObject({

@@ -90,3 +90,17 @@ async function findEntry(folder: string): Promise<string | undefined> {
   }
   return undefined;
 }
+
+/** Where `config` keeps its records, in the words a start-up message uses. */
+export function storeDescription(config: Config): string {
+  switch (config.backendStorage) {
+    case 'InMemory':
+      return 'the InMemory store';
+    case 'InFile':
+      return `the InFile store in ${path.join(config.applicationDir, 'data', 'infile')}`;
+    case 'DynamoDB':
+      return `the DynamoDB table ${config.dynamodb.tableHosts}`;
+    default:
+      return `the storage plugin ${config.backendStorage}`;
+  }
+}

@@ -3,6 +3,7 @@ import { access, mkdir, open, readdir, readFile, rename, truncate, unlink } from
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
+import { hostOfStored } from '../hosts/instance-keys.js';
 import {
   hostProblem,
   mergeHeartbeat,
@@ -635,8 +636,9 @@ function checkLoadedHost(value: unknown): string | undefined {
     return `port must be an integer ${PORT_MIN}..${PORT_MAX}, found ${describe(port)}`;
   }
   if (!isPlainObject(value.tags)) return `tags must be an object, found ${describe(value.tags)}`;
-  // The rest of what any served record must meet (address, check-in, plain-JSON tags).
-  return hostProblem(value);
+  // The rest of what any served record must meet (address, check-in, plain-JSON tags); an
+  // INSTANCE_KEY=ip_port record keeps `ip:port` where the IP is, and is checked with its IP.
+  return hostProblem(hostOfStored(value as { ip_address: string }));
 }
 
 /** The record's own fields only, in the order this service writes them. */

@@ -9,10 +9,14 @@ import {
   type StreamKind,
   type XdsStreamServer,
 } from './stream-server.js';
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaStreamKind } from './delta-stream.js';
 
 /** Paths of the two state-of-the-world services discovery implements. */
 export const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 export const EDS_METHOD = '/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints';
+/** Paths of the two incremental ("delta") services. */
+export const DELTA_ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
+export const DELTA_EDS_METHOD = '/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints';
 
 export interface XdsGrpcServerOptions {
   readonly streamServer: XdsStreamServer;
@@ -112,18 +116,64 @@ export class XdsGrpcServer {
         ),
       responseDeserialize: (bytes) => responseType.toObject(responseType.decode(bytes)) as DiscoveryResponse,
     });
+    const deltaRequestType = protos.root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+    const deltaResponseType = protos.root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+    const deltaMethod = (path: string): grpc.MethodDefinition<DeltaDiscoveryRequest, DeltaDiscoveryResponse> => ({
+      path,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (request) =>
+        Buffer.from(deltaRequestType.encode(deltaRequestType.fromObject(request as object)).finish()),
+      requestDeserialize: (bytes) => {
+        try {
+          return deltaRequestType.toObject(deltaRequestType.decode(bytes), {
+            longs: String,
+            enums: String,
+            defaults: true,
+            oneofs: true,
+          }) as DeltaDiscoveryRequest;
+        } catch (error) {
+          return undecodable(error) as unknown as DeltaDiscoveryRequest;
+        }
+      },
+      responseSerialize: (response) =>
+        Buffer.from(
+          deltaResponseType
+            .encode({
+              system_version_info: response.system_version_info,
+              resources: response.resources.map((resource) => ({
+                name: resource.name,
+                version: resource.version,
+                resource: { type_url: resource.typeUrl, value: resource.body },
+              })),
+              type_url: response.type_url,
+              removed_resources: response.removed_resources,
+              nonce: response.nonce,
+            })
+            .finish(),
+        ),
+      responseDeserialize: (bytes) =>
+        deltaResponseType.toObject(deltaResponseType.decode(bytes)) as DeltaDiscoveryResponse,
+    });
     this.server.addService(
-      { StreamAggregatedResources: method(ADS_METHOD) },
+      {
+        StreamAggregatedResources: method(ADS_METHOD),
+        DeltaAggregatedResources: deltaMethod(DELTA_ADS_METHOD),
+      },
       {
         StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
           this.serve('ads', call),
+        DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) =>
+          this.serveDelta('delta-ads', call),
       },
     );
     this.server.addService(
-      { StreamEndpoints: method(EDS_METHOD) },
+      { StreamEndpoints: method(EDS_METHOD), DeltaEndpoints: deltaMethod(DELTA_EDS_METHOD) },
       {
         StreamEndpoints: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
           this.serve('eds', call),
+        DeltaEndpoints: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) =>
+          this.serveDelta('delta-eds', call),
       },
     );
   }
@@ -178,8 +228,27 @@ export class XdsGrpcServer {
   }
 
   private serve(kind: StreamKind, call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+    this.attach(call, (transport) => this.options.streamServer.openStream(kind, transport));
+  }
+
+  private serveDelta(
+    kind: DeltaStreamKind,
+    call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>,
+  ): void {
+    this.attach(call, (transport) => this.options.streamServer.openDeltaStream(kind, transport));
+  }
+
+  /** Wires one call to its protocol stream: requests in, responses out, and the call's end both ways. */
+  private attach<Request extends object, Response>(
+    call: grpc.ServerDuplexStream<Request, Response>,
+    open: (transport: { peer: string; send(response: Response): void; end(error?: StreamError): void }) => {
+      receive(request: Request): Promise<void>;
+      refuse(reason: string): Promise<void>;
+      close(): void;
+    },
+  ): void {
     let ended = false;
-    const stream = this.options.streamServer.openStream(kind, {
+    const stream = open({
       peer: call.getPeer(),
       send: (response) => {
         if (!ended) call.write(response);
@@ -191,9 +260,9 @@ export class XdsGrpcServer {
         else call.end();
       },
     });
-    call.on('data', (request: DiscoveryRequest | Undecodable) => {
-      if (isUndecodable(request)) void stream.refuse(`DiscoveryRequest could not be decoded: ${request.undecodable}`);
-      else void stream.receive(request);
+    call.on('data', (request: Request | Undecodable) => {
+      if (isUndecodable(request)) void stream.refuse(`the request could not be decoded: ${request.undecodable}`);
+      else void stream.receive(request as Request);
     });
     const gone = () => {
       ended = true;

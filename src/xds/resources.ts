@@ -89,6 +89,11 @@ function isCanary(host: Host): boolean {
   return canary === true || (typeof canary === 'string' && canary.trim().toLowerCase() === 'true');
 }
 
+/** The locality a host is served in: (`tags.region`, `tags.az`), each `''` when absent. */
+export function hostLocality(host: Host): ProxyLocality {
+  return { region: tagText(host, 'region'), zone: tagText(host, 'az') };
+}
+
 function tagText(host: Host, key: string): string {
   const value = host.tags[key];
   return typeof value === 'string' ? value : value === undefined || value === null ? '' : String(value);
@@ -101,13 +106,21 @@ function tagText(host: Host, key: string): string {
  * `ip_address:port`, weighted with `tags.load_balancing_weight`; canary hosts carry
  * `metadata.filter_metadata["envoy.lb"].canary = true`. The snapshot holds only live hosts;
  * an `OUT_OF_SERVICE` one is left out and a `DRAINING` one is sent as `health_status: DRAINING`.
+ *
+ * With `near` (a proxy's locality, see `locality-classes.ts`), each locality also gets a
+ * `priority`: the proxy's own zone first, then the rest of its region, then other regions,
+ * numbered 0, 1, 2 over the ranks that have hosts (gRPC rejects a priority N without N - 1).
+ * Without it every locality is at priority 0, which proto3 leaves out: today's bytes.
  */
-export function clusterLoadAssignment(service: string, snapshot: HostSnapshot): Record<string, unknown> {
+export function clusterLoadAssignment(
+  service: string,
+  snapshot: HostSnapshot,
+  near?: ProxyLocality,
+): Record<string, unknown> {
   const localities = new Map<string, { region: string; zone: string; hosts: Host[] }>();
   for (const host of snapshot.hosts) {
     if (!isServed(host)) continue;
-    const region = tagText(host, 'region');
-    const zone = tagText(host, 'az');
+    const { region, zone } = hostLocality(host);
     const key = JSON.stringify([region, zone]);
     let locality = localities.get(key);
     if (!locality) {
@@ -119,6 +132,7 @@ export function clusterLoadAssignment(service: string, snapshot: HostSnapshot): 
   const ordered = [...localities.values()].sort((a, b) =>
     a.region !== b.region ? (a.region < b.region ? -1 : 1) : a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0,
   );
+  const priorityOf = localityPriorities(ordered, near);
   return {
     cluster_name: service,
     endpoints: ordered.map((locality) => {
@@ -135,13 +149,38 @@ export function clusterLoadAssignment(service: string, snapshot: HostSnapshot): 
         lbEndpoint.metadata = { filter_metadata: { [LB_METADATA_NAMESPACE]: { fields: lbMetadataFields(host) } } };
         return lbEndpoint;
       });
+      const priority = priorityOf(locality);
       return {
         locality: { region: locality.region, zone: locality.zone },
         lb_endpoints: lbEndpoints,
         load_balancing_weight: { value: total },
+        // Priority 0 is proto3's default: left out, so the bytes match today's.
+        ...(priority > 0 ? { priority } : {}),
       };
     }),
   };
+}
+
+/** Where a proxy says it runs (its xDS `node.locality`), as the hosts' `tags.region` / `tags.az` name it. */
+export interface ProxyLocality {
+  readonly region: string;
+  readonly zone: string;
+}
+
+/**
+ * The priority of each locality for a proxy at `near`: rank 0 its own zone, 1 the rest of its
+ * region, 2 every other region; then the ranks that occur are renumbered 0, 1, 2 in order, so
+ * the priorities are contiguous whichever ranks are empty.
+ */
+function localityPriorities(
+  localities: readonly { region: string; zone: string }[],
+  near: ProxyLocality | undefined,
+): (locality: { region: string; zone: string }) => number {
+  if (!near) return () => 0;
+  const rank = (locality: { region: string; zone: string }) =>
+    locality.region !== near.region ? 2 : near.zone !== '' && locality.zone === near.zone ? 0 : 1;
+  const present = [...new Set(localities.map(rank))].sort((a, b) => a - b);
+  return (locality) => present.indexOf(rank(locality));
 }
 
 /**

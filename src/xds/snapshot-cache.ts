@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { HostService } from '../hosts/host-service.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { Log } from '../logger.js';
+import { LocalityIndex, classKey, type NodeLocality } from './locality-classes.js';
 import { TYPE_URL } from './protos.js';
 import { clusterLoadAssignment, isServiceName, staticResource, toResource, type XdsResource } from './resources.js';
 
@@ -26,6 +27,12 @@ export interface SnapshotCacheOptions {
   readonly wildcardPollIntervalMs: number;
   /** At most this many distinct names watched at once, over every stream (default WATCHED_NAMES_MAX). */
   readonly maxWatchedNames?: number;
+  /**
+   * `XDS_LOCALITY_PRIORITY`: a proxy that states its locality gets its own zone's endpoints at
+   * priority 0, the rest of its region at 1, other regions at 2 (default false: every proxy gets
+   * the same single-priority assignment).
+   */
+  readonly localityPriority?: boolean;
 }
 
 /**
@@ -49,6 +56,8 @@ interface EndpointEntry {
   readonly name: string;
   readonly watchers: Set<ChangeWatcher>;
   resource: XdsResource | undefined;
+  /** The snapshot `resource` was built from; the per-locality resources are built from it too. */
+  snapshot: HostSnapshot | undefined;
   /** The read in flight, if any; a change seen meanwhile sets `dirty` so it runs once more. */
   refreshing: Promise<void> | undefined;
   dirty: boolean;
@@ -85,6 +94,11 @@ export class XdsSnapshotCache {
   private readonly entries = new Map<string, EndpointEntry>();
   private readonly staticMemo = new Map<string, XdsResource>();
   private readonly endpointMemo = new WeakMap<HostSnapshot, XdsResource>();
+  /** Per snapshot: its locality classes and the assignment built for each class asked for so far. */
+  private readonly localityMemo = new WeakMap<
+    HostSnapshot,
+    { readonly index: LocalityIndex; readonly byClass: Map<string, XdsResource> }
+  >();
   private readonly nameWatchers = new Set<ChangeWatcher>();
   private serviceNameSet: Set<string> | undefined;
   private serviceNamesLoading: Promise<Set<string>> | undefined;
@@ -112,6 +126,7 @@ export class XdsSnapshotCache {
         name,
         watchers: new Set(),
         resource: undefined,
+        snapshot: undefined,
         refreshing: undefined,
         dirty: false,
         expiryTimer: undefined,
@@ -132,16 +147,28 @@ export class XdsSnapshotCache {
   }
 
   /**
-   * The current ClusterLoadAssignment of `name`: the watched one, or, for a name nobody watches
-   * (a REST request), one read now. Rejects when the domain cannot read the service.
+   * The current ClusterLoadAssignment of `name` for a proxy at `node`: the watched one, or, for a
+   * name nobody watches (a REST request), one read now. With `localityPriority` and a `node`
+   * locality that some host shares, the one of that proxy's locality class, built once per
+   * class and content and shared by every caller; otherwise the single-priority one. Rejects
+   * when the domain cannot read the service.
    */
-  async endpoints(name: string): Promise<XdsResource> {
+  async endpoints(name: string, node?: NodeLocality | null): Promise<XdsResource> {
     const entry = this.entries.get(name);
     if (entry) {
       if (entry.resource === undefined) await (entry.refreshing ?? this.refresh(entry));
-      if (entry.resource !== undefined) return entry.resource;
+      if (entry.resource !== undefined && entry.snapshot !== undefined) {
+        return this.forProxy(name, entry.snapshot, entry.resource, node);
+      }
     }
-    return this.endpointResource(name, await this.options.hostService.listByService(name));
+    const snapshot = await this.options.hostService.listByService(name);
+    return this.forProxy(name, snapshot, this.endpointResource(name, snapshot), node);
+  }
+
+  /** How many per-locality assignments of watched service `name` are built and kept (for tests: bounded by the hosts' localities). */
+  localityResourceCount(name: string): number {
+    const snapshot = this.entries.get(name)?.snapshot;
+    return snapshot ? (this.localityMemo.get(snapshot)?.byClass.size ?? 0) : 0;
   }
 
   /** The Listener, RouteConfiguration or Cluster named `name`: derived from the name alone. */
@@ -210,6 +237,29 @@ export class XdsSnapshotCache {
     return resource;
   }
 
+  private forProxy(
+    name: string,
+    snapshot: HostSnapshot,
+    base: XdsResource,
+    node: NodeLocality | null | undefined,
+  ): XdsResource {
+    if (!this.options.localityPriority || !node || snapshot.hosts.length === 0) return base;
+    let memo = this.localityMemo.get(snapshot);
+    if (!memo) {
+      memo = { index: new LocalityIndex(snapshot), byClass: new Map() };
+      this.localityMemo.set(snapshot, memo);
+    }
+    const near = memo.index.classOf(node);
+    if (!near) return base;
+    const key = classKey(near);
+    let resource = memo.byClass.get(key);
+    if (!resource) {
+      resource = toResource(TYPE_URL.clusterLoadAssignment, name, clusterLoadAssignment(name, snapshot, near));
+      memo.byClass.set(key, resource);
+    }
+    return resource;
+  }
+
   private serviceChanged(service: string): void {
     if (this.closed) return;
     const entry = this.entries.get(service);
@@ -254,8 +304,10 @@ export class XdsSnapshotCache {
     this.armExpiry(entry, snapshot.nextExpiryAt);
     this.noteMembership(entry.name, snapshot);
     const resource = this.endpointResource(entry.name, snapshot);
+    // Same content, same locality classes: keep the snapshot whose per-locality resources are built.
     if (entry.resource?.version === resource.version) return;
     entry.resource = resource;
+    entry.snapshot = snapshot;
     for (const watcher of [...entry.watchers]) {
       try {
         watcher();

@@ -3,6 +3,7 @@ import type { RegistryStats } from '../stats.js';
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
 import { contentVersion, isServiceName, type XdsResource } from './resources.js';
 import { WatchLimitError, type XdsSnapshotCache } from './snapshot-cache.js';
+import { XdsDeltaStream, type DeltaStreamKind, type DeltaStreamTransport } from './delta-stream.js';
 
 /** The fields of an `envoy.service.discovery.v3.DiscoveryRequest` the server reads. */
 export interface DiscoveryRequest {
@@ -77,7 +78,8 @@ export interface TypeStatus {
 /** What `GET /v1/xds/clients` shows per connected stream. */
 export interface ClientStatus {
   readonly stream_id: number;
-  readonly kind: StreamKind;
+  /** `ads`/`eds`: state of the world; `delta-ads`/`delta-eds`: incremental (delta-stream.ts). */
+  readonly kind: StreamKind | DeltaStreamKind;
   readonly peer: string;
   readonly connected_at: string;
   readonly node: {
@@ -120,7 +122,7 @@ const MAX_RESOURCE_NAMES = 10_000;
  * ignored. Versions are hashes of content, so replicas and restarts agree on them.
  */
 export class XdsStreamServer {
-  private readonly streams = new Map<number, XdsStream>();
+  private readonly streams = new Map<number, XdsStream | XdsDeltaStream>();
   private nextStreamId = 1;
   private closing = false;
 
@@ -130,6 +132,18 @@ export class XdsStreamServer {
   openStream(kind: StreamKind, transport: StreamTransport): XdsStream {
     const id = this.nextStreamId++;
     const stream = new XdsStream(id, kind, transport, this.options, () => this.streams.delete(id));
+    if (this.closing) {
+      stream.shutdown();
+      return stream;
+    }
+    this.streams.set(id, stream);
+    return stream;
+  }
+
+  /** The same for a stream of the incremental protocol (DeltaAggregatedResources, DeltaEndpoints). */
+  openDeltaStream(kind: DeltaStreamKind, transport: DeltaStreamTransport): XdsDeltaStream {
+    const id = this.nextStreamId++;
+    const stream = new XdsDeltaStream(id, kind, transport, this.options, () => this.streams.delete(id));
     if (this.closing) {
       stream.shutdown();
       return stream;
@@ -409,7 +423,7 @@ export class XdsStream {
     for (const name of [...names].sort()) {
       if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
         try {
-          resources.set(name, await this.options.cache.endpoints(name));
+          resources.set(name, await this.options.cache.endpoints(name, this.node?.locality));
         } catch (error) {
           // Not sent now; the cache's next successful read of the service pushes it.
           this.options.log.warn({ err: error, service: name }, 'xds: endpoints unavailable');

@@ -93,6 +93,8 @@ const ACCESS: Record<string, 'public' | 'read' | 'register' | 'admin'> = {
   deleteHost: 'admin',
   deleteHostWithoutAddress: 'admin',
   setHostWeight: 'admin',
+  deleteInstance: 'admin',
+  setInstanceWeight: 'admin',
   setServiceWeight: 'admin',
   setHostStatus: 'admin',
   clearHostStatus: 'admin',

@@ -44,6 +44,8 @@ const EXPECTED: Readonly<Record<string, Access>> = {
   'DELETE /v1/registration/:service/:ip_address/status': 'admin',
   'PUT /v1/registration/:service/:ip_address/:port/status': 'admin',
   'DELETE /v1/registration/:service/:ip_address/:port/status': 'admin',
+  'DELETE /v1/registration/:service/:ip_address/:port': 'admin',
+  'POST /v1/loadbalancing/:service/:ip_address/:port': 'admin',
   'POST /v1/loadbalancing/:service/:ip_address': 'admin',
   'POST /v1/loadbalancing/:service': 'admin',
 };
@@ -82,8 +84,8 @@ function expectedOutcome(access: Access, role: 'read' | 'register' | 'admin' | u
 const PARAMS: Readonly<Record<string, string>> = {
   service: 'users',
   ip_address: '10.0.3.17',
-  service_repo_name: 'users-repo',
   port: '9211',
+  service_repo_name: 'users-repo',
   file: 'index.html',
   '*': 'swagger-ui.css',
 };

@@ -191,6 +191,7 @@ describe('GET /v1/services', () => {
     const clock = new ManualClock();
     const store = new ScanCountingStore();
     server = await startRegistry({ clock, store, serviceRefreshIntervalMs: 60_000 });
+    store.scans = 0; // start-up's INSTANCE_KEY check reads the store once
     await register(server.url, 'users', { ip: '10.0.0.1' });
     for (let call = 0; call < 50; call++) await services(server.url);
     assert.equal(store.scans, 1);
@@ -207,6 +208,7 @@ describe('GET /v1/services', () => {
     const clock = new ManualClock();
     const store = new ScanCountingStore();
     server = await startRegistry({ clock, store, serviceRefreshIntervalMs: 60_000 });
+    store.scans = 0; // start-up's INSTANCE_KEY check reads the store once
     await register(server.url, 'users', { ip: '10.0.0.1' });
     assert.equal((await services(server.url)).total, 1);
     store.down = true;

@@ -232,3 +232,61 @@ describe('DynamoDB calls per API request (through the real listener, fast paths 
     assert.equal(Object.keys(taken).length, 2);
   });
 });
+
+describe('DynamoDB calls per 1,000 heartbeats, HEARTBEAT_WRITE_INTERVAL off and on (through the real listener)', () => {
+  /** 100 hosts heartbeating every 10 s for 100 s (1,000 heartbeats), with the clock moved, not waited for. */
+  async function callsPerThousand(interval: string): Promise<{ calls: Record<string, number>; listed: number }> {
+    const counter = new CommandCounter();
+    const clock = new ManualClock();
+    const opened = await openStore(server.endpoint, { prepare: (client) => counter.attach(client) });
+    const config = loadConfig(
+      { BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '30', CACHE_TYPE: 'null', HEARTBEAT_WRITE_INTERVAL: interval },
+      process.cwd(),
+    );
+    const registry = await composeRegistry(config, pino({ level: 'silent' }), {
+      store: opened.store,
+      clock,
+      stats: NO_STATS,
+    });
+    try {
+      await registry.app.listen({ port: 0, host: '127.0.0.1' });
+      const address = registry.app.server.address();
+      if (address === null || typeof address === 'string') throw new Error('no TCP address');
+      const url = `http://127.0.0.1:${address.port}`;
+      counter.reset();
+      for (let round = 0; round < 10; round++) {
+        for (let host = 0; host < 100; host++) {
+          const response = await fetch(`${url}/v1/registration/fleet-${interval}`, {
+            method: 'POST',
+            body: new URLSearchParams({
+              ip: `10.3.0.${host}`,
+              port: '80',
+              revision: 'r1',
+              tags: JSON.stringify({ az: 'a', region: 'r', instance_id: `i-${host}` }),
+            }),
+          });
+          assert.equal(response.status, 200);
+        }
+        clock.advance(10_000);
+      }
+      const calls = counter.taken();
+      // Every host heartbeated on time, so every one is still served, whatever was written.
+      const listed = ((await (await fetch(`${url}/v1/registration/fleet-${interval}`)).json()) as { hosts: unknown[] })
+        .hosts.length;
+      return { calls, listed };
+    } finally {
+      await registry.close();
+      await opened.dispose();
+    }
+  }
+
+  test('off: every heartbeat is a write; 25 s: one write per host per 30 s, and every host still served', async () => {
+    const off = await callsPerThousand('0');
+    assert.deepEqual(off.calls, { UpdateItem: 1000 });
+    assert.equal(off.listed, 100);
+    // Writes at 0, 30, 60 and 90 s: each host's stored check-in is at most 20 s behind its heartbeat.
+    const on = await callsPerThousand('25');
+    assert.deepEqual(on.calls, { UpdateItem: 400 });
+    assert.equal(on.listed, 100, 'no host that heartbeats on time is expired, though its stored check-in trails');
+  });
+});

@@ -11,6 +11,7 @@ describe('xDS settings', () => {
       listenAddress: '127.0.0.1',
       pollIntervalMs: 1000,
       wildcardPollIntervalMs: 30_000,
+      localityPriority: false,
       tls: undefined,
     });
   });
@@ -22,6 +23,15 @@ describe('xDS settings', () => {
     assert.equal(xds.listenAddress, '::1');
   });
 
+  test('XDS_LOCALITY_PRIORITY reads like every other boolean setting', () => {
+    for (const value of ['true', '1', 'yes']) {
+      assert.equal(loadConfig({ XDS_LOCALITY_PRIORITY: value }).xds.localityPriority, true, value);
+    }
+    for (const value of ['false', '0', 'no']) {
+      assert.equal(loadConfig({ XDS_LOCALITY_PRIORITY: value }).xds.localityPriority, false, value);
+    }
+  });
+
   test('an invalid xDS setting stops start-up with one line naming it', () => {
     for (const [name, value] of [
       ['XDS_PORT', '70000'],
@@ -29,6 +39,7 @@ describe('xDS settings', () => {
       ['XDS_POLL_INTERVAL_MS', '10'],
       ['XDS_WILDCARD_POLL_INTERVAL_MS', '1.5'],
       ['XDS_ENABLED', 'maybe'],
+      ['XDS_LOCALITY_PRIORITY', 'zone'],
     ] as const) {
       assert.throws(
         () => loadConfig({ [name]: value }),

@@ -448,7 +448,9 @@ async function pollService(current) {
     measured('prepare', () => {
       for (let misses = 0; index < raw.length && misses < PREPARE_CHUNK; index++) {
         const item = raw[index];
-        let host = cache.get(item.ip_address);
+        // By address and port: with INSTANCE_KEY=ip_port one IP has several instances.
+        const key = `${item.ip_address} ${item.port}`;
+        let host = cache.get(key);
         if (host === undefined || host.v !== item.v) {
           host = prepare(item);
           misses++;
@@ -457,7 +459,7 @@ async function pollService(current) {
           changed = true;
         }
         host.checkInMs = item.check_in_ms;
-        next.set(item.ip_address, host);
+        next.set(key, host);
         hosts[index] = host;
       }
     });

@@ -1,0 +1,387 @@
+import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
+import { contentVersion, isServiceName, type XdsResource } from './resources.js';
+import { WatchLimitError } from './snapshot-cache.js';
+import {
+  StreamError,
+  type ClientStatus,
+  type NodeInfo,
+  type StreamServerOptions,
+  type TypeStatus,
+} from './stream-server.js';
+
+/** The fields of an `envoy.service.discovery.v3.DeltaDiscoveryRequest` the server reads. */
+export interface DeltaDiscoveryRequest {
+  readonly node?: NodeInfo | null;
+  readonly type_url: string;
+  readonly resource_names_subscribe: readonly string[];
+  readonly resource_names_unsubscribe: readonly string[];
+  /** What a reconnecting client already holds: name -> version (first request of a type only). */
+  readonly initial_resource_versions: Readonly<Record<string, string>>;
+  readonly response_nonce: string;
+  readonly error_detail?: { readonly code?: number; readonly message?: string } | null;
+}
+
+/** A response to write: the transport encodes it as a `DeltaDiscoveryResponse`. */
+export interface DeltaDiscoveryResponse {
+  readonly system_version_info: string;
+  readonly resources: readonly XdsResource[];
+  readonly type_url: ResourceTypeUrl;
+  readonly removed_resources: readonly string[];
+  readonly nonce: string;
+}
+
+/** How a delta stream reaches its client; implemented over a grpc-js duplex call, or by tests. */
+export interface DeltaStreamTransport {
+  readonly peer: string;
+  send(response: DeltaDiscoveryResponse): void;
+  end(error?: StreamError): void;
+}
+
+export type DeltaStreamKind = 'delta-ads' | 'delta-eds';
+
+const SUPPORTED_TYPES: readonly ResourceTypeUrl[] = [
+  TYPE_URL.listener,
+  TYPE_URL.routeConfiguration,
+  TYPE_URL.cluster,
+  TYPE_URL.clusterLoadAssignment,
+];
+/** Types a client may subscribe to as a whole (`*`, or an empty first subscription: the legacy rule). */
+const WILDCARD_TYPES = new Set<string>([TYPE_URL.listener, TYPE_URL.cluster]);
+/** Names one request may add or drop, and one stream may hold per type: a bound on what a client can make the server build. */
+const MAX_RESOURCE_NAMES = 10_000;
+
+interface DeltaTypeState {
+  readonly typeUrl: ResourceTypeUrl;
+  wildcard: boolean;
+  /** Names subscribed explicitly (besides the wildcard). */
+  readonly names: Set<string>;
+  /** Name -> version the client holds: what it said it had, then what was sent to it. */
+  readonly held: Map<string, string>;
+  /** Names the client was told do not exist, so it is not told again until they do. */
+  readonly toldMissing: Set<string>;
+  systemVersionSent: string | undefined;
+  nonceSent: string | undefined;
+  versionAcked: string | undefined;
+  /** System version of each nonce still unanswered, so an ACK names the version it accepts. */
+  readonly versionOfNonce: Map<string, string>;
+  nackCount: number;
+  lastNack: TypeStatus['last_nack'];
+  readonly unwatch: Map<string, () => void>;
+  unwatchNames: (() => void) | undefined;
+  pushQueued: boolean;
+}
+
+/** Nonces remembered per type for ACKs that arrive late; older ones are forgotten. */
+const NONCES_REMEMBERED = 16;
+
+/**
+ * Envoy's incremental xDS ("delta") protocol on one stream, for ADS (every type) and EDS alone:
+ * per resource versions, subscribe and unsubscribe as deltas, `removed_resources`, nonces,
+ * ACK/NACK and the wildcard. A response carries only the resources whose version differs
+ * from what the client holds (it said so in `initial_resource_versions` when it reconnected,
+ * or it was sent them), and the names that stopped existing; a client watching 1,000 clusters
+ * gets one resource when one changes. The resources and their versions are the ones the
+ * state-of-the-world streams serve (the same cache), so both protocols agree.
+ *
+ * Subscription changes are applied whatever nonce they carry (they are deltas: dropping one
+ * would lose it); an ACK or NACK alone is recorded and never answered.
+ */
+export class XdsDeltaStream {
+  private readonly types = new Map<string, DeltaTypeState>();
+  private readonly connectedAt = new Date();
+  private node: NodeInfo | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private nonceCounter = 0;
+  private closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly kind: DeltaStreamKind,
+    private readonly transport: DeltaStreamTransport,
+    private readonly options: StreamServerOptions,
+    private readonly onClosed: () => void,
+  ) {}
+
+  receive(request: DeltaDiscoveryRequest): Promise<void> {
+    return this.enqueue(() => this.handle(request));
+  }
+
+  refuse(reason: string): Promise<void> {
+    return this.enqueue(async () => {
+      throw new StreamError(reason, 3);
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of this.types.values()) {
+      for (const unwatch of state.unwatch.values()) unwatch();
+      state.unwatch.clear();
+      state.unwatchNames?.();
+    }
+    this.onClosed();
+  }
+
+  shutdown(): void {
+    if (this.closed) return;
+    this.close();
+    this.transport.end();
+  }
+
+  status(): ClientStatus {
+    const node = this.node;
+    return {
+      stream_id: this.id,
+      kind: this.kind,
+      peer: this.transport.peer,
+      connected_at: this.connectedAt.toISOString(),
+      node: node
+        ? {
+            id: node.id ?? '',
+            cluster: node.cluster ?? '',
+            locality: node.locality
+              ? {
+                  region: node.locality.region ?? '',
+                  zone: node.locality.zone ?? '',
+                  sub_zone: node.locality.sub_zone ?? '',
+                }
+              : null,
+            user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
+          }
+        : null,
+      resources: [...this.types.values()].map((state) => ({
+        type_url: state.typeUrl,
+        wildcard: state.wildcard,
+        resource_names: [...state.names].sort(),
+        version_sent: state.systemVersionSent ?? null,
+        nonce_sent: state.nonceSent ?? null,
+        version_acked: state.versionAcked ?? null,
+        up_to_date: state.systemVersionSent !== undefined && state.versionAcked === state.systemVersionSent,
+        nack_count: state.nackCount,
+        last_nack: state.lastNack,
+      })),
+    };
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        await task();
+      } catch (error) {
+        if (error instanceof StreamError) {
+          this.options.log.warn({ stream: this.id, peer: this.transport.peer, err: error }, 'xds: ending delta stream');
+          this.close();
+          this.transport.end(error);
+        } else {
+          this.options.log.error({ stream: this.id, err: error }, 'xds: delta request failed');
+        }
+      }
+    });
+    this.queue = run;
+    return run;
+  }
+
+  private async handle(request: DeltaDiscoveryRequest): Promise<void> {
+    if (request.node && this.node === undefined) this.node = request.node;
+    const typeUrl = this.typeOf(request);
+    if (typeUrl === undefined) return;
+    const subscribe = request.resource_names_subscribe;
+    const unsubscribe = request.resource_names_unsubscribe;
+    if (subscribe.length + unsubscribe.length > MAX_RESOURCE_NAMES) {
+      throw new StreamError(`too many resource names in one request (> ${MAX_RESOURCE_NAMES})`, 3);
+    }
+    let state = this.types.get(typeUrl);
+    const first = state === undefined;
+    if (!state) {
+      state = {
+        typeUrl,
+        wildcard: false,
+        names: new Set(),
+        held: new Map(),
+        toldMissing: new Set(),
+        systemVersionSent: undefined,
+        nonceSent: undefined,
+        versionAcked: undefined,
+        versionOfNonce: new Map(),
+        nackCount: 0,
+        lastNack: null,
+        unwatch: new Map(),
+        unwatchNames: undefined,
+        pushQueued: false,
+      };
+      this.types.set(typeUrl, state);
+      for (const [name, version] of Object.entries(request.initial_resource_versions ?? {})) {
+        if (state.held.size >= MAX_RESOURCE_NAMES) break;
+        state.held.set(name, version);
+      }
+    }
+    this.recordAnswer(state, request);
+    const changed = this.subscribe(state, subscribe, unsubscribe, first);
+    // A request that only ACKs or NACKs is not answered: the client holds what it was sent.
+    if (first || changed) await this.respond(state);
+  }
+
+  private typeOf(request: DeltaDiscoveryRequest): ResourceTypeUrl | undefined {
+    const typeUrl =
+      request.type_url === '' && this.kind === 'delta-eds' ? TYPE_URL.clusterLoadAssignment : request.type_url;
+    if (this.kind === 'delta-eds' && typeUrl !== TYPE_URL.clusterLoadAssignment) {
+      throw new StreamError(`the EDS service serves only ${TYPE_URL.clusterLoadAssignment}, not '${typeUrl}'`, 3);
+    }
+    if (!(SUPPORTED_TYPES as readonly string[]).includes(typeUrl)) {
+      this.options.log.info({ stream: this.id, type: typeUrl }, 'xds: delta request for an unsupported type ignored');
+      return undefined;
+    }
+    return typeUrl as ResourceTypeUrl;
+  }
+
+  /** An ACK or NACK of an earlier response: recorded for the admin view and the counters. */
+  private recordAnswer(state: DeltaTypeState, request: DeltaDiscoveryRequest): void {
+    const nonce = request.response_nonce;
+    if (nonce === '') return;
+    const version = state.versionOfNonce.get(nonce);
+    if (version === undefined) return; // stale or unknown: a newer response crossed it
+    state.versionOfNonce.delete(nonce);
+    if (request.error_detail) {
+      state.nackCount++;
+      state.lastNack = {
+        error: request.error_detail.message ?? '',
+        nonce,
+        version_kept: state.versionAcked ?? '',
+        at: new Date().toISOString(),
+      };
+      this.options.stats.xds('nack');
+      this.options.log.warn(
+        { stream: this.id, node: this.node?.id, type: state.typeUrl, nonce, error: request.error_detail.message },
+        'xds: client rejected a delta response (NACK)',
+      );
+    } else {
+      state.versionAcked = version;
+    }
+  }
+
+  /** Applies the deltas; true when the subscription changed (so an answer is due). */
+  private subscribe(
+    state: DeltaTypeState,
+    subscribe: readonly string[],
+    unsubscribe: readonly string[],
+    first: boolean,
+  ): boolean {
+    const wildcardType = WILDCARD_TYPES.has(state.typeUrl);
+    let changed = false;
+    let wildcard = state.wildcard;
+    if (wildcardType && ((first && subscribe.length === 0) || subscribe.includes('*'))) wildcard = true;
+    if (unsubscribe.includes('*')) wildcard = false;
+    if (wildcard !== state.wildcard) {
+      changed = true;
+      state.wildcard = wildcard;
+      if (wildcard) state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
+      else {
+        state.unwatchNames?.();
+        state.unwatchNames = undefined;
+      }
+    }
+    for (const name of unsubscribe) {
+      if (name === '*' || !state.names.delete(name)) continue;
+      changed = true;
+      state.unwatch.get(name)?.();
+      state.unwatch.delete(name);
+      // Dropped, so subscribing again sends it again.
+      if (!state.wildcard) state.held.delete(name);
+      state.toldMissing.delete(name);
+    }
+    for (const name of subscribe) {
+      if (name === '*' || state.names.has(name)) continue;
+      if (state.names.size >= MAX_RESOURCE_NAMES) {
+        throw new StreamError(`too many resources subscribed (> ${MAX_RESOURCE_NAMES})`, 8);
+      }
+      changed = true;
+      state.names.add(name);
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment && isServiceName(name)) {
+        try {
+          state.unwatch.set(
+            name,
+            this.options.cache.watchEndpoints(name, () => this.push(state)),
+          );
+        } catch (error) {
+          if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
+          throw error;
+        }
+      }
+    }
+    return changed;
+  }
+
+  private push(state: DeltaTypeState): void {
+    if (this.closed || state.pushQueued) return;
+    state.pushQueued = true;
+    void this.enqueue(async () => {
+      state.pushQueued = false;
+      await this.respond(state);
+    });
+  }
+
+  /** Every resource the subscription names that exists now, by name. */
+  private async current(state: DeltaTypeState): Promise<Map<string, XdsResource>> {
+    const names = new Set([...state.names].filter(isServiceName));
+    if (state.wildcard) for (const name of await this.options.cache.serviceNames()) names.add(name);
+    const resources = new Map<string, XdsResource>();
+    for (const name of [...names].sort()) {
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+        try {
+          resources.set(name, await this.options.cache.endpoints(name, this.node?.locality));
+        } catch (error) {
+          // Not sent now; the cache's next successful read of the service pushes it.
+          this.options.log.warn({ err: error, service: name }, 'xds: endpoints unavailable');
+        }
+      } else {
+        resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
+      }
+    }
+    return resources;
+  }
+
+  private async respond(state: DeltaTypeState): Promise<void> {
+    const current = await this.current(state);
+    if (this.closed) return;
+    const resources = [...current.values()].filter((resource) => state.held.get(resource.name) !== resource.version);
+    const removed: string[] = [];
+    // What the client holds that no longer exists (a service gone from the wildcard set).
+    for (const name of state.held.keys()) {
+      if (current.has(name)) continue;
+      if (state.names.has(name) && isServiceName(name) && state.typeUrl === TYPE_URL.clusterLoadAssignment) continue;
+      removed.push(name);
+    }
+    // Names asked for that can never exist (not a service name): said once, so the client does not wait.
+    for (const name of state.names) {
+      if (!isServiceName(name) && !state.toldMissing.has(name) && !state.held.has(name)) removed.push(name);
+    }
+    if (resources.length === 0 && removed.length === 0) return;
+    for (const resource of resources) state.held.set(resource.name, resource.version);
+    for (const name of removed) {
+      state.held.delete(name);
+      if (state.names.has(name)) state.toldMissing.add(name);
+    }
+    for (const resource of resources) state.toldMissing.delete(resource.name);
+    const systemVersion = contentVersion(
+      [...current.values()].map((resource) => `${resource.name}:${resource.version}`),
+    );
+    const nonce = `d${this.id}-${++this.nonceCounter}`;
+    state.systemVersionSent = systemVersion;
+    state.nonceSent = nonce;
+    state.versionOfNonce.set(nonce, systemVersion);
+    if (state.versionOfNonce.size > NONCES_REMEMBERED) {
+      const oldest = state.versionOfNonce.keys().next().value;
+      if (oldest !== undefined) state.versionOfNonce.delete(oldest);
+    }
+    this.transport.send({
+      system_version_info: systemVersion,
+      resources,
+      type_url: state.typeUrl,
+      removed_resources: removed.sort(),
+      nonce,
+    });
+    this.options.stats.xds('push');
+  }
+}
