@@ -235,3 +235,61 @@ describe('instance status and expiry', () => {
     }
   });
 });
+
+describe('instance status with INSTANCE_KEY=ip_port and HEARTBEAT_WRITE_INTERVAL', () => {
+  test('an override by ip:port sets one instance, by ip every instance at the IP', async () => {
+    const server = await startRegistry({ env: { INSTANCE_KEY: 'ip_port' } });
+    try {
+      await register(server.url, 'fleet', { ip: '10.0.0.1', port: 8001 });
+      await register(server.url, 'fleet', { ip: '10.0.0.1', port: 8002 });
+      const put = (path: string, status: string) =>
+        fetch(`${server.url}/v1/registration/fleet/${path}/status`, { method: 'PUT', body: form({ status }) });
+      const statuses = async () =>
+        (
+          (await (await fetch(`${server.url}/v1/registration/fleet?status=all`)).json()) as {
+            hosts: Array<{ port: number; status: string }>;
+          }
+        ).hosts
+          .map((host) => [host.port, host.status])
+          .sort();
+      assert.equal((await put('10.0.0.1/8002', 'DRAINING')).status, 204);
+      assert.deepEqual(await statuses(), [
+        [8001, 'UP'],
+        [8002, 'DRAINING'],
+      ]);
+      assert.equal((await put('10.0.0.1', 'OUT_OF_SERVICE')).status, 204);
+      assert.deepEqual(await statuses(), [
+        [8001, 'OUT_OF_SERVICE'],
+        [8002, 'OUT_OF_SERVICE'],
+      ]);
+      assert.equal((await put('10.0.0.1/8003', 'UP')).status, 404);
+      const cleared = await fetch(`${server.url}/v1/registration/fleet/10.0.0.1/8001/status`, { method: 'DELETE' });
+      assert.equal(cleared.status, 204);
+      assert.deepEqual(await statuses(), [
+        [8001, 'UP'],
+        [8002, 'OUT_OF_SERVICE'],
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a heartbeat that changes its status is written at once, whatever the write interval', async () => {
+    const server = await startRegistry({ env: { HEARTBEAT_WRITE_INTERVAL: '60' } });
+    try {
+      await register(server.url, 'quiet', { ip: '10.0.0.1' });
+      await register(server.url, 'quiet', { ip: '10.0.0.1', status: 'DRAINING' });
+      const all = (await (await fetch(`${server.url}/v1/registration/quiet?status=all`)).json()) as {
+        hosts: Array<{ status: string }>;
+      };
+      assert.deepEqual(
+        all.hosts.map((host) => host.status),
+        ['DRAINING'],
+      );
+      await register(server.url, 'quiet', { ip: '10.0.0.1' });
+      assert.equal((await listHosts(server.url, 'quiet')).hosts.length, 1, 'back to UP at once');
+    } finally {
+      await server.close();
+    }
+  });
+});
