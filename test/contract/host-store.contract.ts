@@ -257,7 +257,10 @@ function modeContract(mode: (typeof INSTANCE_KEY_MODES)[number], options: Contra
       assert.equal(set?.status_override, 'OUT_OF_SERVICE');
       assert.equal(set?.reported_status, 'DRAINING');
       assert.equal(set?.last_check_in, heartbeatOf().last_check_in);
-      await store.heartbeat(heartbeatOf({ last_check_in: '2026-11-28 06:50:00.000000' }));
+      const heartbeat = await store.heartbeat(heartbeatOf({ last_check_in: '2026-11-28 06:50:00.000000' }));
+      // What the heartbeat answers is the record it left: the override with it.
+      assert.equal(heartbeat.current.status_override, 'OUT_OF_SERVICE');
+      assert.equal(heartbeat.previous?.status_override, 'OUT_OF_SERVICE');
       const afterHeartbeat = await store.get('users', at('10.0.0.1'));
       assert.equal(afterHeartbeat?.status_override, 'OUT_OF_SERVICE');
       assert.equal(afterHeartbeat?.reported_status, undefined);
