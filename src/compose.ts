@@ -7,7 +7,7 @@ import { ConfigError, type Config } from './config.js';
 import { Authorizer } from './http/auth.js';
 import { HostService } from './hosts/host-service.js';
 import { checkStoredInstanceKeys, InstanceKeyMismatchError, PortKeyedStore } from './hosts/instance-keys.js';
-import { ServiceDirectory } from './hosts/service-directory.js';
+import { ServiceDirectory, type ServiceTotals } from './hosts/service-directory.js';
 import { Metrics } from './metrics.js';
 import { Readiness } from './readiness.js';
 import { fanOut, StatsdStats, type RegistryStats } from './stats.js';
@@ -99,9 +99,14 @@ export async function composeRegistry(
   overrides: ComposeOverrides = {},
 ): Promise<Registry> {
   let xdsStreams = () => 0;
-  let serviceTotals = () => ({ services: 0, hosts: 0 });
+  let serviceTotals = (): ServiceTotals => ({
+    services: 0,
+    hosts: 0,
+    hostsByStatus: { UP: 0, DRAINING: 0, OUT_OF_SERVICE: 0 },
+  });
   const metrics = new Metrics({
     liveHosts: () => serviceTotals().hosts,
+    liveHostsByStatus: () => serviceTotals().hostsByStatus,
     liveServices: () => serviceTotals().services,
     xdsStreams: () => xdsStreams(),
   });

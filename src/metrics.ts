@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { HOST_STORE_METHODS } from './hosts/host-store.js';
+import { INSTANCE_STATUSES, type InstanceStatus } from './hosts/model.js';
 import {
   XDS_EVENTS,
   type CacheLookupResult,
@@ -56,7 +57,14 @@ export class Metrics implements RegistryStats {
   private readonly requestKeys = new Map<string, Map<string, Map<number, string>>>();
   private readonly xdsEvents: Counter<'event'>;
 
-  constructor(gauges: { liveHosts?: () => number; liveServices?: () => number; xdsStreams?: () => number } = {}) {
+  constructor(
+    gauges: {
+      liveHosts?: () => number;
+      liveHostsByStatus?: () => Readonly<Record<InstanceStatus, number>>;
+      liveServices?: () => number;
+      xdsStreams?: () => number;
+    } = {},
+  ) {
     const registers = [this.registry];
     // Unprefixed, as every stock Node.js and process dashboard expects them.
     collectDefaultMetrics({ register: this.registry });
@@ -127,6 +135,18 @@ export class Metrics implements RegistryStats {
       gauges.liveServices,
     );
     gauge('discovery_xds_streams', 'Open xDS streams (ADS and EDS)', gauges.xdsStreams);
+    const byStatus = gauges.liveHostsByStatus;
+    if (byStatus)
+      new Gauge({
+        name: 'discovery_live_hosts_by_status',
+        help: 'Live hosts across every service by effective status (UP, DRAINING, OUT_OF_SERVICE), as this replica last saw them',
+        labelNames: ['status'],
+        registers,
+        collect() {
+          const counts = byStatus();
+          for (const status of INSTANCE_STATUSES) this.set({ status }, counts[status]);
+        },
+      });
   }
 
   heartbeat(_service: string, outcome: HeartbeatOutcome): void {

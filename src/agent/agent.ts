@@ -1,5 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { DiscoveryError, type Registration, type ServiceHostList } from '../client/discovery-client.js';
+import {
+  DiscoveryError,
+  type InstanceStatus,
+  type Registration,
+  type ServiceHostList,
+} from '../client/discovery-client.js';
 
 /** First retry delay after a failed heartbeat: quick enough to ride out a blip or a registry restart. */
 export const DEFAULT_INITIAL_BACKOFF_MS = 1_000;
@@ -39,6 +44,51 @@ export interface HeartbeatAgentOptions {
   readonly random?: () => number;
   readonly now?: () => Date;
   readonly log?: (entry: AgentLogEntry) => void;
+  /**
+   * The app's health check: polled while running; `failuresBeforeDown` failures in a row make
+   * the host heartbeat OUT_OF_SERVICE at once, the first passing check makes it UP again. The
+   * first heartbeat waits for the first check, so an app that is not up yet is never served.
+   */
+  readonly check?: HealthCheck;
+  /** On stop: heartbeat DRAINING for this long (every interval) before deregistering. Default 0. */
+  readonly drainMs?: number;
+}
+
+/** A health check of the app beside the agent. */
+export interface HealthCheck {
+  /** Resolves true when the app is healthy, false when not; never rejects. */
+  probe(): Promise<boolean>;
+  readonly intervalMs: number;
+  readonly failuresBeforeDown: number;
+  /** Names the check in logs (no credentials in it). */
+  readonly description: string;
+}
+
+/**
+ * A check of an http(s) URL: healthy when it answers 2xx or 3xx (redirects are not followed)
+ * within `timeoutMs`; anything else (an error status, no answer, a refused connection) fails.
+ */
+export function httpHealthCheck(
+  url: string,
+  intervalMs: number,
+  timeoutMs: number,
+  failuresBeforeDown: number,
+  description: string,
+): HealthCheck {
+  return {
+    intervalMs,
+    failuresBeforeDown,
+    description,
+    async probe() {
+      try {
+        const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+        await response.body?.cancel();
+        return response.status >= 200 && response.status < 400;
+      } catch {
+        return false;
+      }
+    },
+  };
 }
 
 /**
@@ -59,6 +109,11 @@ export class HeartbeatAgent {
   /** The registered address: the given `ip`, or with `autoIp` the one found in the registry after registering. */
   private ip: string | undefined;
   private ipLookupSettled = false;
+  /** What the next heartbeat says: UP, or OUT_OF_SERVICE while the health check fails. */
+  private status: InstanceStatus = 'UP';
+  private checkFailures = 0;
+  /** Ends the current wait between heartbeats early: the status changed and must be told now. */
+  private nudge = new AbortController();
 
   constructor(options: HeartbeatAgentOptions) {
     if (!(options.intervalMs > 0)) throw new RangeError(`intervalMs must be positive: ${options.intervalMs}`);
@@ -80,11 +135,31 @@ export class HeartbeatAgent {
    * Rejects with the `DiscoveryError` of a non-retryable failure, after logging it.
    */
   async run(signal: AbortSignal): Promise<void> {
-    const { client, service, registration } = this.options;
+    let registered: boolean;
+    // The checks stop with the run, however it ends.
+    const checksStop = new AbortController();
+    const checkSignal = AbortSignal.any([signal, checksStop.signal]);
+    if (this.options.check) await this.checkOnce(this.options.check);
+    const checking = this.options.check ? this.runChecks(this.options.check, checkSignal) : undefined;
+    this.nudge = new AbortController();
+    try {
+      registered = await this.heartbeatUntil(signal);
+    } finally {
+      checksStop.abort();
+      await checking;
+    }
+    if (registered && (this.options.drainMs ?? 0) > 0) await this.drain(this.options.drainMs ?? 0);
+    if (registered) await this.deregister();
+  }
+
+  /** The heartbeat loop of `run`, until `signal` aborts (or a non-retryable failure throws); true when a heartbeat ever succeeded. */
+  private async heartbeatUntil(signal: AbortSignal): Promise<boolean> {
+    const { client, service } = this.options;
     let failures = 0;
     let registered = false;
     while (!signal.aborted) {
       let wait: number;
+      const registration = this.registration();
       try {
         await client.register(service, registration);
         if (!registered)
@@ -92,6 +167,8 @@ export class HeartbeatAgent {
             ip: this.ip ?? 'auto',
             port: registration.port,
             intervalMs: this.options.intervalMs,
+            // `status` is an HTTP status in these lines (see describe); this is the host's.
+            hostStatus: this.status,
           });
         else if (failures > 0) this.emit('info', 'heartbeat recovered', { failures });
         registered = true;
@@ -117,9 +194,81 @@ export class HeartbeatAgent {
           ...describe(error),
         });
       }
-      await this.sleep(wait, signal);
+      await this.sleep(wait, AbortSignal.any([signal, this.nudge.signal]));
+      if (this.nudge.signal.aborted) this.nudge = new AbortController();
     }
-    if (registered) await this.deregister();
+    return registered;
+  }
+
+  /** The registration as the next heartbeat sends it, with the current status (UP sends none). */
+  private registration(status: InstanceStatus = this.status): Registration {
+    const { registration } = this.options;
+    return status === 'UP' ? registration : { ...registration, status };
+  }
+
+  /**
+   * Heartbeats DRAINING, then again every interval, for `drainMs`: proxies stop sending new
+   * requests while open ones finish. Failures are logged, not retried faster: the stop goes on.
+   */
+  private async drain(drainMs: number): Promise<void> {
+    const { client, service } = this.options;
+    const until = Date.now() + drainMs;
+    this.emit('info', 'draining', { drainMs });
+    const never = new AbortController().signal;
+    while (true) {
+      try {
+        await client.register(service, this.registration('DRAINING'));
+      } catch (error) {
+        if (!(error instanceof DiscoveryError)) throw error;
+        this.emit('warn', 'draining heartbeat failed', describe(error));
+      }
+      const left = until - Date.now();
+      if (left <= 0) return;
+      await this.sleep(Math.min(left, this.options.intervalMs), never);
+    }
+  }
+
+  /** Runs the health check every interval until `signal` aborts. */
+  private async runChecks(check: HealthCheck, signal: AbortSignal): Promise<void> {
+    // The first check is run by `run` before the first heartbeat.
+    while (!signal.aborted) {
+      await this.sleep(check.intervalMs, signal);
+      if (signal.aborted) return;
+      await this.checkOnce(check);
+    }
+  }
+
+  /**
+   * One check: counts failures in a row, and changes the status (heartbeating at once) when it
+   * flips. The very first check decides alone: an app failing it was never served, so it starts
+   * OUT_OF_SERVICE without waiting for more failures.
+   */
+  private async checkOnce(check: HealthCheck): Promise<void> {
+    const healthy = await check.probe();
+    const first = this.firstCheck;
+    this.firstCheck = false;
+    if (healthy) {
+      this.checkFailures = 0;
+      if (this.status !== 'UP') this.setStatus('UP', 'health check passed');
+      return;
+    }
+    this.checkFailures++;
+    if (this.status === 'UP' && (first || this.checkFailures >= check.failuresBeforeDown))
+      this.setStatus('OUT_OF_SERVICE', 'health check failing', {
+        check: check.description,
+        failures: this.checkFailures,
+      });
+    else if (this.status === 'UP')
+      this.emit('warn', 'health check failed', { check: check.description, failures: this.checkFailures });
+  }
+
+  /** True until the first check has run. */
+  private firstCheck = true;
+
+  private setStatus(status: InstanceStatus, why: string, fields: Record<string, unknown> = {}): void {
+    this.status = status;
+    this.emit(status === 'UP' ? 'info' : 'warn', `${why}: heartbeating ${status}`, { hostStatus: status, ...fields });
+    this.nudge.abort();
   }
 
   /** Delay before retry number `attempt` (1-based): doubling from the initial delay up to the cap, then "equal jitter" (half fixed, half random) so retries never bunch near zero. */

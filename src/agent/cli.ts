@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { DiscoveryClient, DiscoveryError } from '../client/discovery-client.js';
-import { HeartbeatAgent, type AgentLogEntry } from './agent.js';
-import { parseAgentArgs, UsageError, USAGE, type AgentSettings } from './agent-args.js';
+import { PACKAGE_VERSION } from '../version.js';
+import { HeartbeatAgent, httpHealthCheck, type AgentLogEntry } from './agent.js';
+import { parseAgentCommand, redactUrl, UsageError, USAGE, type AgentCommand } from './agent-args.js';
 
 /** Added to the worst case of a stop (in-flight heartbeat + delete, each bounded by the timeout) before the process gives up waiting. */
 const SHUTDOWN_SLACK_MS = 2_000;
@@ -15,32 +16,51 @@ function writeLog(entry: AgentLogEntry | Record<string, unknown>): void {
 }
 
 async function main(): Promise<void> {
-  let settings: AgentSettings | undefined;
+  let command: AgentCommand;
   try {
-    settings = parseAgentArgs(process.argv.slice(2), process.env);
+    command = parseAgentCommand(process.argv.slice(2), process.env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`discovery-agent: ${error.message}\nRun discovery-agent --help for usage.\n`);
     process.exit(EXIT_USAGE);
   }
-  if (settings === undefined) {
+  if (command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  if (command === 'version') {
+    process.stdout.write(`discovery-agent ${PACKAGE_VERSION}\n`);
+    return;
+  }
+  const settings = command;
   for (const warning of settings.warnings)
     writeLog({ time: new Date().toISOString(), level: 'warn', msg: warning, service: settings.service });
 
-  const client = new DiscoveryClient({ baseUrl: settings.url, timeoutMs: settings.timeoutMs });
+  const client = new DiscoveryClient({ baseUrl: settings.url, timeoutMs: settings.timeoutMs, token: settings.token });
+  const { check } = settings;
   const agent = new HeartbeatAgent({
     client,
     service: settings.service,
     registration: settings.registration,
     intervalMs: settings.intervalMs,
     log: writeLog,
+    drainMs: settings.drainMs,
+    ...(check
+      ? {
+          check: httpHealthCheck(
+            check.url,
+            check.intervalMs,
+            check.timeoutMs,
+            check.failuresBeforeDown,
+            redactUrl(check.url),
+          ),
+        }
+      : {}),
   });
   const stop = new AbortController();
-  // Worst case of a stop: the in-flight heartbeat, then the delete, each bounded by the timeout.
-  const shutdownLimitMs = 2 * settings.timeoutMs + SHUTDOWN_SLACK_MS;
+  // Worst case of a stop: the in-flight heartbeat, the drain (its last heartbeat may start at its
+  // end), then the delete, each request bounded by the timeout.
+  const shutdownLimitMs = settings.drainMs + (check?.timeoutMs ?? 0) + 3 * settings.timeoutMs + SHUTDOWN_SLACK_MS;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
       writeLog({
@@ -54,7 +74,8 @@ async function main(): Promise<void> {
     writeLog({
       time: new Date().toISOString(),
       level: 'info',
-      msg: `${signal} received; deregistering`,
+      msg:
+        settings.drainMs > 0 ? `${signal} received; draining, then deregistering` : `${signal} received; deregistering`,
       service: settings.service,
     });
     setTimeout(() => {

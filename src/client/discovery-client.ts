@@ -3,7 +3,7 @@
  * platform's `fetch`, so a host's agent or any Node.js program can use it without the server's
  * code; its types are the server's own (type-only imports, gone from the built JavaScript).
  */
-import type { Host as StoredHost } from '../hosts/model.js';
+import type { InstanceStatus, Host as StoredHost } from '../hosts/model.js';
 import type { Tags as SchemaTags } from '../hosts/schemas.js';
 
 /** Per-request limit when the caller gives none: long enough for a loaded registry, short enough that a heartbeat loop notices an outage well within `HOST_TTL`. */
@@ -20,8 +20,16 @@ const ERROR_TEXT_MAX = 200;
  */
 export type HostTags = SchemaTags;
 
-/** One live host, as `GET /v1/registration/...` returns it: the registry's own record type, with its tags typed. */
-export type Host = Omit<StoredHost, 'tags'> & { readonly tags: Readonly<HostTags> };
+/**
+ * One live host, as `GET /v1/registration/...` returns it: the registry's own record type, with
+ * its tags typed; `status` only on lists read with `?status=`.
+ */
+export type Host = Omit<StoredHost, 'tags' | 'reported_status' | 'status_override'> & {
+  readonly tags: Readonly<HostTags>;
+  readonly status?: InstanceStatus;
+};
+
+export type { InstanceStatus } from '../hosts/model.js';
 
 /** Body of `GET /v1/registration/:service`. */
 export interface ServiceHostList {
@@ -51,6 +59,8 @@ export interface Registration {
   readonly serviceRepoName?: string;
   /** Merged into the stored tags: keys sent overwrite, keys not sent are kept. */
   readonly tags: HostTags;
+  /** The host's own status; absent is `UP` (and sends nothing, as heartbeats always did). */
+  readonly status?: InstanceStatus;
 }
 
 export interface DiscoveryClientOptions {
@@ -60,6 +70,8 @@ export interface DiscoveryClientOptions {
   readonly timeoutMs?: number;
   /** A `fetch` to use instead of the global one (for a proxy agent, tracing, ...). */
   readonly fetch?: typeof fetch;
+  /** Sent as `Authorization: Bearer <token>` on every call, when the registry requires a credential. Never logged. */
+  readonly token?: string;
 }
 
 /** Per-call options. */
@@ -125,6 +137,7 @@ export class DiscoveryClient {
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly fetchImpl: typeof fetch;
+  private readonly authorization: string | undefined;
   private readonly serviceLists = new Map<string, CachedList<ServiceHostList>>();
   private readonly repoLists = new Map<string, CachedList<RepoHostList>>();
 
@@ -138,6 +151,7 @@ export class DiscoveryClient {
       throw new RangeError(`timeoutMs must be a positive number: ${timeoutMs}`);
     this.timeoutMs = timeoutMs;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
+    this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
   }
 
   /**
@@ -153,6 +167,7 @@ export class DiscoveryClient {
     form.set('revision', registration.revision);
     if (registration.serviceRepoName !== undefined) form.set('service_repo_name', registration.serviceRepoName);
     form.set('tags', JSON.stringify(registration.tags));
+    if (registration.status !== undefined && registration.status !== 'UP') form.set('status', registration.status);
     await this.call('POST', `/v1/registration/${segment(service)}`, { body: form, signal: options.signal });
   }
 
@@ -244,7 +259,8 @@ export class DiscoveryClient {
       response = await this.fetchImpl(`${this.baseUrl}${path}`, {
         method,
         body: init.body,
-        headers: init.headers,
+        headers:
+          this.authorization === undefined ? init.headers : { ...init.headers, authorization: this.authorization },
         signal,
       });
       text = await response.text();

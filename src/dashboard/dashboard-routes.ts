@@ -9,7 +9,7 @@ import Type from 'typebox';
 import type { Clock } from '../clock.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
-import { parseCheckIn, sortedKeys, type Host } from '../hosts/model.js';
+import { effectiveStatus, INSTANCE_STATUSES, parseCheckIn, sortedKeys, type Host } from '../hosts/model.js';
 import { ErrorBody, NAME_MAX_LENGTH, NotModified, ServiceParams, SERVICES_LIMIT_MAX } from '../hosts/schemas.js';
 import type { ServiceDirectory } from '../hosts/service-directory.js';
 import type { Authorizer } from '../http/auth.js';
@@ -308,6 +308,10 @@ const DashboardServiceList = Type.Object({
       hosts: Type.Integer(),
       revisions: Type.Integer(),
       service_repo_names: Type.Array(Type.String()),
+      statuses: Type.Object(
+        { DRAINING: Type.Integer(), OUT_OF_SERVICE: Type.Integer(), UP: Type.Integer() },
+        { description: 'live hosts by effective status' },
+      ),
     }),
   ),
   total: Type.Integer({ description: 'services matching the filter' }),
@@ -334,6 +338,10 @@ const DashboardHostList = Type.Object({
       }),
       check_in_ms: Type.Integer({ description: 'last heartbeat, epoch ms' }),
       tags: Type.Object({}, { additionalProperties: true }),
+      status: Type.Union(
+        INSTANCE_STATUSES.map((status) => Type.Literal(status)),
+        { description: 'effective status: the dashboard lists every live host, whatever its status' },
+      ),
     }),
   ),
 });
@@ -375,7 +383,8 @@ const ServerPanel = Type.Object({
 });
 
 /**
- * One host as the dashboard draws it: the v1 fields less the service (the URL names it), `v`
+ * One host as the dashboard draws it: the v1 fields less the service (the URL names it), its
+ * effective `status` (the dashboard lists hosts of every status), `v`
  * (a version of those fields, so the page re-derives only hosts that changed: with 5,000 hosts
  * heartbeating, nearly every list differs from the last only in check-ins), and the check-in as
  * epoch milliseconds, so the page neither parses dates nor trusts its own clock (the body's
@@ -384,7 +393,8 @@ const ServerPanel = Type.Object({
 function encodeHost(host: Host): string {
   const fields =
     `"ip_address":${JSON.stringify(host.ip_address)},"port":${host.port},"revision":${JSON.stringify(host.revision)},` +
-    `"service_repo_name":${JSON.stringify(host.service_repo_name)},"tags":${JSON.stringify(sortedKeys(host.tags))}`;
+    `"service_repo_name":${JSON.stringify(host.service_repo_name)},"tags":${JSON.stringify(sortedKeys(host.tags))},` +
+    `"status":"${effectiveStatus(host)}"`;
   const version = createHash('sha1').update(fields).digest('base64url').slice(0, HOST_VERSION_LENGTH);
   return `{${fields},"v":"${version}","check_in_ms":${Math.round(parseCheckIn(host.last_check_in))}}`;
 }

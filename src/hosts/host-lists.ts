@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { StorageUnavailableError } from '../errors.js';
 import { expiresAt, isExpired, type Selection } from './expiry.js';
-import { sortedKeys, type Host } from './model.js';
+import { effectiveStatus, sortedKeys, type Host } from './model.js';
 import { RecentMap } from './recent-map.js';
 
 /**
@@ -29,6 +29,11 @@ export interface HostSnapshot {
    * whole seconds since it was last read from storage. Absent on every fresh or cached list.
    */
   readonly staleAgeSeconds?: number;
+  /**
+   * Set only on a list read with `?status=` (status-views.ts): each host is written with its
+   * effective `status`. Absent on every list of the domain itself.
+   */
+  readonly listsStatus?: true;
 }
 
 export type HostOrder = (a: Host, b: Host) => number;
@@ -58,26 +63,36 @@ export const EMPTY_SNAPSHOT: HostSnapshot = Object.freeze({
 export function snapshotOf(selection: Pick<Selection, 'hosts' | 'protectedHosts' | 'validUntil'>, order: HostOrder) {
   if (selection.hosts.length === 0) return EMPTY_SNAPSHOT;
   const live = [...selection.hosts].sort(order);
-  const hash = createHash('sha1');
-  for (const host of live) {
-    hash.update(
-      JSON.stringify([
-        host.service,
-        host.ip_address,
-        host.port,
-        host.revision,
-        host.service_repo_name,
-        sortedKeys(host.tags),
-      ]),
-    );
-    hash.update('\n');
-  }
   return Object.freeze({
     hosts: Object.freeze(live),
-    version: hash.digest('base64url').slice(0, 22),
+    version: versionOf(live),
     nextExpiryAt: selection.validUntil,
     protectedHosts: selection.protectedHosts,
   });
+}
+
+/**
+ * The hash of what proxies route on in `hosts` (in their order). A status other than `UP` is
+ * part of it, `UP` is not: a list of UP hosts hashes exactly as it did before statuses existed,
+ * so its ETag is unchanged.
+ */
+export function versionOf(hosts: readonly Host[]): string {
+  const hash = createHash('sha1');
+  for (const host of hosts) {
+    const fields: unknown[] = [
+      host.service,
+      host.ip_address,
+      host.port,
+      host.revision,
+      host.service_repo_name,
+      sortedKeys(host.tags),
+    ];
+    const status = effectiveStatus(host);
+    if (status !== 'UP') fields.push(status);
+    hash.update(JSON.stringify(fields));
+    hash.update('\n');
+  }
+  return hash.digest('base64url').slice(0, 22);
 }
 
 interface CachedList {

@@ -9,7 +9,15 @@ import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js
 import { HeartbeatRate } from './heartbeat-rate.js';
 import { HeartbeatWrites, heartbeatWriteKey } from './heartbeat-writes.js';
 import { instanceKey, instanceKeyOf, type InstanceKeyMode } from './instance-keys.js';
-import { formatCheckIn, routingChanged, type Host, type HeartbeatInput, type Requester } from './model.js';
+import {
+  effectiveStatus,
+  formatCheckIn,
+  routingChanged,
+  type Host,
+  type HeartbeatInput,
+  type InstanceStatus,
+  type Requester,
+} from './model.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
 
@@ -318,6 +326,43 @@ export class HostService {
     }
     this.audit(requester, { service, weight, hosts: updated }, 'weight set on every live host');
     this.changed(service);
+  }
+
+  /**
+   * Sets the operator's status override on the live instances at `ipText` (one with `port`,
+   * in `ip` mode only when the host listens on it; `status` undefined clears it). Only the
+   * override is written, so heartbeats keep it, and it wins over the host's own word until
+   * cleared. An unknown, expired or unparsable address is a 404, as for a weight; a port the
+   * host at that IP does not listen on (`ip` mode) is a 400, as for a weight.
+   */
+  async setStatusOverride(
+    service: string,
+    ipText: string,
+    port: number | undefined,
+    status: InstanceStatus | undefined,
+    requester?: Requester,
+  ): Promise<void> {
+    const now = this.clock.now();
+    const ip = canonicalIp(ipText);
+    const stored = ip === undefined ? { hosts: [] } : await this.instancesAt(service, ip, port);
+    if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
+    const live = stored.hosts.filter((host) => !isExpired(host, now, this.expiry.hostTtlMs));
+    if (live.length === 0) throw new NotFoundError('Host not found');
+    let updated = 0;
+    let statusChanged = false;
+    for (const host of live) {
+      const written = await this.store.setStatusOverride(service, instanceKeyOf(this.instanceKeyMode, host), status);
+      if (!written) continue;
+      updated++;
+      if (effectiveStatus(host) !== effectiveStatus(written)) statusChanged = true;
+    }
+    if (updated === 0) throw new NotFoundError('Host not found');
+    this.audit(
+      requester,
+      { service, ip, ...(port === undefined ? {} : { port }), status: status ?? null, instances: updated },
+      status === undefined ? 'status override cleared' : 'status override set',
+    );
+    if (statusChanged) this.changed(service);
   }
 
   /**

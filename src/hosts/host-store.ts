@@ -1,4 +1,4 @@
-import type { Heartbeat, Host } from './model.js';
+import type { Heartbeat, Host, InstanceStatus } from './model.js';
 
 /** What a heartbeat did: the record before (absent for a new host) and after the merge. */
 export interface HeartbeatResult {
@@ -27,7 +27,8 @@ export interface HostStore {
   /**
    * Creates the record or updates it: `port`, `revision`, `service_repo_name` and `last_check_in`
    * are replaced and `tags` are merged (incoming keys overwrite, absent keys are kept), as one
-   * atomic write, so a weight set meanwhile survives. Idempotent for the same input.
+   * atomic write, so a weight set meanwhile survives. `reported_status` is replaced (absent: the
+   * stored one is removed) and `status_override` is kept. Idempotent for the same input.
    */
   heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult>;
 
@@ -67,6 +68,13 @@ export interface HostStore {
   updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined>;
 
   /**
+   * Sets the operator's `status_override` on an existing record (undefined removes it) without
+   * touching any other field, like `updateTags`. Returns the updated record, or undefined when
+   * there is no such record (nothing is created).
+   */
+  setStatusOverride(service: string, ipAddress: string, status: InstanceStatus | undefined): Promise<Host | undefined>;
+
+  /**
    * Optional: resolves when storage answers, throws (StorageUnavailableError) when it does not;
    * the cheapest call the backend has, bounded like every other. Readiness (`GET /readyz`) calls
    * it at most every few seconds. A store without it (a plugin) is probed with a `get` of a
@@ -88,6 +96,7 @@ export const HOST_STORE_METHODS = [
   'delete',
   'deleteIfCheckInIs',
   'updateTags',
+  'setStatusOverride',
   'close',
 ] as const satisfies readonly (keyof HostStore)[];
 

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
 import type { HeartbeatResult, HostStore, ServiceHosts } from './host-store.js';
-import { PORT_MAX, PORT_MIN, type Heartbeat, type Host } from './model.js';
+import { PORT_MAX, PORT_MIN, type Heartbeat, type Host, type InstanceStatus } from './model.js';
 
 /**
  * What makes an instance of a service distinct (INSTANCE_KEY). `ip`: one instance per IP, the
@@ -108,6 +108,11 @@ export class PortKeyedStore implements HostStore {
 
   async updateTags(service: string, key: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
     const host = await this.inner.updateTags(service, key, tags);
+    return host && hostOfStored(host);
+  }
+
+  async setStatusOverride(service: string, key: string, status: InstanceStatus | undefined): Promise<Host | undefined> {
+    const host = await this.inner.setStatusOverride(service, key, status);
     return host && hostOfStored(host);
   }
 

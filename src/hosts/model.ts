@@ -18,6 +18,34 @@ export interface Host {
   /** UTC `YYYY-MM-DD HH:MM:SS.ffffff`, as the original printed `datetime.utcnow()`. */
   readonly last_check_in: string;
   readonly tags: Readonly<HostTags>;
+  /**
+   * The host's own word on its status, from its last heartbeat; absent when it said `UP` or
+   * nothing (and on every record an older writer stored). Never part of a v1 answer by default.
+   */
+  readonly reported_status?: NotUpStatus;
+  /**
+   * An operator's override of the status (PUT …/status), absent when none is set. It survives
+   * heartbeats, like a weight, and wins over `reported_status`.
+   */
+  readonly status_override?: InstanceStatus;
+}
+
+/**
+ * What an instance tells proxies: `UP` takes traffic, `DRAINING` finishes what it has (xDS serves
+ * it as `health_status: DRAINING`, so no new requests go to it), `OUT_OF_SERVICE` is not served.
+ */
+export const INSTANCE_STATUSES = ['UP', 'DRAINING', 'OUT_OF_SERVICE'] as const;
+export type InstanceStatus = (typeof INSTANCE_STATUSES)[number];
+/** A status a record stores as the host's word: `UP` is stored as no word at all. */
+export type NotUpStatus = Exclude<InstanceStatus, 'UP'>;
+
+export function isInstanceStatus(value: unknown): value is InstanceStatus {
+  return value === 'UP' || value === 'DRAINING' || value === 'OUT_OF_SERVICE';
+}
+
+/** The status that counts: the operator's override, else the host's own word, else `UP`. */
+export function effectiveStatus(host: Host): InstanceStatus {
+  return host.status_override ?? host.reported_status ?? 'UP';
 }
 
 /** The ports a host may listen on: TCP's, without 0 (which means "any" to a listener, never an address). */
@@ -62,6 +90,10 @@ export function hostProblem(record: unknown): string | undefined {
   const checkIn = host.last_check_in as string;
   if (checkIn.length > CHECK_IN_TEXT_MAX || Number.isNaN(parseCheckIn(checkIn)))
     return "'last_check_in' is not a UTC timestamp";
+  if (host.reported_status !== undefined && (host.reported_status === 'UP' || !isInstanceStatus(host.reported_status)))
+    return "'reported_status' is not DRAINING or OUT_OF_SERVICE";
+  if (host.status_override !== undefined && !isInstanceStatus(host.status_override))
+    return `'status_override' is not one of ${INSTANCE_STATUSES.join(', ')}`;
   const tags = host.tags;
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) return "'tags' is not an object";
   const problem = plainJsonProblem(tags, TAGS_DEPTH_MAX);
@@ -70,9 +102,10 @@ export function hostProblem(record: unknown): string | undefined {
 
 /**
  * What one heartbeat says about a host: a whole record, except that its `tags` are merged into
- * the stored ones rather than replacing them.
+ * the stored ones rather than replacing them, and that it never sets the operator's override
+ * (which it keeps). Its `reported_status` replaces the stored one: absent means `UP`.
  */
-export type Heartbeat = Host;
+export type Heartbeat = Omit<Host, 'status_override'>;
 
 /**
  * A heartbeat as a front end hands it to the domain: parsed and checked (address resolved,
@@ -144,16 +177,40 @@ function sixDigits(text: string, start: number): number {
   return value;
 }
 
-/** The same host with `tags` merged: keys in `incoming` overwrite, keys absent from it are kept. */
+/**
+ * The same host with `tags` merged (keys in `incoming` overwrite, keys absent from it are kept),
+ * the host's word on its status replaced and the operator's override kept.
+ */
 export function mergeHeartbeat(previous: Host | undefined, heartbeat: Heartbeat): Host {
+  return withStatuses(
+    {
+      service: heartbeat.service,
+      ip_address: heartbeat.ip_address,
+      port: heartbeat.port,
+      revision: heartbeat.revision,
+      service_repo_name: heartbeat.service_repo_name,
+      last_check_in: heartbeat.last_check_in,
+      tags: previous ? mergeTags(previous.tags, heartbeat.tags) : copyTags(heartbeat.tags),
+    },
+    heartbeat.reported_status,
+    previous?.status_override,
+  );
+}
+
+/**
+ * `host` with the two optional status fields set as given; an absent one is left out of the
+ * object altogether, so a record of an `UP` host has exactly the fields it had before statuses.
+ */
+export function withStatuses(
+  host: Host,
+  reported: NotUpStatus | undefined,
+  override: InstanceStatus | undefined,
+): Host {
+  const { reported_status: _reported, status_override: _override, ...fields } = host;
   return {
-    service: heartbeat.service,
-    ip_address: heartbeat.ip_address,
-    port: heartbeat.port,
-    revision: heartbeat.revision,
-    service_repo_name: heartbeat.service_repo_name,
-    last_check_in: heartbeat.last_check_in,
-    tags: previous ? mergeTags(previous.tags, heartbeat.tags) : copyTags(heartbeat.tags),
+    ...fields,
+    ...(reported === undefined ? {} : { reported_status: reported }),
+    ...(override === undefined ? {} : { status_override: override }),
   };
 }
 
@@ -183,6 +240,7 @@ export function routingChanged(a: Host | undefined, b: Host | undefined): boolea
     a.port !== b.port ||
     a.revision !== b.revision ||
     a.service_repo_name !== b.service_repo_name ||
+    effectiveStatus(a) !== effectiveStatus(b) ||
     !sameJson(a.tags, b.tags)
   );
 }

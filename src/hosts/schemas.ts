@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { PORT_MAX, PORT_MIN, WEIGHT_MAX, WEIGHT_MIN } from './model.js';
+import { INSTANCE_STATUSES, PORT_MAX, PORT_MIN, WEIGHT_MAX, WEIGHT_MIN } from './model.js';
 import { NAME_MAX_LENGTH, NAME_PATTERN, OPTIONAL_NAME_PATTERN } from './names.js';
 
 export { NAME_MAX_LENGTH } from './names.js';
@@ -10,6 +10,9 @@ export { NAME_MAX_LENGTH } from './names.js';
  */
 
 export const TAG_COUNT_MAX = 64;
+/** Longer than any status name, short enough that a wrong one costs nothing to refuse. */
+const STATUS_TEXT_MAX = 32;
+const STATUS_LIST = INSTANCE_STATUSES.join(', ');
 /** Tags as JSON text, the form field's bound; tags sent as a JSON object are held to it too, whatever BODY_LIMIT_BYTES allows. */
 export const TAGS_TEXT_MAX = 16 * 1024;
 
@@ -85,6 +88,10 @@ export const RegistrationBody = Type.Object(
     revision: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
     service_repo_name: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, pattern: OPTIONAL_NAME_PATTERN })),
     tags: Type.Union([Type.String({ maxLength: TAGS_TEXT_MAX }), Type.Object({}, { additionalProperties: true })]),
+    // Bounded here, read by the domain (parseReportedStatus), whose message names the statuses.
+    status: Type.Optional(
+      Type.String({ maxLength: STATUS_TEXT_MAX, description: `the host's own status: ${STATUS_LIST}; absent: UP` }),
+    ),
   },
   { additionalProperties: true },
 );
@@ -97,6 +104,27 @@ export const WeightBody = Type.Object(
 );
 export type WeightBody = Static<typeof WeightBody>;
 
+/** An operator's status override (PUT …/status) as a form field or JSON; checked by the domain (parseStatus). */
+export const StatusBody = Type.Object(
+  { status: Type.Optional(Type.String({ maxLength: STATUS_TEXT_MAX, description: STATUS_LIST })) },
+  { additionalProperties: true },
+);
+export type StatusBody = Static<typeof StatusBody>;
+
+/** The query of a host-list read: which statuses to list (absent: UP only, written as the original did). */
+export const HostListQuery = Type.Object(
+  {
+    status: Type.Optional(
+      Type.String({
+        maxLength: STATUS_TEXT_MAX,
+        description: `'all' or one of ${STATUS_LIST}: lists those hosts, each with its effective 'status'; absent: UP hosts only, without the key`,
+      }),
+    ),
+  },
+  { additionalProperties: true },
+);
+export type HostListQuery = Static<typeof HostListQuery>;
+
 /** One host as every GET returns it (documentation of the wire format; bodies are pre-encoded). */
 export const HostRecord = Type.Object({
   ip_address: Type.String(),
@@ -106,6 +134,12 @@ export const HostRecord = Type.Object({
   service: Type.String(),
   service_repo_name: Type.String({ description: '"" when never set' }),
   tags: Type.Object({}, { additionalProperties: true }),
+  status: Type.Optional(
+    Type.Union(
+      INSTANCE_STATUSES.map((status) => Type.Literal(status)),
+      { description: 'effective status; only on reads with ?status=' },
+    ),
+  ),
 });
 
 export const ServiceHostList = Type.Object({
@@ -167,6 +201,10 @@ export const ServiceSummary = Type.Object({
   revisions: Type.Integer({ description: 'distinct revisions among the live hosts' }),
   service: Type.String(),
   service_repo_names: Type.Array(Type.String(), { description: 'distinct repos among the live hosts' }),
+  statuses: Type.Object(
+    { DRAINING: Type.Integer(), OUT_OF_SERVICE: Type.Integer(), UP: Type.Integer() },
+    { description: 'live hosts by effective status (they add up to hosts)' },
+  ),
 });
 
 /** A page of `GET /v1/services`. */

@@ -3,6 +3,8 @@ import type { Clock } from '../clock.js';
 import type { Log } from '../logger.js';
 import type { HostSnapshot } from './host-lists.js';
 import type { HostService } from './host-service.js';
+import type { InstanceStatus } from './model.js';
+import { statusCounts } from './status-views.js';
 
 /** What the registry knows about one service, as `GET /v1/services` lists it. */
 export interface ServiceSummary {
@@ -13,6 +15,8 @@ export interface ServiceSummary {
   readonly revisions: number;
   /** Distinct non-empty `service_repo_name`s of the live hosts, sorted. */
   readonly service_repo_names: readonly string[];
+  /** Live hosts by effective status, every status named (they add up to `hosts`). */
+  readonly statuses: Readonly<Record<InstanceStatus, number>>;
 }
 
 /** Which services to list: keyset-paged over service names in code-unit order. */
@@ -25,6 +29,12 @@ export interface ServiceQuery {
   readonly filter?: string;
   /** Only names after this one: the last name of the previous page. */
   readonly after?: string;
+}
+
+export interface ServiceTotals {
+  readonly services: number;
+  readonly hosts: number;
+  readonly hostsByStatus: Readonly<Record<InstanceStatus, number>>;
 }
 
 export interface ServicePage {
@@ -141,15 +151,18 @@ export class ServiceDirectory {
     return this.page(query);
   }
 
-  /** Live services and hosts as last summarised (no storage call; for gauges). */
-  totals(): { services: number; hosts: number } {
+  /** Live services and hosts (also by status) as last summarised (no storage call; for gauges). */
+  totals(): ServiceTotals {
     let services = 0;
     let hosts = 0;
+    const hostsByStatus: Record<InstanceStatus, number> = { UP: 0, DRAINING: 0, OUT_OF_SERVICE: 0 };
     for (const { summary } of this.entries.values()) {
       if (summary.hosts > 0) services++;
       hosts += summary.hosts;
+      for (const status of Object.keys(hostsByStatus) as InstanceStatus[])
+        hostsByStatus[status] += summary.statuses[status];
     }
-    return { services, hosts };
+    return { services, hosts, hostsByStatus };
   }
 
   /** Stops listening to change events. */
@@ -283,6 +296,7 @@ function summarise(service: string, snapshot: HostSnapshot): ServiceSummary {
     hosts: snapshot.hosts.length,
     revisions: revisions.size,
     service_repo_names: Object.freeze([...repos].sort()),
+    statuses: Object.freeze(statusCounts(snapshot.hosts)),
   });
 }
 
@@ -290,6 +304,9 @@ function sameSummary(a: ServiceSummary, b: ServiceSummary): boolean {
   return (
     a.hosts === b.hosts &&
     a.revisions === b.revisions &&
+    a.statuses.UP === b.statuses.UP &&
+    a.statuses.DRAINING === b.statuses.DRAINING &&
+    a.statuses.OUT_OF_SERVICE === b.statuses.OUT_OF_SERVICE &&
     a.service_repo_names.length === b.service_repo_names.length &&
     a.service_repo_names.every((repo, index) => repo === b.service_repo_names[index])
   );

@@ -5,7 +5,19 @@ import { parseBoolean } from '../booleans.js';
 import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import { jsonDepthExceeds, plainJsonProblem } from './json-limits.js';
-import { PORT_MAX, PORT_MIN, TAG_VALUE_DEPTH_MAX, WEIGHT_MAX, WEIGHT_MIN, type HostTags } from './model.js';
+import {
+  INSTANCE_STATUSES,
+  isInstanceStatus,
+  PORT_MAX,
+  PORT_MIN,
+  TAG_VALUE_DEPTH_MAX,
+  WEIGHT_MAX,
+  WEIGHT_MIN,
+  type HostTags,
+  type InstanceStatus,
+  type NotUpStatus,
+} from './model.js';
+import type { StatusQuery } from './status-views.js';
 import { TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
@@ -111,6 +123,37 @@ export function parseWeight(raw: unknown): number {
   const weight = Number(text);
   if (weight < WEIGHT_MIN || weight > WEIGHT_MAX) throw new InvalidInputError(WEIGHT_INVALID);
   return weight;
+}
+
+const STATUS_NAMES = INSTANCE_STATUSES.join(', ');
+
+/**
+ * A status as sent (a heartbeat's `status`, an override's body), one of the names exactly:
+ * the one rule for every status a request carries. `field` names it in the 400.
+ */
+export function parseStatus(raw: unknown, field = 'status'): InstanceStatus {
+  if (raw === undefined || raw === null || raw === '')
+    throw new InvalidInputError(`Required parameter '${field}' is missing: one of ${STATUS_NAMES}.`);
+  if (!isInstanceStatus(raw))
+    throw new InvalidInputError(`Invalid parameter '${field}': must be one of ${STATUS_NAMES}.`);
+  return raw;
+}
+
+/**
+ * A heartbeat's `status`, the host's own word, as stored: absent (or `UP`) is undefined, so an
+ * UP host's record stays exactly what it was before statuses; anything else not a status is a 400.
+ */
+export function parseReportedStatus(raw: unknown): NotUpStatus | undefined {
+  if (raw === undefined) return undefined;
+  const status = parseStatus(raw);
+  return status === 'UP' ? undefined : status;
+}
+
+/** A list read's `?status=`: absent, `all`, or one status name. */
+export function parseStatusQuery(raw: string | undefined): StatusQuery {
+  if (raw === undefined || raw === 'all') return raw;
+  if (isInstanceStatus(raw)) return raw;
+  throw new InvalidInputError(`Invalid parameter 'status': must be 'all' or one of ${STATUS_NAMES}.`);
 }
 
 /** Where the request came from, as the HTTP front end saw it. */

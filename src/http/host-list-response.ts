@@ -1,5 +1,5 @@
 import type { HostSnapshot } from '../hosts/host-lists.js';
-import { sortedKeys, type Host } from '../hosts/model.js';
+import { effectiveStatus, sortedKeys, type Host } from '../hosts/model.js';
 
 /**
  * The v1 GET body, byte for byte what the original's Flask `jsonify` wrote: keys sorted at
@@ -9,6 +9,8 @@ import { sortedKeys, type Host } from '../hosts/model.js';
 export class HostListEncoder {
   private readonly bodies = new WeakMap<HostSnapshot, Buffer>();
   private readonly hostJson = new WeakMap<Host, string>();
+  /** The same with the effective `status` as its last key (sorted: it follows `service_repo_name`, precedes `tags`). */
+  private readonly hostJsonWithStatus = new WeakMap<Host, string>();
   private readonly envJson: string;
 
   constructor(env: string) {
@@ -25,7 +27,9 @@ export class HostListEncoder {
       return Buffer.from(`{"env":${this.envJson},"hosts":[],"${keyName}":${JSON.stringify(keyValue)}}`);
     const memo = this.bodies.get(snapshot);
     if (memo) return memo;
-    const parts = snapshot.hosts.map((host) => this.encodeHost(host));
+    const parts = snapshot.listsStatus
+      ? snapshot.hosts.map((host) => this.encodeHostWithStatus(host))
+      : snapshot.hosts.map((host) => this.encodeHost(host));
     const body = Buffer.from(
       `{"env":${this.envJson},"hosts":[${parts.join(',')}],"${keyName}":${JSON.stringify(keyValue)}}`,
     );
@@ -41,6 +45,19 @@ export class HostListEncoder {
         `"port":${JSON.stringify(host.port)},"revision":${JSON.stringify(host.revision)},"service":${JSON.stringify(host.service)},` +
         `"service_repo_name":${JSON.stringify(host.service_repo_name)},"tags":${JSON.stringify(sortedKeys(host.tags))}}`;
       this.hostJson.set(host, json);
+    }
+    return json;
+  }
+
+  private encodeHostWithStatus(host: Host): string {
+    let json = this.hostJsonWithStatus.get(host);
+    if (json === undefined) {
+      json =
+        `{"ip_address":${JSON.stringify(host.ip_address)},"last_check_in":${JSON.stringify(host.last_check_in)},` +
+        `"port":${JSON.stringify(host.port)},"revision":${JSON.stringify(host.revision)},"service":${JSON.stringify(host.service)},` +
+        `"service_repo_name":${JSON.stringify(host.service_repo_name)},"status":${JSON.stringify(effectiveStatus(host))},` +
+        `"tags":${JSON.stringify(sortedKeys(host.tags))}}`;
+      this.hostJsonWithStatus.set(host, json);
     }
     return json;
   }

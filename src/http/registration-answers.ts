@@ -4,7 +4,17 @@ import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
 import type { HeartbeatInput, Requester } from '../hosts/model.js';
 import type { RegistrationBody } from '../hosts/schemas.js';
-import { autoIp, parseFlagField, parsePort, parseTags, requireIp, type ClientAddress } from '../hosts/validation.js';
+import {
+  autoIp,
+  parseFlagField,
+  parsePort,
+  parseReportedStatus,
+  parseStatusQuery,
+  parseTags,
+  requireIp,
+  type ClientAddress,
+} from '../hosts/validation.js';
+import { statusView, type StatusQuery } from '../hosts/status-views.js';
 import type { Log } from '../logger.js';
 import { describeFailure, describeValidation } from './error-handler.js';
 import { ifNoneMatchIncludes } from './etag.js';
@@ -68,8 +78,17 @@ export class RegistrationAnswers {
 
   constructor(private readonly options: RegistrationAnswersOptions) {}
 
-  /** The list answer of `snapshot`: 304 when `ifNoneMatch` already names its version. */
-  hostList(snapshot: HostSnapshot, listed: Listed, ifNoneMatch: string | undefined): Answer {
+  /**
+   * The list answer of `listedSnapshot` as `query` shows it (absent: UP hosts only, as the
+   * original wrote them): 304 when `ifNoneMatch` already names that view's version.
+   */
+  hostList(
+    listedSnapshot: HostSnapshot,
+    listed: Listed,
+    ifNoneMatch: string | undefined,
+    query: StatusQuery = undefined,
+  ): Answer {
+    const snapshot = statusView(listedSnapshot, query);
     const prepared = this.prepare(snapshot);
     if (ifNoneMatchIncludes(ifNoneMatch, prepared.etag)) return { status: 304, headers: prepared.notModified };
     const body =
@@ -88,14 +107,18 @@ export class RegistrationAnswers {
     return { status: 200, headers: snapshot.hosts.length === 0 ? okHeaders() : (prepared.ok ??= okHeaders()), body };
   }
 
-  /** The list answer of a service or repo read now (from storage when not known), or its failure. */
-  async readHostList(listed: Listed, ifNoneMatch: string | undefined): Promise<Answer> {
+  /**
+   * The list answer of a service or repo read now (from storage when not known), or its
+   * failure; `statusText` is the raw `?status=` (absent on the plain read).
+   */
+  async readHostList(listed: Listed, ifNoneMatch: string | undefined, statusText?: string): Promise<Answer> {
     try {
+      const query = parseStatusQuery(statusText);
       const snapshot =
         'service' in listed
           ? await this.options.hostService.listByService(listed.service)
           : await this.options.hostService.listByRepo(listed.repo);
-      return this.hostList(snapshot, listed, ifNoneMatch);
+      return this.hostList(snapshot, listed, ifNoneMatch, query);
     } catch (error) {
       return this.failure(error);
     }
@@ -145,6 +168,7 @@ export class RegistrationAnswers {
     } else {
       throw new InvalidInputError("Required parameter 'ip' is missing (or set 'auto_ip').");
     }
+    const reported = parseReportedStatus(body.status);
     return {
       service,
       ip_address: ip,
@@ -152,6 +176,7 @@ export class RegistrationAnswers {
       revision: body.revision,
       service_repo_name: body.service_repo_name ?? '',
       tags: parseTags(body.tags),
+      ...(reported === undefined ? {} : { reported_status: reported }),
     };
   }
 

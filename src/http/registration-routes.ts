@@ -4,18 +4,21 @@ import type { HostService } from '../hosts/host-service.js';
 import {
   EmptyObject,
   ErrorBody,
+  HostListQuery,
   HostParams,
   InstanceParams,
+  NoContent,
   NotModified,
   RegistrationBody,
   RepoHostList,
   RepoParams,
   ServiceHostList,
   ServiceParams,
+  StatusBody,
 } from '../hosts/schemas.js';
+import { parsePort, parseStatus } from '../hosts/validation.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
-import { parsePort } from '../hosts/validation.js';
 import { requesterOf } from './requester.js';
 import type { Answer, RegistrationAnswers } from './registration-answers.js';
 import type { RequestValidation } from './request-validation.js';
@@ -45,13 +48,18 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
           'Answers 304 when If-None-Match names the current weak ETag, which changes only when routing data changes.',
         tags: ['registration'],
         params: ServiceParams,
+        querystring: HostListQuery,
         response: { 200: ServiceHostList, 304: NotModified, 400: ErrorBody },
       },
     },
     async (request, reply) =>
       sendAnswer(
         reply,
-        await answers.readHostList({ service: request.params.service }, request.headers['if-none-match']),
+        await answers.readHostList(
+          { service: request.params.service },
+          request.headers['if-none-match'],
+          request.query.status,
+        ),
       ),
   );
 
@@ -64,13 +72,18 @@ export const registrationReadRoutes: FastifyPluginAsyncTypebox<RegistrationRoute
         operationId: 'listRepoHosts',
         tags: ['registration'],
         params: RepoParams,
+        querystring: HostListQuery,
         response: { 200: RepoHostList, 304: NotModified, 400: ErrorBody },
       },
     },
     async (request, reply) =>
       sendAnswer(
         reply,
-        await answers.readHostList({ repo: request.params.service_repo_name }, request.headers['if-none-match']),
+        await answers.readHostList(
+          { repo: request.params.service_repo_name },
+          request.headers['if-none-match'],
+          request.query.status,
+        ),
       ),
   );
 };
@@ -145,6 +158,78 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       return reply.code(200).send({});
     },
   );
+
+  // Status overrides: PUT sets, DELETE clears; by address, or by address and port (which must match).
+  const statusRoute = <P extends typeof HostParams | typeof InstanceParams>(
+    operationId: string,
+    summary: string,
+    params: P,
+    withBody: boolean,
+  ) => ({
+    schema: {
+      summary,
+      operationId,
+      tags: ['registration'],
+      ...(withBody
+        ? {
+            consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
+            body: StatusBody,
+          }
+        : {}),
+      params,
+      response: { 204: NoContent, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+    },
+    config: { access: 'admin' as const },
+    ...(withBody ? { preValidation: emptyBodyAsObject } : {}),
+  });
+  const portOf = (params: { port?: string }) => (params.port === undefined ? undefined : parsePort(params.port));
+  for (const [suffix, params, idPart] of [
+    ['', HostParams, ''],
+    ['/:port', InstanceParams, 'AndPort'],
+  ] as const) {
+    app.put(
+      `/v1/registration/:service/:ip_address${suffix}/status`,
+      statusRoute(
+        `setHostStatus${idPart}`,
+        "Set an operator's status override on one host (it survives heartbeats and wins over the host's own status)",
+        params,
+        true,
+      ),
+      async (request, reply) => {
+        const body = request.body as StatusBody;
+        const routeParams = request.params as { service: string; ip_address: string; port?: string };
+        const status = parseStatus(body.status);
+        await hostService.setStatusOverride(
+          routeParams.service,
+          routeParams.ip_address,
+          portOf(routeParams),
+          status,
+          requesterOf(request, request.id, authorizer),
+        );
+        return reply.code(204).send(null);
+      },
+    );
+    app.delete(
+      `/v1/registration/:service/:ip_address${suffix}/status`,
+      statusRoute(
+        `clearHostStatus${idPart}`,
+        "Clear one host's status override: its own status counts again",
+        params,
+        false,
+      ),
+      async (request, reply) => {
+        const routeParams = request.params as { service: string; ip_address: string; port?: string };
+        await hostService.setStatusOverride(
+          routeParams.service,
+          routeParams.ip_address,
+          portOf(routeParams),
+          undefined,
+          requesterOf(request, request.id, authorizer),
+        );
+        return reply.code(204).send(null);
+      },
+    );
+  }
 
   app.delete(
     '/v1/registration/:service/:ip_address/:port',

@@ -14,7 +14,7 @@ export interface ServiceRoutesOptions {
 /**
  * `GET /v1/services`: a page of services with their live host counts, from the domain's
  * in-memory directory (never a storage scan per call). Answers
- * `{"env", "next_cursor", "services": [{"hosts", "revisions", "service", "service_repo_names"}], "total"}`
+ * `{"env", "next_cursor", "services": [{"hosts", "revisions", "service", "service_repo_names", "statuses"}], "total"}`
  * with a weak ETag; an unchanged page answers 304 to `If-None-Match`.
  */
 export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = async (
@@ -51,7 +51,8 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRoutesOptions> = as
       const services = page.services.map(
         (summary) =>
           `{"hosts":${summary.hosts},"revisions":${summary.revisions},"service":${JSON.stringify(summary.service)},` +
-          `"service_repo_names":${JSON.stringify(summary.service_repo_names)}}`,
+          `"service_repo_names":${JSON.stringify(summary.service_repo_names)},` +
+          `"statuses":{"DRAINING":${summary.statuses.DRAINING},"OUT_OF_SERVICE":${summary.statuses.OUT_OF_SERVICE},"UP":${summary.statuses.UP}}}`,
       );
       const nextCursor = page.nextAfter === undefined ? 'null' : JSON.stringify(encodeCursor(page.nextAfter));
       // Encoded here, in ServicePage's shape: Fastify sends a string as it is, unserialised.

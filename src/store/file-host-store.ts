@@ -10,8 +10,10 @@ import {
   mergeTags,
   PORT_MAX,
   PORT_MIN,
+  withStatuses,
   type Heartbeat,
   type Host,
+  type InstanceStatus,
 } from '../hosts/model.js';
 import type { HeartbeatResult } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
@@ -182,6 +184,19 @@ export class FileHostStore extends MemoryHostStore {
       const existing = view(service, ipAddress);
       if (!existing) return { answer: undefined };
       const updated: Host = { ...existing, tags: mergeTags(existing.tags, tags) };
+      return { change: { put: updated }, answer: updated };
+    });
+  }
+
+  override setStatusOverride(
+    service: string,
+    ipAddress: string,
+    status: InstanceStatus | undefined,
+  ): Promise<Host | undefined> {
+    return this.enqueue((view) => {
+      const existing = view(service, ipAddress);
+      if (!existing) return { answer: undefined };
+      const updated = withStatuses(existing, existing.reported_status, status);
       return { change: { put: updated }, answer: updated };
     });
   }
@@ -636,6 +651,9 @@ function copyHost(host: Host): Host {
     service_repo_name: host.service_repo_name,
     last_check_in: host.last_check_in,
     tags: host.tags,
+    // Only when set, so the records of UP hosts are written exactly as before statuses.
+    ...(host.reported_status === undefined ? {} : { reported_status: host.reported_status }),
+    ...(host.status_override === undefined ? {} : { status_override: host.status_override }),
   };
 }
 

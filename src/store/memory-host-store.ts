@@ -1,4 +1,11 @@
-import { mergeHeartbeat, mergeTags, type Heartbeat, type Host } from '../hosts/model.js';
+import {
+  mergeHeartbeat,
+  mergeTags,
+  withStatuses,
+  type Heartbeat,
+  type Host,
+  type InstanceStatus,
+} from '../hosts/model.js';
 import type { HeartbeatResult, HostStore, ServiceHosts } from '../hosts/host-store.js';
 
 /**
@@ -57,6 +64,18 @@ export class MemoryHostStore implements HostStore {
     tags: Readonly<Record<string, unknown>>,
   ): Promise<Host | undefined> {
     return this.applyTags(service, ipAddress, tags);
+  }
+
+  async setStatusOverride(
+    service: string,
+    ipAddress: string,
+    status: InstanceStatus | undefined,
+  ): Promise<Host | undefined> {
+    const existing = this.lookup(service, ipAddress);
+    if (!existing) return undefined;
+    const updated = withStatuses(existing, existing.reported_status, status);
+    this.put(updated);
+    return updated;
   }
 
   async close(): Promise<void> {}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HostSnapshot } from '../hosts/host-lists.js';
-import { WEIGHT_MAX, WEIGHT_MIN, type Host } from '../hosts/model.js';
+import { effectiveStatus, WEIGHT_MAX, WEIGHT_MIN, type Host } from '../hosts/model.js';
 import { isName } from '../hosts/names.js';
 import { TYPE_URL, encodeMessage, packAny, type ResourceTypeUrl } from './protos.js';
 
@@ -70,6 +70,20 @@ export function lbMetadataFields(host: Host): Record<string, Record<string, unkn
   return Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/**
+ * The endpoint's `health_status` for a served host: a `DRAINING` one is `DRAINING` (Envoy and
+ * gRPC send it no new requests and let open ones finish), every other `HEALTHY`. An
+ * `OUT_OF_SERVICE` host is not served at all (isServed).
+ */
+export function endpointHealth(host: Host): 'HEALTHY' | 'DRAINING' {
+  return effectiveStatus(host) === 'DRAINING' ? 'DRAINING' : 'HEALTHY';
+}
+
+/** Whether a live host is an endpoint: every status but `OUT_OF_SERVICE`. */
+export function isServed(host: Host): boolean {
+  return effectiveStatus(host) !== 'OUT_OF_SERVICE';
+}
+
 function isCanary(host: Host): boolean {
   const canary = host.tags.canary;
   return canary === true || (typeof canary === 'string' && canary.trim().toLowerCase() === 'true');
@@ -90,7 +104,8 @@ function tagText(host: Host, key: string): string {
  * locality per (`tags.region`, `tags.az`), sorted, each weighted with the sum of its hosts'
  * weights (gRPC clients drop a locality without a weight); one `LbEndpoint` per host at
  * `ip_address:port`, weighted with `tags.load_balancing_weight`; canary hosts carry
- * `metadata.filter_metadata["envoy.lb"].canary = true`. The snapshot holds only live hosts.
+ * `metadata.filter_metadata["envoy.lb"].canary = true`. The snapshot holds only live hosts;
+ * an `OUT_OF_SERVICE` one is left out and a `DRAINING` one is sent as `health_status: DRAINING`.
  *
  * With `near` (a proxy's locality, see `locality-classes.ts`), each locality also gets a
  * `priority`: the proxy's own zone first, then the rest of its region, then other regions,
@@ -104,6 +119,7 @@ export function clusterLoadAssignment(
 ): Record<string, unknown> {
   const localities = new Map<string, { region: string; zone: string; hosts: Host[] }>();
   for (const host of snapshot.hosts) {
+    if (!isServed(host)) continue;
     const { region, zone } = hostLocality(host);
     const key = JSON.stringify([region, zone]);
     let locality = localities.get(key);
@@ -127,7 +143,7 @@ export function clusterLoadAssignment(
         const lbEndpoint: Record<string, unknown> = {
           // TCP is the default protocol; proto3 defaults are left out so the bytes match a re-encoding.
           endpoint: { address: { socket_address: { address: host.ip_address, port_value: host.port } } },
-          health_status: 'HEALTHY',
+          health_status: endpointHealth(host),
           load_balancing_weight: { value: weight },
         };
         lbEndpoint.metadata = { filter_metadata: { [LB_METADATA_NAMESPACE]: { fields: lbMetadataFields(host) } } };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseAgentArgs, UsageError } from '../../src/agent/agent-args.js';
+import { parseAgentArgs, parseAgentCommand, UsageError } from '../../src/agent/agent-args.js';
 
 const REQUIRED = [
   '--url',
@@ -23,6 +23,9 @@ describe('discovery-agent command line', () => {
     );
     assert.deepEqual(settings, {
       url: 'http://127.0.0.1:8080',
+      token: undefined,
+      check: undefined,
+      drainMs: 0,
       service: 'users',
       registration: {
         ip: '10.0.3.17',
@@ -97,6 +100,25 @@ describe('discovery-agent command line', () => {
     [[...REQUIRED, '--interval', '600', '--host-ttl', '600'], /--interval 600 must be below --host-ttl 600/],
     [[...REQUIRED, '--bogus'], /Unknown option '--bogus'/],
     [[...REQUIRED, '--url', 'nowhere'], /--url is not a URL/],
+    [[...REQUIRED, '--url', 'ftp://registry'], /--url must be an http or https URL/],
+    [[...REQUIRED, '--check-url', 'not a url'], /--check-url is not a URL/],
+    [[...REQUIRED, '--check-url', 'file:///etc/passwd'], /--check-url must be an http or https URL/],
+    [[...REQUIRED, '--check-interval', '5'], /need --check-url/],
+    [
+      [...REQUIRED, '--check-url', 'http://127.0.0.1/h', '--check-failures', '0'],
+      /--check-failures must be at least 1/,
+    ],
+    [
+      [...REQUIRED, '--check-url', 'http://127.0.0.1/h', '--check-failures', '1.5'],
+      /--check-failures must be an integer/,
+    ],
+    [[...REQUIRED, '--check-url', 'http://127.0.0.1/h', '--check-timeout', '0'], /--check-timeout must be a positive/],
+    [
+      [...REQUIRED, '--check-url', 'http://127.0.0.1/h', '--check-interval', '1', '--check-timeout', '2'],
+      /--check-timeout 2 must not exceed --check-interval 1/,
+    ],
+    [[...REQUIRED, '--drain-seconds=-1'], /--drain-seconds must be a number of seconds, 0 or more/],
+    [[...REQUIRED, '--drain-seconds', 'soon'], /--drain-seconds must be a number/],
   ] as const) {
     test(`refuses ${args.slice(-2).join(' ')}`, () => {
       assert.throws(
@@ -111,6 +133,50 @@ describe('discovery-agent command line', () => {
     assert.equal(settings?.warnings.length, 2);
     assert.match(settings!.warnings[0]!, /more than half of --host-ttl/);
     assert.match(settings!.warnings[1]!, /--timeout 500 is not below --interval 400/);
+  });
+
+  test('the health check: defaults 10 s interval, 2 s timeout, 3 failures; flags or variables set them', () => {
+    const defaults = parseAgentArgs([...REQUIRED, '--check-url', 'http://127.0.0.1:8000/healthz'], {});
+    assert.deepEqual(defaults?.check, {
+      url: 'http://127.0.0.1:8000/healthz',
+      intervalMs: 10_000,
+      timeoutMs: 2_000,
+      failuresBeforeDown: 3,
+    });
+    const fromEnv = parseAgentArgs(REQUIRED, {
+      DISCOVERY_CHECK_URL: 'https://app.internal/ready',
+      DISCOVERY_CHECK_INTERVAL: '1',
+      DISCOVERY_CHECK_TIMEOUT: '0.5',
+      DISCOVERY_CHECK_FAILURES: '2',
+      DISCOVERY_DRAIN_SECONDS: '7.5',
+    });
+    assert.deepEqual(fromEnv?.check, {
+      url: 'https://app.internal/ready',
+      intervalMs: 1_000,
+      timeoutMs: 500,
+      failuresBeforeDown: 2,
+    });
+    assert.equal(fromEnv?.drainMs, 7_500);
+  });
+
+  test('a token comes from DISCOVERY_TOKEN, or from --token with a warning that it is visible', () => {
+    const fromEnv = parseAgentArgs(REQUIRED, { DISCOVERY_TOKEN: 'secret-from-env' });
+    assert.equal(fromEnv?.token, 'secret-from-env');
+    assert.deepEqual(fromEnv?.warnings, []);
+    const fromFlag = parseAgentArgs([...REQUIRED, '--token', 'secret-on-flag'], { DISCOVERY_TOKEN: 'other' });
+    assert.equal(fromFlag?.token, 'secret-on-flag');
+    assert.match(fromFlag?.warnings[0] ?? '', /process list: prefer DISCOVERY_TOKEN/);
+    assert.doesNotMatch(JSON.stringify(fromFlag?.warnings), /secret/);
+  });
+
+  test('--version is its own command; a password in a refused URL is masked', () => {
+    assert.equal(parseAgentCommand(['--version'], {}), 'version');
+    assert.equal(parseAgentCommand(['--help'], {}), 'help');
+    assert.throws(
+      () => parseAgentArgs([...REQUIRED, '--check-url', 'ftp://user:hunter2@app/h'], {}),
+      (error) =>
+        error instanceof UsageError && !error.message.includes('hunter2') && error.message.includes('user:***@'),
+    );
   });
 
   test('a port out of range is left to discovery, whose answer names the rule', () => {

@@ -237,6 +237,63 @@ function modeContract(mode: (typeof INSTANCE_KEY_MODES)[number], options: Contra
       assert.deepEqual((await store.listByService('users')).hosts, []);
     });
 
+    test("a heartbeat's status word is stored, replaced by the next, and absent means UP", async () => {
+      const first = await store.heartbeat(heartbeatOf({ reported_status: 'DRAINING' }));
+      assert.equal(first.current.reported_status, 'DRAINING');
+      assert.equal((await store.get('users', at('10.0.0.1')))?.reported_status, 'DRAINING');
+      await store.heartbeat(heartbeatOf({ reported_status: 'OUT_OF_SERVICE' }));
+      assert.equal((await store.get('users', at('10.0.0.1')))?.reported_status, 'OUT_OF_SERVICE');
+      const up = await store.heartbeat(heartbeatOf());
+      assert.equal(up.previous?.reported_status, 'OUT_OF_SERVICE');
+      const stored = await store.get('users', at('10.0.0.1'));
+      // An UP host's record has exactly the fields it had before statuses existed.
+      assert.deepEqual(stored, { ...heartbeatOf(), tags: { ...heartbeatOf().tags } });
+      assert.equal(Object.hasOwn(stored ?? {}, 'reported_status'), false);
+    });
+
+    test('setStatusOverride sets and clears the override without touching other fields, and heartbeats keep it', async () => {
+      await store.heartbeat(heartbeatOf({ reported_status: 'DRAINING' }));
+      const set = await store.setStatusOverride('users', at('10.0.0.1'), 'OUT_OF_SERVICE');
+      assert.equal(set?.status_override, 'OUT_OF_SERVICE');
+      assert.equal(set?.reported_status, 'DRAINING');
+      assert.equal(set?.last_check_in, heartbeatOf().last_check_in);
+      const heartbeat = await store.heartbeat(heartbeatOf({ last_check_in: '2026-11-28 06:50:00.000000' }));
+      // What the heartbeat answers is the record it left: the override with it.
+      assert.equal(heartbeat.current.status_override, 'OUT_OF_SERVICE');
+      assert.equal(heartbeat.previous?.status_override, 'OUT_OF_SERVICE');
+      const afterHeartbeat = await store.get('users', at('10.0.0.1'));
+      assert.equal(afterHeartbeat?.status_override, 'OUT_OF_SERVICE');
+      assert.equal(afterHeartbeat?.reported_status, undefined);
+      assert.equal(afterHeartbeat?.last_check_in, '2026-11-28 06:50:00.000000');
+      assert.equal((await store.listByService('users')).hosts[0]?.status_override, 'OUT_OF_SERVICE');
+      const cleared = await store.setStatusOverride('users', at('10.0.0.1'), undefined);
+      assert.equal(Object.hasOwn(cleared ?? {}, 'status_override'), false);
+      assert.deepEqual(await store.get('users', at('10.0.0.1')), {
+        ...heartbeatOf({ last_check_in: '2026-11-28 06:50:00.000000' }),
+        tags: { ...heartbeatOf().tags },
+      });
+    });
+
+    test('setStatusOverride on a missing host creates nothing', async () => {
+      assert.equal(await store.setStatusOverride('users', at('10.0.0.1'), 'DRAINING'), undefined);
+      assert.equal(await store.get('users', at('10.0.0.1')), undefined);
+      assert.deepEqual((await store.listByService('users')).hosts, []);
+    });
+
+    test('concurrent override writes and heartbeats on one host lose neither', async () => {
+      await store.heartbeat(heartbeatOf());
+      await Promise.all([
+        store.setStatusOverride('users', at('10.0.0.1'), 'DRAINING'),
+        store.heartbeat(
+          heartbeatOf({ last_check_in: '2026-11-28 07:00:00.000000', reported_status: 'OUT_OF_SERVICE' }),
+        ),
+      ]);
+      const host = await store.get('users', at('10.0.0.1'));
+      assert.equal(host?.status_override, 'DRAINING');
+      assert.equal(host?.reported_status, 'OUT_OF_SERVICE');
+      assert.equal(host?.last_check_in, '2026-11-28 07:00:00.000000');
+    });
+
     test('concurrent heartbeats of many hosts are all kept', async () => {
       const ips = Array.from({ length: 100 }, (_, index) => `10.1.${Math.floor(index / 250)}.${index % 250}`);
       await Promise.all(ips.map((ip) => store.heartbeat(heartbeatOf({ ip_address: ip }))));
@@ -305,6 +362,8 @@ function modeContract(mode: (typeof INSTANCE_KEY_MODES)[number], options: Contra
         await store.heartbeat(heartbeatOf({ ip_address: '10.0.0.2' }));
         await store.heartbeat(heartbeatOf({ ip_address: '10.0.0.3', service: 'orders', service_repo_name: 'shop' }));
         await store.updateTags('users', at('10.0.0.2'), { load_balancing_weight: 11 });
+        await store.setStatusOverride('users', at('10.0.0.2'), 'DRAINING');
+        await store.heartbeat(heartbeatOf({ ip_address: '10.0.0.2', reported_status: 'OUT_OF_SERVICE' }));
         await store.delete('users', at('10.0.0.1'));
         subject = await reopen(subject);
         store = seen(subject.store);
@@ -312,8 +371,10 @@ function modeContract(mode: (typeof INSTANCE_KEY_MODES)[number], options: Contra
           byIp((await store.listByService('users')).hosts).map((host) => [
             host.ip_address,
             host.tags.load_balancing_weight,
+            host.status_override,
+            host.reported_status,
           ]),
-          [['10.0.0.2', 11]],
+          [['10.0.0.2', 11, 'DRAINING', 'OUT_OF_SERVICE']],
         );
         assert.equal((await store.listByRepo('shop'))[0]?.ip_address, '10.0.0.3');
       });

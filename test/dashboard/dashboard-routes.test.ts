@@ -203,7 +203,15 @@ describe("the dashboard's JSON: compressed, its own, and the v1 routes untouched
     assert.equal((await register(server.url, 'payments', { ip: '10.9.0.1' })).status, 200);
     const response = await fetch(`${server.url}/v1/ui/services?filter=PAY`);
     assert.deepEqual(await response.json(), {
-      services: [{ service: 'payments', hosts: 1, revisions: 1, service_repo_names: ['users-repo'] }],
+      services: [
+        {
+          service: 'payments',
+          hosts: 1,
+          revisions: 1,
+          service_repo_names: ['users-repo'],
+          statuses: { DRAINING: 0, OUT_OF_SERVICE: 0, UP: 1 },
+        },
+      ],
       total: 1,
       more: false,
     });

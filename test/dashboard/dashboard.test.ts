@@ -314,6 +314,47 @@ describe('dashboard in headless Chromium', () => {
     assert.equal(await page.locator('[data-sort=address]').getAttribute('aria-sort'), 'descending');
   });
 
+  test('each host shows its status, and the status filter narrows the list and stays in the URL', async () => {
+    server = await startRegistry();
+    await registerAll(server.url, 'drain', [{ ip: '10.0.0.1' }, { ip: '10.0.0.2' }, { ip: '10.0.0.3' }]);
+    await register(server.url, 'drain', { ip: '10.0.0.2', status: 'DRAINING' });
+    const put = await fetch(`${server.url}/v1/registration/drain/10.0.0.3/status`, {
+      method: 'PUT',
+      body: new URLSearchParams({ status: 'OUT_OF_SERVICE' }),
+    });
+    assert.equal(put.status, 204);
+    const statuses = async () => (await hostRows(page as Page)).map((row) => [row[0], row.at(-1)]);
+
+    page = await newPage(browser);
+    await page.goto(`${server.url}/ui/#/service/drain`);
+    await eventually(async () =>
+      assert.deepEqual(await statuses(), [
+        ['10.0.0.1:9211', 'UP'],
+        ['10.0.0.2:9211', 'DRAINING'],
+        ['10.0.0.3:9211', 'OUT_OF_SERVICE'],
+      ]),
+    );
+    await page.getByLabel('Filter hosts by status').selectOption('DRAINING');
+    await eventually(async () => assert.deepEqual(await statuses(), [['10.0.0.2:9211', 'DRAINING']]));
+    assert.equal(await text(page, '#hosts-count'), '1 of 3 hosts');
+    await eventually(async () => assert.match(new URL((page as Page).url()).hash, /status=DRAINING/));
+    await page.reload();
+    await eventually(async () => assert.deepEqual(await statuses(), [['10.0.0.2:9211', 'DRAINING']]));
+    assert.equal(await page.getByLabel('Filter hosts by status').inputValue(), 'DRAINING');
+
+    // A status change shows at the next refresh.
+    const cleared = await fetch(`${server.url}/v1/registration/drain/10.0.0.3/status`, { method: 'DELETE' });
+    assert.equal(cleared.status, 204);
+    await page.getByLabel('Filter hosts by status').selectOption('');
+    await eventually(async () =>
+      assert.deepEqual(await statuses(), [
+        ['10.0.0.1:9211', 'UP'],
+        ['10.0.0.2:9211', 'DRAINING'],
+        ['10.0.0.3:9211', 'UP'],
+      ]),
+    );
+  });
+
   test('with write credentials configured the page says it is read-only', async () => {
     server = await startRegistry({ env: { AUTH_ADMIN_PASSWORD: 'operators-only-please' } });
     page = await newPage(browser);

@@ -197,6 +197,47 @@ describe('fast paths answer exactly as the Fastify routes', () => {
     }
   });
 
+  test('statuses: status heartbeats, plain and ?status= reads and their ETags are the same both ways', async () => {
+    const clock = new ManualClock();
+    const fast = await startRegistry({ clock });
+    const reference = await startRegistry({ clock, fastPaths: false });
+    try {
+      const calls: Call[] = [
+        { name: 'up host', path: '/v1/registration/users', ...heartbeat({}) },
+        { name: 'draining host', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.2', status: 'DRAINING' }) },
+        {
+          name: 'out-of-service host',
+          path: '/v1/registration/users',
+          ...heartbeat({ ip: '10.0.0.3', status: 'OUT_OF_SERVICE' }),
+        },
+        { name: 'unknown status', path: '/v1/registration/users', ...heartbeat({ ip: '10.0.0.4', status: 'down' }) },
+        { name: 'plain list', method: 'GET', path: '/v1/registration/users' },
+        { name: 'all', method: 'GET', path: '/v1/registration/users?status=all' },
+        { name: 'one status', method: 'GET', path: '/v1/registration/users?status=DRAINING' },
+        { name: 'bad query', method: 'GET', path: '/v1/registration/users?status=nope' },
+      ];
+      const answers = await expectSameAnswers(fast, reference, calls);
+      const plain = answers[calls.findIndex((each) => each.name === 'plain list')];
+      assert.deepEqual(
+        JSON.parse(plain?.body ?? '{}').hosts.map((host: { ip_address: string }) => host.ip_address),
+        ['10.0.0.1'],
+      );
+      assert.equal(answers[calls.findIndex((each) => each.name === 'unknown status')]?.status, 400);
+      const [again] = await expectSameAnswers(fast, reference, [
+        {
+          name: 'plain list, conditional',
+          method: 'GET',
+          path: '/v1/registration/users',
+          headers: { 'if-none-match': plain?.headers.etag ?? '' },
+        },
+      ]);
+      assert.equal(again?.status, 304);
+    } finally {
+      await fast.close();
+      await reference.close();
+    }
+  });
+
   test('with credentials required: 401, 403 and 200 alike', async () => {
     const env = { AUTH_READ_PASSWORD: 'reader-secret', AUTH_REGISTER_TOKENS: 'register-token' };
     const clock = new ManualClock();

@@ -115,6 +115,29 @@ describe('Prometheus metrics at /metrics', () => {
     assert.equal(sample(text, 'discovery_live_services'), 2);
   });
 
+  test('live hosts are counted by status', async () => {
+    await register(server.url, 'statuses', { ip: '10.3.0.1' });
+    await register(server.url, 'statuses', { ip: '10.3.0.2', status: 'DRAINING' });
+    await register(server.url, 'statuses', { ip: '10.3.0.3', status: 'OUT_OF_SERVICE' });
+    await fetch(`${server.url}/v1/services`);
+    const before = await scrape();
+    const put = await fetch(`${server.url}/v1/registration/statuses/10.3.0.1/status`, {
+      method: 'PUT',
+      body: new URLSearchParams({ status: 'DRAINING' }),
+    });
+    assert.equal(put.status, 204);
+    await fetch(`${server.url}/v1/services`);
+    const after = await scrape();
+    const count = (text: string, status: string) => sample(text, 'discovery_live_hosts_by_status', { status });
+    assert.equal(count(after, 'DRAINING') - count(before, 'DRAINING'), 1);
+    assert.equal(count(after, 'UP') - count(before, 'UP'), -1);
+    assert.ok(count(after, 'OUT_OF_SERVICE') >= 1);
+    assert.equal(
+      count(after, 'UP') + count(after, 'DRAINING') + count(after, 'OUT_OF_SERVICE'),
+      sample(after, 'discovery_live_hosts'),
+    );
+  });
+
   test('an unmatched URL is one route label, not one per URL', async () => {
     for (let index = 0; index < 5; index++) await fetch(`${server.url}/nope/${index}`);
     const text = await scrape();
@@ -160,6 +183,7 @@ describe('/metrics as Prometheus tooling reads it', () => {
   test('promtool check metrics passes after traffic of every kind, with no complaint', async () => {
     await register(server.url, 'web', { ip: '10.0.0.1' });
     await register(server.url, 'web', { port: 'bad' });
+    await register(server.url, 'web', { ip: '10.0.0.2', status: 'DRAINING' });
     await listHosts(server.url, 'web');
     await fetch(`${server.url}/v1/registration/web/10.0.0.1`, { method: 'DELETE' });
     await fetch(`${server.url}/v1/services?limit=0`);

@@ -96,6 +96,10 @@ const ACCESS: Record<string, 'public' | 'read' | 'register' | 'admin'> = {
   deleteInstance: 'admin',
   setInstanceWeight: 'admin',
   setServiceWeight: 'admin',
+  setHostStatus: 'admin',
+  clearHostStatus: 'admin',
+  setHostStatusAndPort: 'admin',
+  clearHostStatusAndPort: 'admin',
 };
 
 const ALL_CREDENTIALS = {

@@ -63,6 +63,13 @@ export function createStore() {
       hosts.set(key(service, ip), updated);
       return updated;
     },
+    async setStatusOverride(service, ip, status) {
+      const h = hosts.get(key(service, ip));
+      if (!h) return undefined;
+      const updated = { ...h, status_override: status };
+      hosts.set(key(service, ip), updated);
+      return updated;
+    },
     async close() {},
   };
 }

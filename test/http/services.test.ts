@@ -7,9 +7,17 @@ import { formatCheckIn } from '../../src/hosts/model.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { listHosts, register, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
+const UP_ONLY = (hosts: number) => ({ DRAINING: 0, OUT_OF_SERVICE: 0, UP: hosts });
+
 interface ServicesBody {
   env: string;
-  services: Array<{ service: string; hosts: number; revisions: number; service_repo_names: string[] }>;
+  services: Array<{
+    service: string;
+    hosts: number;
+    revisions: number;
+    service_repo_names: string[];
+    statuses?: Record<string, number>;
+  }>;
   total: number;
   next_cursor: string | null;
 }
@@ -48,11 +56,33 @@ describe('GET /v1/services', () => {
       env: 'staging',
       next_cursor: null,
       services: [
-        { service: 'orders', hosts: 1, revisions: 1, service_repo_names: [] },
-        { service: 'users', hosts: 3, revisions: 2, service_repo_names: ['users-repo'] },
+        { service: 'orders', hosts: 1, revisions: 1, service_repo_names: [], statuses: UP_ONLY(1) },
+        { service: 'users', hosts: 3, revisions: 2, service_repo_names: ['users-repo'], statuses: UP_ONLY(3) },
       ],
       total: 2,
     });
+  });
+
+  test('counts live hosts by effective status; every live host counts in hosts', async () => {
+    server = await startRegistry();
+    await register(server.url, 'mixed', { ip: '10.0.0.1' });
+    await register(server.url, 'mixed', { ip: '10.0.0.2', status: 'DRAINING' });
+    await register(server.url, 'mixed', { ip: '10.0.0.3', status: 'OUT_OF_SERVICE' });
+    await register(server.url, 'mixed', { ip: '10.0.0.4' });
+    const put = await fetch(`${server.url}/v1/registration/mixed/10.0.0.4/status`, {
+      method: 'PUT',
+      body: new URLSearchParams({ status: 'DRAINING' }),
+    });
+    assert.equal(put.status, 204);
+    assert.deepEqual((await services(server.url)).services, [
+      {
+        service: 'mixed',
+        hosts: 4,
+        revisions: 1,
+        service_repo_names: ['users-repo'],
+        statuses: { DRAINING: 2, OUT_OF_SERVICE: 1, UP: 1 },
+      },
+    ]);
   });
 
   test('a registration or delete through this process is listed at once', async () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { DescribeTableCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { parseCheckIn } from '../../src/hosts/model.js';
+import { DescribeTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { effectiveStatus, parseCheckIn } from '../../src/hosts/model.js';
 import type { Log } from '../../src/logger.js';
 import { DynamoDbHostStore, REPO_INDEX_NAME } from '../../src/store/dynamodb/dynamodb-host-store.js';
 import { createDynamoDbClient } from '../../src/store/dynamodb/dynamodb-client.js';
@@ -119,6 +119,52 @@ describe('item layout', () => {
       const checkInSeconds = parseCheckIn(heartbeatOf().last_check_in) / 1000;
       assert.ok(expiresAt >= checkInSeconds + 600 && expiresAt <= checkInSeconds + 600 + 24 * 3600, String(expiresAt));
       assert.equal((await opened.store.get('users', '10.0.0.1'))?.service_repo_name, '');
+    } finally {
+      await opened.dispose();
+    }
+  });
+});
+
+describe('status attributes', () => {
+  test('the statuses are plain string attributes, absent for UP; an item of an older writer reads as UP', async () => {
+    const opened = await openStore(server.endpoint, { hostTtlSeconds: 600 });
+    try {
+      const item = async (ip: string) =>
+        (
+          await opened.client.send(
+            new GetItemCommand({
+              TableName: opened.tableName,
+              Key: { service: { S: 'users' }, ip_address: { S: ip } },
+              ConsistentRead: true,
+            }),
+          )
+        ).Item;
+      await opened.store.heartbeat(heartbeatOf({ reported_status: 'DRAINING' }));
+      await opened.store.setStatusOverride('users', '10.0.0.1', 'OUT_OF_SERVICE');
+      assert.deepEqual((await item('10.0.0.1'))?.reported_status, { S: 'DRAINING' });
+      assert.deepEqual((await item('10.0.0.1'))?.status_override, { S: 'OUT_OF_SERVICE' });
+      // An item as the original (or this service before statuses) wrote it.
+      await opened.client.send(
+        new PutItemCommand({
+          TableName: opened.tableName,
+          Item: {
+            service: { S: 'users' },
+            ip_address: { S: '10.0.0.2' },
+            port: { N: '80' },
+            revision: { S: 'r1' },
+            last_check_in: { S: heartbeatOf().last_check_in },
+            'tag:az': { S: '"a"' },
+          },
+        }),
+      );
+      const old = await opened.store.get('users', '10.0.0.2');
+      assert.ok(old);
+      assert.equal(effectiveStatus(old), 'UP');
+      assert.equal(Object.hasOwn(old, 'reported_status') || Object.hasOwn(old, 'status_override'), false);
+      await opened.store.heartbeat(heartbeatOf({ ip_address: '10.0.0.2' }));
+      const up = await item('10.0.0.2');
+      assert.equal(up?.reported_status, undefined);
+      assert.equal(up?.status_override, undefined);
     } finally {
       await opened.dispose();
     }

@@ -20,6 +20,7 @@ export function createStore({ config }) {
     async heartbeat(hb) {
       const previous = hosts.get(key(hb.service, hb.ip_address));
       const current = { ...hb, tags: plain(previous ? mergeTags(previous.tags, hb.tags) : hb.tags) };
+      if (previous?.status_override !== undefined) current.status_override = previous.status_override;
       hosts.set(key(hb.service, hb.ip_address), current);
       return { previous, current };
     },
@@ -38,6 +39,14 @@ export function createStore({ config }) {
       const h = hosts.get(key(service, ip));
       if (!h) return undefined;
       const updated = { ...h, tags: plain(mergeTags(h.tags, tags)) };
+      hosts.set(key(service, ip), updated);
+      return updated;
+    },
+    async setStatusOverride(service, ip, status) {
+      const h = hosts.get(key(service, ip));
+      if (!h) return undefined;
+      const { status_override, ...updated } = h;
+      if (status !== undefined) updated.status_override = status;
       hosts.set(key(service, ip), updated);
       return updated;
     },

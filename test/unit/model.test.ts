@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatCheckIn, hostProblem, mergeTags, parseCheckIn, routingChanged } from '../../src/hosts/model.js';
+import { createHash } from 'node:crypto';
+import { versionOf } from '../../src/hosts/host-lists.js';
+import {
+  effectiveStatus,
+  formatCheckIn,
+  hostProblem,
+  mergeTags,
+  parseCheckIn,
+  routingChanged,
+} from '../../src/hosts/model.js';
 import { canonicalIp, parseWeight } from '../../src/hosts/validation.js';
 
 describe('model rules', () => {
@@ -83,5 +92,51 @@ describe('routingChanged on records from elsewhere', () => {
     };
     assert.equal(routingChanged(host, { ...host, tags: { deep } }), false);
     assert.equal(routingChanged(host, { ...host, tags: { deep: [deep] } }), true);
+  });
+});
+
+describe('status in the model', () => {
+  const host = {
+    service: 'users',
+    ip_address: '10.0.0.1',
+    port: 80,
+    revision: 'r1',
+    service_repo_name: '',
+    last_check_in: '2026-11-28 06:40:12.345678',
+    tags: { az: 'a', region: 'r', instance_id: 'i' },
+  };
+
+  test('a record without status fields (an older writer) is UP; the override wins over the host', () => {
+    assert.equal(effectiveStatus(host), 'UP');
+    assert.equal(effectiveStatus({ ...host, reported_status: 'DRAINING' }), 'DRAINING');
+    assert.equal(effectiveStatus({ ...host, reported_status: 'DRAINING', status_override: 'UP' }), 'UP');
+    assert.equal(effectiveStatus({ ...host, status_override: 'OUT_OF_SERVICE' }), 'OUT_OF_SERVICE');
+  });
+
+  test('hostProblem accepts the status fields and refuses bad ones', () => {
+    assert.equal(hostProblem({ ...host, reported_status: 'OUT_OF_SERVICE', status_override: 'UP' }), undefined);
+    for (const reported of ['UP', 'down', 7, null])
+      assert.match(hostProblem({ ...host, reported_status: reported }) ?? '', /'reported_status'/, String(reported));
+    for (const override of ['draining', 7, null, ''])
+      assert.match(hostProblem({ ...host, status_override: override }) ?? '', /'status_override'/, String(override));
+  });
+
+  test('a status change is a routing change; the same effective status is not', () => {
+    assert.equal(routingChanged(host, { ...host, reported_status: 'DRAINING' }), true);
+    assert.equal(
+      routingChanged({ ...host, reported_status: 'DRAINING' }, { ...host, status_override: 'DRAINING' }),
+      false,
+    );
+  });
+
+  test('a list of UP hosts hashes as it did before statuses (its ETag is unchanged); another status changes it', () => {
+    // The hash as it was computed before statuses existed.
+    const before = createHash('sha1')
+      .update(JSON.stringify(['users', '10.0.0.1', 80, 'r1', '', { az: 'a', instance_id: 'i', region: 'r' }]))
+      .update('\n')
+      .digest('base64url')
+      .slice(0, 22);
+    assert.equal(versionOf([host]), before);
+    assert.notEqual(versionOf([{ ...host, reported_status: 'DRAINING' }]), before);
   });
 });

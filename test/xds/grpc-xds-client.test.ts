@@ -115,6 +115,32 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
     await waitFor('calls to reach 127.0.0.4', async () => (await reached(10)).has('127.0.0.4'));
   });
 
+  test('a DRAINING host gets no new calls, an OUT_OF_SERVICE one is not served, and clearing the override brings it back', async () => {
+    const setStatus = async (status: string | undefined) => {
+      const response = await fetch(`${running.httpUrl}/v1/registration/${SERVICE}/127.0.0.4/status`, {
+        method: status === undefined ? 'DELETE' : 'PUT',
+        ...(status === undefined
+          ? {}
+          : { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status }) }),
+      });
+      assert.equal(response.status, 204);
+    };
+    const onlyTwo = async () => {
+      const names = await reached(10);
+      return names.size === 1 && names.has('127.0.0.2');
+    };
+    await setStatus('DRAINING');
+    await waitFor('calls to leave the draining 127.0.0.4', onlyTwo);
+    // It keeps heartbeating meanwhile (alive), and stays out: the override survives heartbeats.
+    await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS * 3));
+    assert.ok(await onlyTwo(), 'a draining host received calls');
+    await setStatus('OUT_OF_SERVICE');
+    await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_MS * 2));
+    assert.ok(await onlyTwo(), 'an out-of-service host received calls');
+    await setStatus(undefined);
+    await waitFor('calls to reach 127.0.0.4 again', async () => (await reached(10)).has('127.0.0.4'));
+  });
+
   test('after a host expires (no heartbeat for HOST_TTL), calls stop reaching it', async () => {
     alive.delete('127.0.0.4');
     const stoppedAt = Date.now();

@@ -132,6 +132,42 @@ describe('xDS resources from hosts', () => {
     });
   });
 
+  test('a DRAINING host is sent with health_status DRAINING, an OUT_OF_SERVICE one not at all; UP is HEALTHY', () => {
+    const cla = decoded(
+      TYPE_URL.clusterLoadAssignment,
+      toResource(
+        TYPE_URL.clusterLoadAssignment,
+        'users',
+        clusterLoadAssignment(
+          'users',
+          snapshot([
+            host('10.0.0.1'),
+            { ...host('10.0.0.2'), reported_status: 'DRAINING' },
+            { ...host('10.0.0.3'), reported_status: 'OUT_OF_SERVICE' },
+            // The operator's override wins over the host's own word, both ways.
+            { ...host('10.0.0.4'), reported_status: 'OUT_OF_SERVICE', status_override: 'DRAINING' },
+            { ...host('10.0.0.5'), reported_status: 'DRAINING', status_override: 'UP' },
+            { ...host('10.0.0.6'), status_override: 'OUT_OF_SERVICE' },
+          ]),
+        ),
+      ).body,
+    );
+    assert.deepEqual(
+      cla.endpoints.flatMap((locality: any) =>
+        locality.lb_endpoints.map((endpoint: any) => [
+          endpoint.endpoint.address.socket_address.address,
+          endpoint.health_status,
+        ]),
+      ),
+      [
+        ['10.0.0.1', 'HEALTHY'],
+        ['10.0.0.2', 'DRAINING'],
+        ['10.0.0.4', 'DRAINING'],
+        ['10.0.0.5', 'HEALTHY'],
+      ],
+    );
+  });
+
   test('no hosts: an assignment with no endpoints', () => {
     const cla = decoded(
       TYPE_URL.clusterLoadAssignment,

@@ -301,6 +301,7 @@ const SORTS = {
   instance: (a, b) => byText(a.instance, b.instance),
   revision: (a, b) => byText(a.revision, b.revision),
   weight: (a, b) => a.weight - b.weight,
+  status: (a, b) => byText(a.status, b.status),
   // Youngest heartbeat first; descending shows the hosts closest to expiry first.
   age: (a, b) => b.checkInMs - a.checkInMs,
 };
@@ -324,6 +325,8 @@ const serviceView = {
   staleAgeSeconds: null,
   query: '',
   az: '',
+  /** Only hosts with this status ('' for every status). */
+  status: '',
   sort: DEFAULT_SORT,
   dir: 'asc',
 };
@@ -409,6 +412,8 @@ function prepare(raw) {
     weightText: weight === undefined ? '—' : String(weight),
     otherTags,
     checkInMs: raw.check_in_ms,
+    // Hosts of a server from before statuses carry none: they are all UP.
+    status: typeof raw.status === 'string' ? raw.status : 'UP',
     stamp: 0,
     haystack:
       `${address} ${raw.ip_address} ${instance} ${raw.revision} ${zone} ${region} ${raw.service_repo_name} ${otherTags}${canary === true ? ' canary' : ''}`.toLowerCase(),
@@ -563,7 +568,11 @@ let orderStamp = 0;
 function applyChoices(keepOrder = false) {
   const needle = serviceView.query.toLowerCase();
   const az = serviceView.az;
-  const matches = (host) => (az === '' || host.zone === az) && (needle === '' || host.haystack.includes(needle));
+  const status = serviceView.status;
+  const matches = (host) =>
+    (az === '' || host.zone === az) &&
+    (status === '' || host.status === status) &&
+    (needle === '' || host.haystack.includes(needle));
   let shown;
   if (keepOrder) {
     // A refresh: start from the order shown, so the sort (TimSort) finds it nearly sorted and
@@ -579,7 +588,7 @@ function applyChoices(keepOrder = false) {
     }
     for (const host of serviceView.hosts) if (host.stamp !== stamp && matches(host)) shown.push(host);
   } else {
-    shown = needle !== '' || az !== '' ? serviceView.hosts.filter(matches) : serviceView.hosts.slice();
+    shown = needle !== '' || az !== '' || status !== '' ? serviceView.hosts.filter(matches) : serviceView.hosts.slice();
   }
   const compare = SORTS[serviceView.sort] ?? SORTS[DEFAULT_SORT];
   const sign = serviceView.dir === 'desc' ? -1 : 1;
@@ -587,7 +596,7 @@ function applyChoices(keepOrder = false) {
   serviceView.shown = shown;
 
   const total = serviceView.hosts.length;
-  const filtered = needle !== '' || az !== '';
+  const filtered = needle !== '' || az !== '' || status !== '';
   setText(
     $('hosts-count'),
     filtered
@@ -630,7 +639,12 @@ function rowCells(host, colour, ttl) {
     `<span role="cell">${host.canary ? '<span class="badge canary">canary</span>' : '—'}</span>` +
     `<span role="cell" class="tags" title="${escapeHtml(host.otherTags)}">${escapeHtml(host.otherTags)}</span>` +
     `<span role="cell" class="hb"><meter min="0" max="${ttl}" low="${ttl * 0.5}" high="${ttl * 0.8}" optimum="0" aria-label="heartbeat age"></meter>` +
-    `<span class="age"></span></span>`
+    `<span class="age"></span></span>` +
+    `<span role="cell">${
+      host.status === 'UP'
+        ? 'UP'
+        : `<span class="badge status-${host.status.toLowerCase()}">${escapeHtml(host.status)}</span>`
+    }</span>`
   );
 }
 
@@ -687,6 +701,9 @@ function drawWindow() {
 function readChoices(params) {
   serviceView.query = (params.get('q') ?? '').trim();
   serviceView.az = params.get('az') ?? '';
+  const status = params.get('status') ?? '';
+  serviceView.status = ['UP', 'DRAINING', 'OUT_OF_SERVICE'].includes(status) ? status : '';
+  if ($('host-status').value !== serviceView.status) $('host-status').value = serviceView.status;
   const sort = params.get('sort') ?? DEFAULT_SORT;
   serviceView.sort = Object.hasOwn(SORTS, sort) ? sort : DEFAULT_SORT;
   serviceView.dir = params.get('dir') === 'desc' ? 'desc' : 'asc';
@@ -697,6 +714,7 @@ function writeChoices() {
   writeHash(`/service/${encodeURIComponent(serviceView.name)}`, [
     ['q', serviceView.query],
     ['az', serviceView.az],
+    ['status', serviceView.status],
     ['sort', serviceView.sort === DEFAULT_SORT ? '' : serviceView.sort],
     ['dir', serviceView.dir === 'asc' ? '' : serviceView.dir],
   ]);
@@ -716,6 +734,10 @@ $('host-search').addEventListener('input', (event) => {
     serviceView.query = event.target.value.trim();
     choicesChanged();
   }, INPUT_DEBOUNCE_MS);
+});
+$('host-status').addEventListener('change', (event) => {
+  serviceView.status = event.target.value;
+  choicesChanged();
 });
 $('az-list').addEventListener('click', (event) => {
   const button = event.target.closest('button[data-az]');

@@ -9,7 +9,16 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { StorageUnavailableError } from '../../errors.js';
-import { mergeHeartbeat, parseCheckIn, type Heartbeat, type Host, type HostTags } from '../../hosts/model.js';
+import {
+  mergeHeartbeat,
+  parseCheckIn,
+  withStatuses,
+  type Heartbeat,
+  type Host,
+  type HostTags,
+  type InstanceStatus,
+  type NotUpStatus,
+} from '../../hosts/model.js';
 import { PROBE_KEY, type HeartbeatResult, type HostStore, type ServiceHosts } from '../../hosts/host-store.js';
 
 /** Name of the global secondary index (hash `service_repo_name`, range `ip_address`) that serves `listByRepo`. */
@@ -22,6 +31,14 @@ export const REPO_INDEX_NAME = 'service_repo_name-index';
  * nested objects, numbers beyond DynamoDB's range) where native attribute types would not.
  */
 export const TAG_ATTRIBUTE_PREFIX = 'tag:';
+
+/**
+ * Attributes holding the host's own status word and the operator's override (plain strings,
+ * absent when not set): new attributes on the original's items, so the key schema and the
+ * items of UP hosts stay exactly as they were.
+ */
+export const REPORTED_STATUS_ATTRIBUTE = 'reported_status';
+export const STATUS_OVERRIDE_ATTRIBUTE = 'status_override';
 
 /** Attribute holding the epoch second after which DynamoDB's TTL may delete the item. */
 export const EXPIRES_AT_ATTRIBUTE = 'expires_at';
@@ -52,8 +69,8 @@ type Item = Record<string, unknown>;
  * The registry in one DynamoDB table keyed by `service` (hash) and `ip_address` (range), with the
  * global secondary index `service_repo_name-index` for repo queries. An item holds `port` (N),
  * `revision`, `last_check_in`, `service_repo_name` (absent when the host has none, so it is
- * absent from the index too: DynamoDB rejects empty index keys), `expires_at` (N, TTL) and one
- * `tag:<key>` attribute per tag.
+ * absent from the index too: DynamoDB rejects empty index keys), `expires_at` (N, TTL), one
+ * `tag:<key>` attribute per tag, and `reported_status` and `status_override` when set.
  *
  * Calls per operation: heartbeat 1 UpdateItem; get 1 GetItem; listByService 1 Query per MB of
  * results; listByRepo 1 index Query per MB; delete and deleteIfCheckInIs 1 DeleteItem; updateTags
@@ -93,6 +110,7 @@ export class DynamoDbHostStore implements HostStore {
       '#check': 'last_check_in',
       '#expires': EXPIRES_AT_ATTRIBUTE,
       '#repo': 'service_repo_name',
+      '#reported': REPORTED_STATUS_ATTRIBUTE,
     };
     const values: Record<string, unknown> = {
       ':port': heartbeat.port,
@@ -101,13 +119,21 @@ export class DynamoDbHostStore implements HostStore {
       ':expires': this.expiresAt(heartbeat.last_check_in),
     };
     const sets = ['#port = :port', '#revision = :revision', '#check = :check', '#expires = :expires'];
-    let remove = '';
+    const removes: string[] = [];
     if (heartbeat.service_repo_name === '') {
-      remove = ' REMOVE #repo';
+      removes.push('#repo');
     } else {
       values[':repo'] = heartbeat.service_repo_name;
       sets.push('#repo = :repo');
     }
+    // The host's word is replaced: a heartbeat without one (UP) removes the stored one.
+    if (heartbeat.reported_status === undefined) {
+      removes.push('#reported');
+    } else {
+      values[':reported'] = heartbeat.reported_status;
+      sets.push('#reported = :reported');
+    }
+    const remove = removes.length === 0 ? '' : ` REMOVE ${removes.join(', ')}`;
     sets.push(...tagAssignments(heartbeat.tags, names, values));
     const output = await this.send('UpdateItem', (abortSignal) =>
       this.documents.send(
@@ -272,6 +298,36 @@ export class DynamoDbHostStore implements HostStore {
     }
   }
 
+  /** One conditional UpdateItem naming only the override attribute, so a concurrent heartbeat's fields survive. */
+  async setStatusOverride(
+    service: string,
+    ipAddress: string,
+    status: InstanceStatus | undefined,
+  ): Promise<Host | undefined> {
+    const values: Record<string, unknown> | undefined = status === undefined ? undefined : { ':override': status };
+    try {
+      const output = await this.send('UpdateItem', (abortSignal) =>
+        this.documents.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { service, ip_address: ipAddress },
+            UpdateExpression: status === undefined ? 'REMOVE #override' : 'SET #override = :override',
+            // Without the condition an update of a missing key would create a record of the override alone.
+            ConditionExpression: 'attribute_exists(#service)',
+            ExpressionAttributeNames: { '#service': 'service', '#override': STATUS_OVERRIDE_ATTRIBUTE },
+            ExpressionAttributeValues: values,
+            ReturnValues: 'ALL_NEW',
+          }),
+          { abortSignal },
+        ),
+      );
+      return output.Attributes ? hostFromItem(output.Attributes) : undefined;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
   async close(): Promise<void> {
     this.closing ??= (async () => {
       this.client.destroy();
@@ -371,16 +427,23 @@ export function hostFromItem(item: Item): Host {
     if (!attribute.startsWith(TAG_ATTRIBUTE_PREFIX)) continue;
     tags.push([attribute.slice(TAG_ATTRIBUTE_PREFIX.length), typeof value === 'string' ? parseTagValue(value) : value]);
   }
-  return {
-    service: String(item.service ?? ''),
-    ip_address: String(item.ip_address ?? ''),
-    port: Number(item.port ?? 0),
-    revision: String(item.revision ?? ''),
-    service_repo_name: typeof item.service_repo_name === 'string' ? item.service_repo_name : '',
-    last_check_in: String(item.last_check_in ?? ''),
-    // fromEntries defines own properties, so a tag named `__proto__` stays plain data.
-    tags: Object.fromEntries(tags),
-  };
+  const reported = item[REPORTED_STATUS_ATTRIBUTE];
+  const override = item[STATUS_OVERRIDE_ATTRIBUTE];
+  // Passed on as found (hostProblem refuses a value that is not a status); absent on older items.
+  return withStatuses(
+    {
+      service: String(item.service ?? ''),
+      ip_address: String(item.ip_address ?? ''),
+      port: Number(item.port ?? 0),
+      revision: String(item.revision ?? ''),
+      service_repo_name: typeof item.service_repo_name === 'string' ? item.service_repo_name : '',
+      last_check_in: String(item.last_check_in ?? ''),
+      // fromEntries defines own properties, so a tag named `__proto__` stays plain data.
+      tags: Object.fromEntries(tags),
+    },
+    reported === undefined ? undefined : (String(reported) as NotUpStatus),
+    override === undefined ? undefined : (String(override) as InstanceStatus),
+  );
 }
 
 function parseTagValue(json: string): unknown {
