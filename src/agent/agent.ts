@@ -16,7 +16,7 @@ const INTERVAL_JITTER = 0.1;
 /** What the agent needs of a client; `DiscoveryClient` has it. */
 export interface AgentClient {
   register(service: string, registration: Registration): Promise<void>;
-  deregister(service: string, ip: string): Promise<void>;
+  deregister(service: string, ip: string, options?: { port?: number }): Promise<void>;
   list(service: string): Promise<ServiceHostList>;
 }
 
@@ -284,8 +284,10 @@ export class HeartbeatAgent {
       return;
     }
     try {
-      await client.deregister(service, this.ip);
-      this.emit('info', 'deregistered', { ip: this.ip });
+      // Its own instance only: with INSTANCE_KEY=ip_port other instances on this node stay.
+      const port = this.options.registration.port;
+      await client.deregister(service, this.ip, { port });
+      this.emit('info', 'deregistered', { ip: this.ip, port });
     } catch (error) {
       if (!(error instanceof DiscoveryError)) throw error;
       if (error.status === 400)

@@ -172,11 +172,17 @@ export class DiscoveryClient {
   }
 
   /**
-   * `DELETE /v1/registration/:service/:ip`. Fails with a non-retryable `DiscoveryError`
-   * (status 400) when the host is not registered (never was, expired, or already deleted).
+   * `DELETE /v1/registration/:service/:ip`, or with `port` `.../:ip/:port`: that one instance
+   * (with INSTANCE_KEY=ip_port the route without a port removes every instance at the IP; with
+   * INSTANCE_KEY=ip a port removes the host only while it listens on that port). Fails with a
+   * non-retryable `DiscoveryError` (status 400) when nothing is registered there (never was,
+   * expired, already deleted, or another port).
    */
-  async deregister(service: string, ip: string, options: CallOptions = {}): Promise<void> {
-    await this.call('DELETE', `/v1/registration/${segment(service)}/${segment(ip)}`, { signal: options.signal });
+  async deregister(service: string, ip: string, options: CallOptions & { port?: number } = {}): Promise<void> {
+    const instance = options.port === undefined ? '' : `/${options.port}`;
+    await this.call('DELETE', `/v1/registration/${segment(service)}/${segment(ip)}${instance}`, {
+      signal: options.signal,
+    });
   }
 
   /**

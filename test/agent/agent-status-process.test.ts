@@ -105,6 +105,27 @@ describe('discovery-agent checks its app and drains (real processes)', () => {
     await server.stop();
   });
 
+  test('with INSTANCE_KEY=ip_port, an agent that stops removes its own instance, not its neighbours on the node', async () => {
+    const server = await discovery({ INSTANCE_KEY: 'ip_port' });
+    const first = agent(agentArgs(server.url, ['--interval', '0.5']));
+    // The same node (10.1.2.3), another port.
+    const second = agent(agentArgs(server.url, ['--interval', '0.5']).map((arg) => (arg === '8000' ? '8001' : arg)));
+    const ports = async () => {
+      const body = (await (await fetch(`${server.url}/v1/registration/web`)).json()) as {
+        hosts: Array<{ port: number }>;
+      };
+      return body.hosts.map((host) => host.port).sort();
+    };
+    await waitFor('both instances to be UP', async () => ((await ports()).length === 2 ? true : undefined));
+    first.child.kill('SIGTERM');
+    assert.equal(await exitCode(first), 0);
+    assert.deepEqual(await ports(), [8001], 'the other instance at 10.1.2.3 is still served');
+    second.child.kill('SIGTERM');
+    assert.equal(await exitCode(second), 0);
+    assert.deepEqual(await ports(), []);
+    await server.stop();
+  });
+
   test('a failing check heartbeats OUT_OF_SERVICE after --check-failures, and a passing one brings it back UP', async () => {
     const server = await discovery();
     const app = await startApp();
