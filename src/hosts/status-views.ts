@@ -22,10 +22,26 @@ const views = new WeakMap<HostSnapshot, Map<Exclude<StatusQuery, undefined> | 'U
  * as the plain read's.
  */
 export function statusView(snapshot: HostSnapshot, query: StatusQuery): HostSnapshot {
-  if (query === undefined && snapshot.hosts.every(isUp)) return snapshot;
+  if (query === undefined) {
+    // The hottest read: decided once per snapshot, not by walking its hosts on every request.
+    let plain = plainViews.get(snapshot);
+    if (plain === undefined) {
+      plain = snapshot.hosts.every(isUp) ? snapshot : viewOf(snapshot, undefined);
+      plainViews.set(snapshot, plain);
+    }
+    return plain;
+  }
+  return viewOf(snapshot, query);
+}
+
+/** The plain read's view of each snapshot: itself while every host is `UP`. */
+const plainViews = new WeakMap<HostSnapshot, HostSnapshot>();
+
+/** The view of `snapshot` that `query` shows, built once per snapshot and query. */
+function viewOf(snapshot: HostSnapshot, query: StatusQuery): HostSnapshot {
   const key = query ?? 'UP-only';
-  let built = views.get(snapshot);
-  const known = built?.get(key);
+  let ofSnapshot = views.get(snapshot);
+  const known = ofSnapshot?.get(key);
   if (known) return known;
   const shown =
     query === 'all' ? snapshot.hosts : snapshot.hosts.filter((host) => effectiveStatus(host) === (query ?? 'UP'));
@@ -37,11 +53,11 @@ export function statusView(snapshot: HostSnapshot, query: StatusQuery): HostSnap
     ...(snapshot.staleAgeSeconds === undefined ? {} : { staleAgeSeconds: snapshot.staleAgeSeconds }),
     ...(query === undefined ? {} : { listsStatus: true as const }),
   });
-  if (!built) {
-    built = new Map();
-    views.set(snapshot, built);
+  if (!ofSnapshot) {
+    ofSnapshot = new Map();
+    views.set(snapshot, ofSnapshot);
   }
-  built.set(key, view);
+  ofSnapshot.set(key, view);
   return view;
 }
 
