@@ -206,12 +206,22 @@ export function withStatuses(
   reported: NotUpStatus | undefined,
   override: InstanceStatus | undefined,
 ): Host {
-  const { reported_status: _reported, status_override: _override, ...fields } = host;
-  return {
-    ...fields,
-    ...(reported === undefined ? {} : { reported_status: reported }),
-    ...(override === undefined ? {} : { status_override: override }),
+  // Built field by field, in one literal per case, so every record of a shape shares V8's
+  // compact layout: rest-and-spread copies made each record a larger object (the 100,000-host
+  // scale benchmark went from 289 to 307 MB resident).
+  const fields = {
+    service: host.service,
+    ip_address: host.ip_address,
+    port: host.port,
+    revision: host.revision,
+    service_repo_name: host.service_repo_name,
+    last_check_in: host.last_check_in,
+    tags: host.tags,
   };
+  if (reported === undefined && override === undefined) return fields;
+  if (override === undefined) return { ...fields, reported_status: reported };
+  if (reported === undefined) return { ...fields, status_override: override };
+  return { ...fields, reported_status: reported, status_override: override };
 }
 
 export function mergeTags(stored: Readonly<HostTags>, incoming: Readonly<HostTags>): HostTags {
