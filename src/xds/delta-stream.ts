@@ -2,12 +2,13 @@ import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
 import { contentVersion, isServiceName, type XdsResource } from './resources.js';
 import { WatchLimitError } from './snapshot-cache.js';
 import {
+  ProtocolStream,
   StreamError,
-  type ClientStatus,
   type NodeInfo,
   type StreamServerOptions,
   type TypeStatus,
-} from './stream-server.js';
+  type WatchedType,
+} from './protocol-stream.js';
 
 /** The fields of an `envoy.service.discovery.v3.DeltaDiscoveryRequest` the server reads. */
 export interface DeltaDiscoveryRequest {
@@ -50,7 +51,7 @@ const WILDCARD_TYPES = new Set<string>([TYPE_URL.listener, TYPE_URL.cluster]);
 /** Names one request may add or drop, and one stream may hold per type: a bound on what a client can make the server build. */
 const MAX_RESOURCE_NAMES = 10_000;
 
-interface DeltaTypeState {
+interface DeltaTypeState extends WatchedType {
   readonly typeUrl: ResourceTypeUrl;
   wildcard: boolean;
   /** Names subscribed explicitly (besides the wildcard). */
@@ -86,104 +87,34 @@ const NONCES_REMEMBERED = 16;
  * Subscription changes are applied whatever nonce they carry (they are deltas: dropping one
  * would lose it); an ACK or NACK alone is recorded and never answered.
  */
-export class XdsDeltaStream {
-  private readonly types = new Map<string, DeltaTypeState>();
-  private readonly connectedAt = new Date();
-  private node: NodeInfo | undefined;
-  private queue: Promise<void> = Promise.resolve();
+export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaTypeState> {
   private nonceCounter = 0;
-  private closed = false;
 
   constructor(
-    readonly id: number,
-    readonly kind: DeltaStreamKind,
+    id: number,
+    kind: DeltaStreamKind,
     private readonly transport: DeltaStreamTransport,
-    private readonly options: StreamServerOptions,
-    private readonly onClosed: () => void,
-  ) {}
-
-  receive(request: DeltaDiscoveryRequest): Promise<void> {
-    return this.enqueue(() => this.handle(request));
+    options: StreamServerOptions,
+    onClosed: () => void,
+  ) {
+    super(id, kind, transport, options, onClosed);
   }
 
-  refuse(reason: string): Promise<void> {
-    return this.enqueue(async () => {
-      throw new StreamError(reason, 3);
-    });
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const state of this.types.values()) {
-      for (const unwatch of state.unwatch.values()) unwatch();
-      state.unwatch.clear();
-      state.unwatchNames?.();
-    }
-    this.onClosed();
-  }
-
-  shutdown(): void {
-    if (this.closed) return;
-    this.close();
-    this.transport.end();
-  }
-
-  status(): ClientStatus {
-    const node = this.node;
+  protected typeStatus(state: DeltaTypeState): TypeStatus {
     return {
-      stream_id: this.id,
-      kind: this.kind,
-      peer: this.transport.peer,
-      connected_at: this.connectedAt.toISOString(),
-      node: node
-        ? {
-            id: node.id ?? '',
-            cluster: node.cluster ?? '',
-            locality: node.locality
-              ? {
-                  region: node.locality.region ?? '',
-                  zone: node.locality.zone ?? '',
-                  sub_zone: node.locality.sub_zone ?? '',
-                }
-              : null,
-            user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
-          }
-        : null,
-      resources: [...this.types.values()].map((state) => ({
-        type_url: state.typeUrl,
-        wildcard: state.wildcard,
-        resource_names: [...state.names].sort(),
-        version_sent: state.systemVersionSent ?? null,
-        nonce_sent: state.nonceSent ?? null,
-        version_acked: state.versionAcked ?? null,
-        up_to_date: state.systemVersionSent !== undefined && state.versionAcked === state.systemVersionSent,
-        nack_count: state.nackCount,
-        last_nack: state.lastNack,
-      })),
+      type_url: state.typeUrl,
+      wildcard: state.wildcard,
+      resource_names: [...state.names].sort(),
+      version_sent: state.systemVersionSent ?? null,
+      nonce_sent: state.nonceSent ?? null,
+      version_acked: state.versionAcked ?? null,
+      up_to_date: state.systemVersionSent !== undefined && state.versionAcked === state.systemVersionSent,
+      nack_count: state.nackCount,
+      last_nack: state.lastNack,
     };
   }
 
-  private enqueue(task: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(async () => {
-      if (this.closed) return;
-      try {
-        await task();
-      } catch (error) {
-        if (error instanceof StreamError) {
-          this.options.log.warn({ stream: this.id, peer: this.transport.peer, err: error }, 'xds: ending delta stream');
-          this.close();
-          this.transport.end(error);
-        } else {
-          this.options.log.error({ stream: this.id, err: error }, 'xds: delta request failed');
-        }
-      }
-    });
-    this.queue = run;
-    return run;
-  }
-
-  private async handle(request: DeltaDiscoveryRequest): Promise<void> {
+  protected async handle(request: DeltaDiscoveryRequest): Promise<void> {
     if (request.node && this.node === undefined) this.node = request.node;
     const typeUrl = this.typeOf(request);
     if (typeUrl === undefined) return;

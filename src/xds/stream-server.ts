@@ -1,9 +1,24 @@
-import type { Log } from '../logger.js';
-import type { RegistryStats } from '../stats.js';
+import {
+  ProtocolStream,
+  StreamError,
+  type ClientStatus,
+  type NodeInfo,
+  type StreamServerOptions,
+  type TypeStatus,
+  type WatchedType,
+} from './protocol-stream.js';
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
 import { contentVersion, isServiceName, type XdsResource } from './resources.js';
-import { WatchLimitError, type XdsSnapshotCache } from './snapshot-cache.js';
+import { WatchLimitError } from './snapshot-cache.js';
 import { XdsDeltaStream, type DeltaStreamKind, type DeltaStreamTransport } from './delta-stream.js';
+
+export {
+  StreamError,
+  type ClientStatus,
+  type NodeInfo,
+  type StreamServerOptions,
+  type TypeStatus,
+} from './protocol-stream.js';
 
 /** The fields of an `envoy.service.discovery.v3.DiscoveryRequest` the server reads. */
 export interface DiscoveryRequest {
@@ -13,15 +28,6 @@ export interface DiscoveryRequest {
   readonly type_url: string;
   readonly response_nonce: string;
   readonly error_detail?: { readonly code?: number; readonly message?: string } | null;
-}
-
-/** The parts of `envoy.config.core.v3.Node` an operator needs to recognise a client. */
-export interface NodeInfo {
-  readonly id?: string;
-  readonly cluster?: string;
-  readonly locality?: { readonly region?: string; readonly zone?: string; readonly sub_zone?: string } | null;
-  readonly user_agent_name?: string;
-  readonly user_agent_version?: string;
 }
 
 /** A response to write: the transport encodes it as a `DiscoveryResponse`. */
@@ -41,61 +47,7 @@ export interface StreamTransport {
   end(error?: StreamError): void;
 }
 
-/** A protocol violation that ends the stream with a gRPC status code. */
-export class StreamError extends Error {
-  override readonly name = 'StreamError';
-  constructor(
-    message: string,
-    /** gRPC status code: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE (shutting down). */
-    readonly code: number,
-  ) {
-    super(message);
-  }
-}
-
 export type StreamKind = 'ads' | 'eds';
-
-/** What `GET /v1/xds/clients` shows per resource type of a stream. */
-export interface TypeStatus {
-  readonly type_url: string;
-  /** True when the client subscribes to every resource of the type. */
-  readonly wildcard: boolean;
-  readonly resource_names: readonly string[];
-  readonly version_sent: string | null;
-  readonly nonce_sent: string | null;
-  readonly version_acked: string | null;
-  /** Whether the client acknowledged the last response sent. */
-  readonly up_to_date: boolean;
-  readonly nack_count: number;
-  readonly last_nack: {
-    readonly error: string;
-    readonly nonce: string;
-    readonly version_kept: string;
-    readonly at: string;
-  } | null;
-}
-
-/** What `GET /v1/xds/clients` shows per connected stream. */
-export interface ClientStatus {
-  readonly stream_id: number;
-  /** `ads`/`eds`: state of the world; `delta-ads`/`delta-eds`: incremental (delta-stream.ts). */
-  readonly kind: StreamKind | DeltaStreamKind;
-  readonly peer: string;
-  readonly connected_at: string;
-  readonly node: {
-    readonly id: string;
-    readonly cluster: string;
-    readonly locality: { readonly region: string; readonly zone: string; readonly sub_zone: string } | null;
-    readonly user_agent: string;
-  } | null;
-  readonly resources: readonly TypeStatus[];
-}
-
-export interface StreamServerOptions {
-  readonly cache: XdsSnapshotCache;
-  readonly log: Log;
-  readonly stats: RegistryStats;
-}
 
 const SUPPORTED_TYPES: readonly ResourceTypeUrl[] = [
   TYPE_URL.listener,
@@ -164,7 +116,7 @@ export class XdsStreamServer {
   }
 }
 
-interface TypeState {
+interface TypeState extends WatchedType {
   readonly typeUrl: ResourceTypeUrl;
   wildcard: boolean;
   names: Set<string>;
@@ -181,109 +133,35 @@ interface TypeState {
   pushQueued: boolean;
 }
 
-/** One client stream. Requests and pushes run one at a time, in arrival order. */
-export class XdsStream {
-  private readonly types = new Map<string, TypeState>();
-  private readonly connectedAt = new Date();
-  private node: NodeInfo | undefined;
-  private queue: Promise<void> = Promise.resolve();
+/** One client stream of the state-of-the-world protocol. Requests and pushes run one at a time, in arrival order. */
+export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
   private nonceCounter = 0;
-  private closed = false;
 
   constructor(
-    readonly id: number,
-    readonly kind: StreamKind,
+    id: number,
+    kind: StreamKind,
     private readonly transport: StreamTransport,
-    private readonly options: StreamServerOptions,
-    private readonly onClosed: () => void,
-  ) {}
-
-  /** Handles one request from the client. Settles once the request is processed (for tests). */
-  receive(request: DiscoveryRequest): Promise<void> {
-    return this.enqueue(() => this.handle(request));
+    options: StreamServerOptions,
+    onClosed: () => void,
+  ) {
+    super(id, kind, transport, options, onClosed);
   }
 
-  /** A request that cannot be served (it could not even be decoded): ends the stream with INVALID_ARGUMENT, after the requests before it. */
-  refuse(reason: string): Promise<void> {
-    return this.enqueue(async () => {
-      throw new StreamError(reason, 3);
-    });
-  }
-
-  /** The client went away (stream ended, cancelled or failed): drop every watch. Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const state of this.types.values()) {
-      for (const unwatch of state.unwatch.values()) unwatch();
-      state.unwatch.clear();
-      state.unwatchNames?.();
-    }
-    this.onClosed();
-  }
-
-  /** Server shutdown: end the stream cleanly, then drop its watches. */
-  shutdown(): void {
-    if (this.closed) return;
-    this.close();
-    this.transport.end();
-  }
-
-  status(): ClientStatus {
-    const node = this.node;
+  protected typeStatus(state: TypeState): TypeStatus {
     return {
-      stream_id: this.id,
-      kind: this.kind,
-      peer: this.transport.peer,
-      connected_at: this.connectedAt.toISOString(),
-      node: node
-        ? {
-            id: node.id ?? '',
-            cluster: node.cluster ?? '',
-            locality: node.locality
-              ? {
-                  region: node.locality.region ?? '',
-                  zone: node.locality.zone ?? '',
-                  sub_zone: node.locality.sub_zone ?? '',
-                }
-              : null,
-            user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
-          }
-        : null,
-      resources: [...this.types.values()].map((state) => ({
-        type_url: state.typeUrl,
-        wildcard: state.wildcard,
-        resource_names: [...state.names].sort(),
-        version_sent: state.versionSent ?? null,
-        nonce_sent: state.nonceSent ?? null,
-        version_acked: state.versionAcked ?? null,
-        up_to_date: state.versionSent !== undefined && state.versionAcked === state.versionSent,
-        nack_count: state.nackCount,
-        last_nack: state.lastNack,
-      })),
+      type_url: state.typeUrl,
+      wildcard: state.wildcard,
+      resource_names: [...state.names].sort(),
+      version_sent: state.versionSent ?? null,
+      nonce_sent: state.nonceSent ?? null,
+      version_acked: state.versionAcked ?? null,
+      up_to_date: state.versionSent !== undefined && state.versionAcked === state.versionSent,
+      nack_count: state.nackCount,
+      last_nack: state.lastNack,
     };
   }
 
-  private enqueue(task: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(async () => {
-      if (this.closed) return;
-      try {
-        await task();
-      } catch (error) {
-        if (error instanceof StreamError) {
-          this.options.log.warn({ stream: this.id, peer: this.transport.peer, err: error }, 'xds: ending stream');
-          this.close();
-          this.transport.end(error);
-        } else {
-          this.options.log.error({ stream: this.id, err: error }, 'xds: request failed');
-        }
-      }
-    });
-    this.queue = run;
-    return run;
-  }
-
-  private async handle(request: DiscoveryRequest): Promise<void> {
+  protected async handle(request: DiscoveryRequest): Promise<void> {
     // Clients send the node only on a stream's first request.
     if (request.node && this.node === undefined) this.node = request.node;
     const typeUrl = this.typeOf(request);

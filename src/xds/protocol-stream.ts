@@ -1,0 +1,187 @@
+import type { Log } from '../logger.js';
+import type { RegistryStats } from '../stats.js';
+import type { XdsSnapshotCache } from './snapshot-cache.js';
+
+/** The parts of `envoy.config.core.v3.Node` an operator needs to recognise a client. */
+export interface NodeInfo {
+  readonly id?: string;
+  readonly cluster?: string;
+  readonly locality?: { readonly region?: string; readonly zone?: string; readonly sub_zone?: string } | null;
+  readonly user_agent_name?: string;
+  readonly user_agent_version?: string;
+}
+
+/** A protocol violation that ends the stream with a gRPC status code. */
+export class StreamError extends Error {
+  override readonly name = 'StreamError';
+  constructor(
+    message: string,
+    /** gRPC status code: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE (shutting down). */
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+/** What `GET /v1/xds/clients` shows per resource type of a stream. */
+export interface TypeStatus {
+  readonly type_url: string;
+  /** True when the client subscribes to every resource of the type. */
+  readonly wildcard: boolean;
+  readonly resource_names: readonly string[];
+  readonly version_sent: string | null;
+  readonly nonce_sent: string | null;
+  readonly version_acked: string | null;
+  /** Whether the client acknowledged the last response sent. */
+  readonly up_to_date: boolean;
+  readonly nack_count: number;
+  readonly last_nack: {
+    readonly error: string;
+    readonly nonce: string;
+    readonly version_kept: string;
+    readonly at: string;
+  } | null;
+}
+
+/** What `GET /v1/xds/clients` shows per connected stream. */
+export interface ClientStatus {
+  readonly stream_id: number;
+  /** `ads`/`eds`: state of the world; `delta-ads`/`delta-eds`: incremental (delta-stream.ts). */
+  readonly kind: 'ads' | 'eds' | 'delta-ads' | 'delta-eds';
+  readonly peer: string;
+  readonly connected_at: string;
+  readonly node: {
+    readonly id: string;
+    readonly cluster: string;
+    readonly locality: { readonly region: string; readonly zone: string; readonly sub_zone: string } | null;
+    readonly user_agent: string;
+  } | null;
+  readonly resources: readonly TypeStatus[];
+}
+
+export interface StreamServerOptions {
+  readonly cache: XdsSnapshotCache;
+  readonly log: Log;
+  readonly stats: RegistryStats;
+}
+
+/** What every protocol stream keeps per resource type, for the admin view and the watches. */
+export interface WatchedType {
+  readonly typeUrl: string;
+  wildcard: boolean;
+  readonly unwatch: Map<string, () => void>;
+  unwatchNames: (() => void) | undefined;
+}
+
+/** How a stream ends on its transport: cleanly (OK) without an error, else with the error's status. */
+export interface StreamEnd {
+  readonly peer: string;
+  end(error?: StreamError): void;
+}
+
+/**
+ * What both xDS protocols (state of the world, stream-server.ts; incremental, delta-stream.ts)
+ * do alike for one client stream: requests and pushes run one at a time in arrival order; a
+ * StreamError ends the stream with its status and any other failure is logged; closing drops
+ * every watch once; and the admin view of the stream. Each protocol says how it handles a
+ * request and what its per-type state shows.
+ */
+export abstract class ProtocolStream<Request, Type extends WatchedType> {
+  protected readonly types = new Map<string, Type>();
+  protected node: NodeInfo | undefined;
+  protected closed = false;
+  private readonly connectedAt = new Date();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly id: number,
+    readonly kind: ClientStatus['kind'],
+    private readonly end: StreamEnd,
+    protected readonly options: StreamServerOptions,
+    private readonly onClosed: () => void,
+  ) {}
+
+  /** Handles one request from the client. Settles once the request is processed (for tests). */
+  receive(request: Request): Promise<void> {
+    return this.enqueue(() => this.handle(request));
+  }
+
+  /** A request that cannot be served (it could not even be decoded): ends the stream with INVALID_ARGUMENT, after the requests before it. */
+  refuse(reason: string): Promise<void> {
+    return this.enqueue(async () => {
+      throw new StreamError(reason, 3);
+    });
+  }
+
+  /** The client went away (stream ended, cancelled or failed): drop every watch. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of this.types.values()) {
+      for (const unwatch of state.unwatch.values()) unwatch();
+      state.unwatch.clear();
+      state.unwatchNames?.();
+    }
+    this.onClosed();
+  }
+
+  /** Server shutdown: end the stream cleanly, then drop its watches. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.close();
+    this.end.end();
+  }
+
+  status(): ClientStatus {
+    const node = this.node;
+    return {
+      stream_id: this.id,
+      kind: this.kind,
+      peer: this.end.peer,
+      connected_at: this.connectedAt.toISOString(),
+      node: node
+        ? {
+            id: node.id ?? '',
+            cluster: node.cluster ?? '',
+            locality: node.locality
+              ? {
+                  region: node.locality.region ?? '',
+                  zone: node.locality.zone ?? '',
+                  sub_zone: node.locality.sub_zone ?? '',
+                }
+              : null,
+            user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
+          }
+        : null,
+      resources: [...this.types.values()].map((state) => this.typeStatus(state)),
+    };
+  }
+
+  /** Runs `task` after every task queued before it; a StreamError ends the stream. */
+  protected enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.closed) return;
+      try {
+        await task();
+      } catch (error) {
+        if (error instanceof StreamError) {
+          this.options.log.warn(
+            { stream: this.id, kind: this.kind, peer: this.end.peer, err: error },
+            'xds: ending stream',
+          );
+          this.close();
+          this.end.end(error);
+        } else {
+          this.options.log.error({ stream: this.id, kind: this.kind, err: error }, 'xds: request failed');
+        }
+      }
+    });
+    this.queue = run;
+    return run;
+  }
+
+  protected abstract handle(request: Request): Promise<void>;
+
+  /** What the admin view shows of one resource type of this stream. */
+  protected abstract typeStatus(state: Type): TypeStatus;
+}
