@@ -1,3 +1,4 @@
+import type { ChangeLog } from './change-log.js';
 import type { Heartbeat, Host, InstanceStatus } from './model.js';
 
 /** What a heartbeat did: the record before (absent for a new host) and after the merge. */
@@ -81,6 +82,13 @@ export interface HostStore {
    * record that never exists (PROBE_KEY).
    */
   ping?(): Promise<void>;
+
+  /**
+   * Optional: a store that several replica processes share offers the log they tell each other
+   * of routing changes through (ChangeFeed). Its records are kept apart from hosts: never
+   * listed as a service, never counted as a host.
+   */
+  readonly changeLog?: ChangeLog;
 
   /** Releases connections and flushes pending writes. Idempotent. */
   close(): Promise<void>;

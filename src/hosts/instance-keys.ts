@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
+import type { ChangeLog } from './change-log.js';
 import type { HeartbeatResult, HostStore, ServiceHosts } from './host-store.js';
 import { PORT_MAX, PORT_MIN, type Heartbeat, type Host, type InstanceStatus } from './model.js';
 
@@ -65,10 +66,13 @@ export function parseInstanceKey(
 export class PortKeyedStore implements HostStore {
   readonly currentChangeToken?: (service: string) => number | undefined;
   readonly ping?: () => Promise<void>;
+  /** Change records name services, not instances: the wrapped store's log as it is. */
+  readonly changeLog?: ChangeLog;
 
   constructor(private readonly inner: HostStore) {
     if (inner.currentChangeToken) this.currentChangeToken = (service) => inner.currentChangeToken?.(service);
     if (inner.ping) this.ping = () => inner.ping!();
+    if (inner.changeLog) this.changeLog = inner.changeLog;
   }
 
   async heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult> {

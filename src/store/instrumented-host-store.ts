@@ -1,3 +1,4 @@
+import type { ChangeLog } from '../hosts/change-log.js';
 import { HOST_STORE_METHODS, type HostStore } from '../hosts/host-store.js';
 
 export interface StorageObserver {
@@ -26,5 +27,32 @@ export function instrumentStore(store: HostStore, observer: StorageObserver): Ho
       }
     };
   }
+  if (store.changeLog) {
+    // The change feed's calls are storage calls too, named `changeLog.<method>` in the metrics.
+    const log = store.changeLog;
+    const timed = Object.create(log) as ChangeLog;
+    for (const method of CHANGE_LOG_METHODS) {
+      (timed as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+        const started = performance.now();
+        try {
+          const result = await (log[method] as (...args: unknown[]) => Promise<unknown>).apply(log, args);
+          observer.observeStorageCall(`changeLog.${method}`, true, (performance.now() - started) / 1000);
+          return result;
+        } catch (error) {
+          observer.observeStorageCall(`changeLog.${method}`, false, (performance.now() - started) / 1000);
+          throw error;
+        }
+      };
+    }
+    Object.defineProperty(instrumented, 'changeLog', { value: timed, enumerable: true });
+  }
   return instrumented;
 }
+
+const CHANGE_LOG_METHODS = [
+  'append',
+  'read',
+  'announce',
+  'withdraw',
+  'prune',
+] as const satisfies readonly (keyof ChangeLog)[];

@@ -19,7 +19,9 @@ import {
   type InstanceStatus,
   type NotUpStatus,
 } from '../../hosts/model.js';
+import type { ChangeLog } from '../../hosts/change-log.js';
 import { PROBE_KEY, type HeartbeatResult, type HostStore, type ServiceHosts } from '../../hosts/host-store.js';
+import { CHANGE_LOG_PARTITION, DynamoDbChangeLog } from './dynamodb-change-log.js';
 
 /** Name of the global secondary index (hash `service_repo_name`, range `ip_address`) that serves `listByRepo`. */
 export const REPO_INDEX_NAME = 'service_repo_name-index';
@@ -86,6 +88,8 @@ export class DynamoDbHostStore implements HostStore {
   private readonly requestTimeoutMs: number;
   private readonly onClose: (() => Promise<void>) | undefined;
   private closing: Promise<void> | undefined;
+  /** Replicas on this table tell each other of changes through one partition of it (dynamodb-change-log.ts). */
+  readonly changeLog: ChangeLog;
 
   constructor(options: DynamoDbHostStoreOptions) {
     this.client = options.client;
@@ -95,6 +99,9 @@ export class DynamoDbHostStore implements HostStore {
     this.hostTtlSeconds = options.hostTtlSeconds;
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.onClose = options.onClose;
+    this.changeLog = new DynamoDbChangeLog(this.documents, this.tableName, (operation, call) =>
+      this.send(operation, call),
+    );
   }
 
   /**
@@ -226,6 +233,7 @@ export class DynamoDbHostStore implements HostStore {
       for (const item of output.Items ?? []) if (typeof item.service === 'string') services.add(item.service);
       startKey = output.LastEvaluatedKey;
     } while (startKey);
+    services.delete(CHANGE_LOG_PARTITION);
     return [...services];
   }
 
