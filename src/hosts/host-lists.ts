@@ -204,9 +204,15 @@ export class HostLists {
     return this.stale(this.repos.lastRead(repo), now, error, byServiceThenIp);
   }
 
-  /** A local write changed `service`: its list, and every repo list (one may include it), are rebuilt on their next read. */
+  /** A write changed `service`: its list, and every repo list (one may include it), are rebuilt on their next read. */
   forget(service: string): void {
     this.services.forget(service);
+    this.repos.forgetAll();
+  }
+
+  /** Anything may have changed (a re-sync): every list is rebuilt on its next read; the last reads stay for stale reads. */
+  forgetAll(): void {
+    this.services.forgetAll();
     this.repos.forgetAll();
   }
 

@@ -18,6 +18,7 @@ import {
   type InstanceStatus,
   type Requester,
 } from './model.js';
+import { OwnedExpiries } from './owned-expiries.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
 
@@ -42,9 +43,19 @@ export interface HostServiceOptions {
    * (marked stale) instead of failing; 0 or absent fails the read with 503.
    */
   readonly staleReadMaxSeconds?: number;
+  /**
+   * Set when replicas share the store and learn of each other's changes from the change feed
+   * instead of re-reading what they serve: this process then judges each host whose check-in it
+   * wrote when that host is due to expire (OwnedExpiries), so an expiry reaches the feed.
+   */
+  readonly expiresOwnHosts?: boolean;
 }
 
 export type ServiceChangeListener = (service: string) => void;
+
+/** Reads of services with a host due that fail are tried again this much later, this many times. */
+const DUE_RETRY_MS = 5_000;
+const DUE_TRIES = 3;
 
 /** What expiry protection is set to, and which services it holds now (for the dashboard). */
 export interface ExpiryProtectionStatus extends ExpiryProtection {
@@ -67,6 +78,11 @@ export class HostService {
   private readonly lists: HostLists;
   private readonly servable: ServableRecords;
   private readonly listeners = new Set<ServiceChangeListener>();
+  private readonly localListeners = new Set<ServiceChangeListener>();
+  private readonly resyncListeners = new Set<() => void>();
+  private readonly ownedExpiries: OwnedExpiries | undefined;
+  /** Services with a due host being read now, so many hosts due at once cost one read. */
+  private readonly dueReads = new Set<string>();
   /** Services under expiry protection now, so its start and end are logged once each. */
   private readonly protectedServices = new Set<string>();
   private readonly heartbeatRate = new HeartbeatRate();
@@ -91,11 +107,19 @@ export class HostService {
       staleReadMaxMs: (options.staleReadMaxSeconds ?? 0) * 1000,
     });
     this.servable = new ServableRecords(options.log);
+    this.ownedExpiries = options.expiresOwnHosts
+      ? new OwnedExpiries({ clock: this.clock, onDue: (services) => this.judgeDue(services) })
+      : undefined;
   }
 
   /** Seconds without a heartbeat after which a host is expired. */
   get hostTtlSeconds(): number {
     return this.options.hostTtlSeconds;
+  }
+
+  /** Milliseconds a host lives without a written heartbeat: HOST_TTL plus HEARTBEAT_WRITE_INTERVAL. */
+  get hostLifetimeMs(): number {
+    return this.expiry.hostTtlMs;
   }
 
   /**
@@ -105,6 +129,53 @@ export class HostService {
   onServiceChanged(listener: ServiceChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Like `onServiceChanged`, but only for changes this process wrote (registrations, deletes,
+   * weights, status overrides, expired hosts it removed): what the change feed tells the other
+   * replicas. Not for changes it learned of from them or noticed on a read.
+   */
+  onLocalChange(listener: ServiceChangeListener): () => void {
+    this.localListeners.add(listener);
+    return () => this.localListeners.delete(listener);
+  }
+
+  /** Called when anything may have changed (`resync`): every list built is to be read again. */
+  onResync(listener: () => void): () => void {
+    this.resyncListeners.add(listener);
+    return () => this.resyncListeners.delete(listener);
+  }
+
+  /**
+   * Another replica changed these services (the change feed says so): what was built for them is
+   * dropped and the listeners told, so the next read, and every watcher, reads them again.
+   */
+  applyRemoteChanges(services: Iterable<string>): void {
+    for (const service of services) {
+      this.lists.forget(service);
+      this.emit(service);
+    }
+  }
+
+  /**
+   * Anything may have changed without a word in the feed (a replica left, perhaps between a write
+   * and its record): every list is read again on its next read, and the listeners re-read theirs.
+   */
+  resync(): void {
+    this.lists.forgetAll();
+    for (const listener of this.resyncListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.log.error({ err: error }, 're-sync listener failed');
+      }
+    }
+  }
+
+  /** Stops the timers this service keeps (the expiry deadlines of hosts it wrote). */
+  close(): void {
+    this.ownedExpiries?.close();
   }
 
   /**
@@ -130,6 +201,11 @@ export class HostService {
     }
     const { previous, current } = result;
     if (writeKey !== undefined) writes?.written(writeKey, input, current, startedAt);
+    this.ownedExpiries?.track(
+      heartbeatWriteKey(input.service, instanceKeyOf(this.instanceKeyMode, input)),
+      input.service,
+      startedAt + this.expiry.hostTtlMs,
+    );
     this.stats.heartbeat(input.service, 'success');
     if (previous === undefined)
       this.audit(requester, { service: input.service, ip: current.ip_address, port: current.port }, 'host registered');
@@ -243,14 +319,14 @@ export class HostService {
     if ((this.instanceKeyMode === 'ip') === (port === undefined)) {
       // The address is one key (an IP in ip mode, ip:port in ip_port mode): one write, no read first.
       const key = instanceKey(this.instanceKeyMode, ip, port ?? 0);
-      this.heartbeatWrites?.forget(heartbeatWriteKey(service, key));
+      this.forgetInstance(service, key);
       if (await this.store.delete(service, key)) removed++;
     } else {
       const stored = await this.instancesAt(service, ip, port);
       if (stored.mismatch) throw new InvalidInputError(stored.mismatch);
       for (const host of stored.hosts) {
         const key = instanceKeyOf(this.instanceKeyMode, host);
-        this.heartbeatWrites?.forget(heartbeatWriteKey(service, key));
+        this.forgetInstance(service, key);
         if (await this.store.delete(service, key)) removed++;
       }
     }
@@ -442,7 +518,7 @@ export class HostService {
       const key = instanceKeyOf(this.instanceKeyMode, host);
       const removed = await this.store.deleteIfCheckInIs(host.service, key, host.last_check_in);
       if (!removed) return;
-      this.heartbeatWrites?.forget(heartbeatWriteKey(host.service, key));
+      this.forgetInstance(host.service, key);
       this.stats.hostRemoved(host.service, 'expired');
       this.log.debug(
         { service: host.service, ip: host.ip_address, last_check_in: host.last_check_in },
@@ -454,10 +530,50 @@ export class HostService {
     }
   }
 
-  /** A local write changed `service`: drop what was built for it and tell the listeners. */
+  /** What this process keeps about one instance's writes, dropped when the instance is removed. */
+  private forgetInstance(service: string, key: string): void {
+    const writeKey = heartbeatWriteKey(service, key);
+    this.heartbeatWrites?.forget(writeKey);
+    this.ownedExpiries?.forget(writeKey);
+  }
+
+  /**
+   * Hosts whose check-in this process wrote are due: their services are read afresh and judged
+   * by the same rules as every read (expiry protection included), which removes the expired
+   * ones and so reports them. A read that fails is tried again a little later.
+   */
+  private judgeDue(services: ReadonlySet<string>, tries = 1): void {
+    for (const service of services) {
+      if (this.dueReads.has(service)) continue;
+      this.dueReads.add(service);
+      this.lists.forget(service);
+      this.listByService(service)
+        .then((snapshot) => {
+          // Served stale while storage is down: nothing was judged, so try again.
+          if (snapshot.staleAgeSeconds !== undefined) throw new StorageUnavailableError('storage unavailable');
+        })
+        .catch((error: unknown) => {
+          if (tries >= DUE_TRIES) {
+            this.log.warn({ err: error, service }, 'could not judge hosts due to expire; left for the next read');
+            return;
+          }
+          setTimeout(() => this.judgeDue(new Set([service]), tries + 1), DUE_RETRY_MS).unref();
+        })
+        .finally(() => this.dueReads.delete(service));
+    }
+  }
+
+  /** A local write changed `service`: drop what was built for it and tell the listeners, the feed's too. */
   private changed(service: string): void {
     this.lists.forget(service);
     this.emit(service);
+    for (const listener of this.localListeners) {
+      try {
+        listener(service);
+      } catch (error) {
+        this.log.error({ err: error, service }, 'local change listener failed');
+      }
+    }
   }
 
   private emit(service: string): void {
