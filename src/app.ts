@@ -41,6 +41,8 @@ import { parseForm } from './http/form-body.js';
 import { RequestValidation } from './http/request-validation.js';
 import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 import { serviceRoutes } from './http/service-routes.js';
+import { feedRoutes } from './http/feed-routes.js';
+import type { ChangeFeed } from './hosts/change-feed.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
 import { ErrorBody } from './hosts/schemas.js';
@@ -82,6 +84,8 @@ export interface AppDependencies {
    * host service's store and is serving from the start.
    */
   readonly readiness?: Readiness;
+  /** Where peer replicas' change hints go (`POST /v1/feed/hints`); absent, that route answers 404. */
+  readonly changeFeed?: ChangeFeed;
   /** What the dashboard's server panel says about this process; defaults: the system clock, now, xDS off. */
   readonly server?: { readonly clock?: Clock; readonly startedAt?: number; readonly xdsEnabled?: boolean };
 }
@@ -258,6 +262,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await writes.register(loadBalancingRoutes, { hostService: deps.hostService, authorizer });
   });
   if (deps.xds) await app.register(xdsRoutes, deps.xds);
+  await app.register(feedRoutes, { changeFeed: deps.changeFeed });
   return app;
 }
 

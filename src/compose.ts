@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
@@ -5,6 +6,7 @@ import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, type Config } from './config.js';
 import { Authorizer } from './http/auth.js';
+import { ChangeFeed, hintSender } from './hosts/change-feed.js';
 import { HostService } from './hosts/host-service.js';
 import { checkStoredInstanceKeys, InstanceKeyMismatchError, PortKeyedStore } from './hosts/instance-keys.js';
 import { ServiceDirectory, type ServiceTotals } from './hosts/service-directory.js';
@@ -27,6 +29,8 @@ export interface Registry {
   readonly hostService: HostService;
   readonly serviceDirectory: ServiceDirectory;
   readonly store: HostStore;
+  /** How this replica learns of its peers' changes; absent with a store of one process or CHANGE_FEED=false. */
+  readonly changeFeed: ChangeFeed | undefined;
   /** What `GET /readyz` reports; `startXds` and the caller's listen come first, then `markStarted`. */
   readonly readiness: Readiness;
   readonly xds: {
@@ -83,6 +87,40 @@ export function openWritesWarning(config: Config): string | undefined {
   );
 }
 
+/**
+ * Peers POST hints to this replica with PEER_TOKEN; with writes locked and no token set, every
+ * hint is refused and peers see this replica's changes only at their next read of the log.
+ */
+export function peerTokenWarning(config: Config, followsFeed: boolean): string | undefined {
+  if (!followsFeed || config.changeFeed.peerToken !== undefined) return undefined;
+  if (!new Authorizer(config.auth).isProtected('register')) return undefined;
+  return (
+    'writes are locked but PEER_TOKEN is not set: change hints between replicas are refused, so changes ' +
+    'reach other replicas only at their next read of the change log (CHANGE_FEED_INTERVAL_MS). Set PEER_TOKEN ' +
+    'to a token listed in AUTH_REGISTER_TOKENS on every replica.'
+  );
+}
+
+/**
+ * This replica's base URL as peers reach it: PEER_URL, or the listening port at the address the
+ * server is bound to when that is one address, else at this machine's first non-loopback IPv4
+ * address. Undefined until the server listens.
+ */
+export function ownUrl(config: Config, app: FastifyInstance): string | undefined {
+  if (config.changeFeed.peerUrl !== '') return config.changeFeed.peerUrl;
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') return undefined;
+  const host = reachableHost(address.address);
+  return `${config.httpTls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}
+
+function reachableHost(boundAddress: string): string {
+  if (boundAddress !== '0.0.0.0' && boundAddress !== '::') return boundAddress;
+  for (const addresses of Object.values(networkInterfaces()))
+    for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
+  return '127.0.0.1';
+}
+
 function isLoopback(address: string): boolean {
   if (address === 'localhost') return true;
   try {
@@ -123,6 +161,8 @@ export async function composeRegistry(
   const stats = fanOut(statsd, metrics);
   const clock = overrides.clock ?? systemClock;
   const startedAt = clock.now();
+  // Replicas on one table follow the change feed instead of re-reading what they serve.
+  const changeLog = config.changeFeed.enabled ? store.changeLog : undefined;
   const hostService = new HostService({
     store,
     clock,
@@ -135,7 +175,24 @@ export async function composeRegistry(
     log,
     expiryProtection: config.expiryProtection,
     staleReadMaxSeconds: config.staleReadMaxSeconds,
+    expiresOwnHosts: changeLog !== undefined,
   });
+  // The feed asks for this replica's URL once the app (built below, with the feed's route) listens.
+  const built: { app?: FastifyInstance } = {};
+  const changeFeed = changeLog
+    ? new ChangeFeed({
+        changeLog,
+        hostService,
+        clock,
+        log,
+        intervalMs: config.changeFeed.intervalMs,
+        hostLifetimeMs: hostService.hostLifetimeMs,
+        ownUrl: () => (built.app ? ownUrl(config, built.app) : undefined),
+        sendHint: hintSender(config.changeFeed.peerToken),
+      })
+    : undefined;
+  const peerWarning = peerTokenWarning(config, changeFeed !== undefined);
+  if (peerWarning) log.warn({ fix: ['PEER_TOKEN'] }, peerWarning);
   const xdsCache = new XdsSnapshotCache({
     hostService,
     clock,
@@ -143,6 +200,7 @@ export async function composeRegistry(
     pollIntervalMs: config.xds.pollIntervalMs,
     wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
     localityPriority: config.xds.localityPriority,
+    followsChangeFeed: changeFeed !== undefined,
   });
   const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
   const xdsWarning = xdsExposureWarning(config);
@@ -168,7 +226,7 @@ export async function composeRegistry(
     probe: () => hostService.pingStorage(),
     probeIntervalMs: overrides.readinessProbeIntervalMs,
   });
-  const app = await buildApp({
+  const httpApp = await buildApp({
     readiness,
     hostService,
     log,
@@ -184,13 +242,17 @@ export async function composeRegistry(
     fastPaths: overrides.fastPaths,
     accessLog: config.accessLog,
     server: { clock, startedAt, xdsEnabled: config.xds.enabled },
+    changeFeed,
   });
+  built.app = httpApp;
+  changeFeed?.start();
   let closing: Promise<void> | undefined;
   return {
-    app,
+    app: httpApp,
     hostService,
     serviceDirectory,
     store,
+    changeFeed,
     readiness,
     xds: { cache: xdsCache, streamServer, grpcServer },
     startXds: async () => grpcServer?.start(),
@@ -208,12 +270,15 @@ export async function composeRegistry(
         xdsCache.close();
         // Node closes idle keep-alive connections once, when closing starts; a connection whose
         // request was still in flight then would hold the server open until its keep-alive timeout.
-        const closeIdle = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
+        const closeIdle = setInterval(() => httpApp.server.closeIdleConnections(), IDLE_SWEEP_MS);
         try {
-          await app.close();
+          await httpApp.close();
         } finally {
           clearInterval(closeIdle);
         }
+        // After the last write: its record is stored, then peers stop hinting this replica.
+        await changeFeed?.close();
+        hostService.close();
         serviceDirectory.close();
         await store.close();
         await statsd.close?.();

@@ -68,6 +68,8 @@ export interface Config {
    * written again (0: every heartbeat is written, the original's behaviour).
    */
   readonly heartbeatWriteIntervalSeconds: number;
+  /** How replicas sharing a DynamoDB table learn of each other's changes (docs/replicas.md). */
+  readonly changeFeed: ChangeFeedConfig;
   /**
    * Seconds between the start of a shutdown (SIGTERM) and closing the listeners, during which
    * `/readyz` answers 503 and every other request is still served, so load balancers stop
@@ -84,6 +86,18 @@ export interface TlsFiles {
   readonly cert: Buffer;
   readonly key: Buffer;
   readonly ca: Buffer | undefined;
+}
+
+/** The change feed between replicas on one DynamoDB table (docs/replicas.md). */
+export interface ChangeFeedConfig {
+  /** `CHANGE_FEED` (default true): follow the feed; false re-reads watched services every `XDS_POLL_INTERVAL_MS`, as before it. */
+  readonly enabled: boolean;
+  /** `CHANGE_FEED_INTERVAL_MS`: milliseconds between reads of the change log, the catch-up for lost hints. */
+  readonly intervalMs: number;
+  /** `PEER_URL`: this replica's HTTP base URL as its peers reach it; '' derives it from the listening address. */
+  readonly peerUrl: string;
+  /** `PEER_TOKEN`: the bearer token sent with hints to peers (one of their AUTH_REGISTER_TOKENS). */
+  readonly peerToken: string | undefined;
 }
 
 /** The Envoy xDS v3 control plane (docs/xds.md). */
@@ -279,6 +293,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     staleReadMaxSeconds: number(env, 'STALE_READ_MAX_SECONDS', 300, { min: 0, max: 86400, integer: true }),
     drainSeconds: number(env, 'SHUTDOWN_DRAIN_SECONDS', 0, { min: 0, max: 300 }),
     heartbeatWriteIntervalSeconds: number(env, 'HEARTBEAT_WRITE_INTERVAL', 0, { min: 0, max: 3600 }),
+    changeFeed: {
+      enabled: flag(env, 'CHANGE_FEED', true),
+      intervalMs: number(env, 'CHANGE_FEED_INTERVAL_MS', 1500, { min: 100, max: 60_000, integer: true }),
+      peerUrl: endpointUrl(env, 'PEER_URL'),
+      peerToken: credential(env, 'PEER_TOKEN'),
+    },
   };
   if (config.heartbeatWriteIntervalSeconds > 0 && config.heartbeatWriteIntervalSeconds >= config.hostTtlSeconds) {
     throw new ConfigError(

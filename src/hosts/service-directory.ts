@@ -93,9 +93,10 @@ interface Entry {
  * - Local changes are not left to the interval: `HostService.onServiceChanged` marks a service
  *   dirty, and the next list re-reads only the dirty services before answering, so a change made
  *   through this process is listed at once.
- * - Changes through other replicas sharing the table, and hosts expiring without anyone reading
- *   their service, are seen at the next full refresh: counts lag by at most the interval (plus
- *   the refresh's own duration). Host lists themselves (`GET /v1/registration/:service`) are never
+ * - Changes through other replicas sharing the table reach it as change events too when the
+ *   change feed runs (and a re-sync marks everything); without it, they and hosts expiring
+ *   without anyone reading their service are seen at the next full refresh: counts lag by at
+ *   most the interval (plus the refresh's own duration). Host lists themselves (`GET /v1/registration/:service`) are never
  *   served from this summary.
  *
  * Memory is one small record per service. Pages are cut from a sorted name array, so a page costs
@@ -129,7 +130,13 @@ export class ServiceDirectory {
     this.log = options.log;
     this.refreshIntervalMs = options.refreshIntervalMs ?? SERVICE_DIRECTORY_REFRESH_MS;
     this.concurrency = options.concurrency ?? SERVICE_DIRECTORY_CONCURRENCY;
-    this.unsubscribe = this.hostService.onServiceChanged((service) => this.markChanged(service));
+    const unsubscribeChanges = this.hostService.onServiceChanged((service) => this.markChanged(service));
+    // Anything may have changed (the change feed could not say what): the next list reads everything.
+    const unsubscribeResync = this.hostService.onResync(() => this.markAllChanged());
+    this.unsubscribe = () => {
+      unsubscribeChanges();
+      unsubscribeResync();
+    };
   }
 
   /**
@@ -193,6 +200,11 @@ export class ServiceDirectory {
       }
     }
     return { services, total, nextAfter, version: `${this.epoch}.${this.changes}` };
+  }
+
+  private markAllChanged(): void {
+    this.dirty.clear();
+    this.tooManyChanged = true;
   }
 
   private markChanged(service: string): void {

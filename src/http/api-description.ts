@@ -64,6 +64,7 @@ export async function registerApiDescription(
         { name: 'xds', description: 'the Envoy xDS v3 control plane over HTTP' },
         { name: 'dashboard', description: 'the web page at /ui (its static files are not listed)' },
         { name: 'health', description: 'liveness and Prometheus metrics' },
+        { name: 'replicas', description: 'between replicas sharing one DynamoDB table (docs/replicas.md)' },
       ],
       components: {
         securitySchemes: Object.fromEntries(

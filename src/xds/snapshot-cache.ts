@@ -7,7 +7,7 @@ import { TYPE_URL } from './protos.js';
 import { clusterLoadAssignment, isServiceName, staticResource, toResource, type XdsResource } from './resources.js';
 
 /** What the cache needs of the domain: reads, and the change events it publishes. */
-export type SnapshotSource = Pick<HostService, 'listByService' | 'listServiceNames' | 'onServiceChanged'>;
+export type SnapshotSource = Pick<HostService, 'listByService' | 'listServiceNames' | 'onServiceChanged' | 'onResync'>;
 
 export interface SnapshotCacheOptions {
   readonly hostService: SnapshotSource;
@@ -33,6 +33,14 @@ export interface SnapshotCacheOptions {
    * the same single-priority assignment).
    */
   readonly localityPriority?: boolean;
+  /**
+   * Replicas share the store and tell each other of changes through the change feed, which
+   * reaches this cache as `onServiceChanged` events (and `onResync` when anything may have
+   * changed): watched services are then not polled, and no timer re-reads a service at its
+   * next expiry (the replica that wrote the host's check-in judges it then, and the feed says
+   * what it removed). `pollIntervalMs` is unused.
+   */
+  readonly followsChangeFeed?: boolean;
 }
 
 /**
@@ -85,8 +93,9 @@ const STATIC_MEMO_MAX = 10_000;
  * current `ClusterLoadAssignment`, and only the watchers of a name that changed are told.
  *
  * It learns of changes from the domain, never from storage: `onServiceChanged` events (local
- * writes, sweeps, remote changes a read detected), a timer at each watched service's next expiry,
- * and a poll of the watched services for writes made through other replicas. Listener, Cluster
+ * writes, sweeps, remote changes a read detected or the change feed reported), and, unless it
+ * follows the change feed, a timer at each watched service's next expiry and a poll of the
+ * watched services for writes made through other replicas. Listener, Cluster
  * and RouteConfiguration depend only on the name, so they have no entry; what can change for
  * them is the set of service names a wildcard subscriber sees.
  */
@@ -103,13 +112,19 @@ export class XdsSnapshotCache {
   private serviceNameSet: Set<string> | undefined;
   private serviceNamesLoading: Promise<Set<string>> | undefined;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeResync: () => void;
   private pollTimer: NodeJS.Timeout | undefined;
   private wildcardTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(private readonly options: SnapshotCacheOptions) {
     this.unsubscribe = options.hostService.onServiceChanged((service) => this.serviceChanged(service));
-    this.schedulePoll();
+    if (options.followsChangeFeed) {
+      this.unsubscribeResync = options.hostService.onResync(() => this.resync());
+    } else {
+      this.unsubscribeResync = () => undefined;
+      this.schedulePoll();
+    }
   }
 
   /**
@@ -215,6 +230,7 @@ export class XdsSnapshotCache {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
+    this.unsubscribeResync();
     clearTimeout(this.pollTimer);
     clearTimeout(this.wildcardTimer);
     for (const entry of this.entries.values()) clearTimeout(entry.expiryTimer);
@@ -320,7 +336,7 @@ export class XdsSnapshotCache {
   private armExpiry(entry: EndpointEntry, nextExpiryAt: number): void {
     clearTimeout(entry.expiryTimer);
     entry.expiryTimer = undefined;
-    if (!Number.isFinite(nextExpiryAt)) return;
+    if (!Number.isFinite(nextExpiryAt) || this.options.followsChangeFeed) return;
     const delay = Math.min(
       MAX_TIMER_MS,
       Math.max(EXPIRY_MARGIN_MS, nextExpiryAt - this.options.clock.now() + EXPIRY_MARGIN_MS),
@@ -366,6 +382,16 @@ export class XdsSnapshotCache {
         this.serviceNamesLoading = undefined;
       });
     return this.serviceNamesLoading;
+  }
+
+  /** Anything may have changed (the change feed could not say what): every watched service is read again. */
+  private resync(): void {
+    if (this.closed) return;
+    void this.pollWatched();
+    if (this.nameWatchers.size > 0)
+      this.loadServiceNames().catch((error: unknown) =>
+        this.options.log.warn({ err: error }, 'xds: could not list services'),
+      );
   }
 
   private schedulePoll(): void {

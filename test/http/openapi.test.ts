@@ -100,6 +100,7 @@ const ACCESS: Record<string, 'public' | 'read' | 'register' | 'admin'> = {
   clearHostStatus: 'admin',
   setHostStatusAndPort: 'admin',
   clearHostStatusAndPort: 'admin',
+  takeChangeHint: 'register',
 };
 
 const ALL_CREDENTIALS = {

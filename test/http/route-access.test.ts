@@ -48,6 +48,7 @@ const EXPECTED: Readonly<Record<string, Access>> = {
   'POST /v1/loadbalancing/:service/:ip_address/:port': 'admin',
   'POST /v1/loadbalancing/:service/:ip_address': 'admin',
   'POST /v1/loadbalancing/:service': 'admin',
+  'POST /v1/feed/hints': 'register',
 };
 
 const READ_PASSWORD = 'readers-only-please';
@@ -128,6 +129,13 @@ const BODIES: Readonly<Record<string, { type: string; body: string }>> = {
   '/v3/discovery::endpoints': {
     type: 'application/json',
     body: JSON.stringify({ node: { id: 'envoy-1' }, resource_names: ['users'] }),
+  },
+  '/v1/feed/hints': {
+    type: 'application/json',
+    body: JSON.stringify({
+      replica: 'peer-1',
+      changes: [{ key: 'k1', replica: 'peer-1', services: ['users'], at: 1 }],
+    }),
   },
 };
 

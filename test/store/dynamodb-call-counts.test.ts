@@ -9,19 +9,33 @@ import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalit
 import { heartbeatOf } from '../contract/host-store.contract.js';
 import { openStore, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
 import { NO_STATS } from '../../src/stats.js';
+import { CHANGE_LOG_PARTITION } from '../../src/store/dynamodb/dynamodb-change-log.js';
+
+/** Whether a command's input addresses the change feed's partition (marshalled or not). */
+function touchesChangeLog(input: unknown): boolean {
+  return JSON.stringify(input ?? {}).includes(CHANGE_LOG_PARTITION);
+}
 
 /**
  * Counts the DynamoDB commands each operation sends, with a middleware on the real client
  * talking to a real dynalite. `initialize` runs once per command, whatever the SDK retries.
+ * The change feed's calls (its partition) are counted apart: they run on timers of their own.
  */
 class CommandCounter {
   private counts = new Map<string, number>();
+  private feedCounts = new Map<string, number>();
 
   attach(client: DynamoDBClient): void {
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        const name = (context.commandName ?? 'unknown').replace(/Command$/, '');
-        this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+        const command = (context.commandName ?? 'unknown').replace(/Command$/, '');
+        const feed = touchesChangeLog(args.input);
+        const counts = feed ? this.feedCounts : this.counts;
+        // A change record's key starts `c/`, an announcement's `r/` (dynamodb-change-log.ts).
+        const text = JSON.stringify(args.input);
+        const name =
+          feed && command === 'PutItem' ? `${command} ${text.includes('"r/') ? 'announcement' : 'change'}` : command;
+        counts.set(name, (counts.get(name) ?? 0) + 1);
         return next(args);
       },
       { step: 'initialize', name: 'commandCounter' },
@@ -30,12 +44,20 @@ class CommandCounter {
 
   reset(): void {
     this.counts = new Map();
+    this.feedCounts = new Map();
   }
 
-  /** Commands since the last reset, e.g. `{ UpdateItem: 1 }`. */
+  /** Host-table commands since the last reset, e.g. `{ UpdateItem: 1 }`. */
   taken(): Record<string, number> {
     const result = Object.fromEntries([...this.counts.entries()].sort());
-    this.reset();
+    this.counts = new Map();
+    return result;
+  }
+
+  /** Change-feed commands since the last reset. */
+  feedTaken(): Record<string, number> {
+    const result = Object.fromEntries([...this.feedCounts.entries()].sort());
+    this.feedCounts = new Map();
     return result;
   }
 }
@@ -187,6 +209,22 @@ describe('DynamoDB calls per API request (through the real listener, fast paths 
     });
     assert.equal(json.status, 200, 'a JSON heartbeat, through Fastify, costs the same');
     assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+  });
+
+  test('a routing change also stores one change record for the other replicas; a refresh stores none', async () => {
+    counter.reset();
+    assert.equal((await register('10.2.0.9')).status, 200);
+    const deadline = performance.now() + 5000;
+    let changes = 0;
+    while (changes === 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      changes += counter.feedTaken()['PutItem change'] ?? 0;
+    }
+    assert.equal(changes, 1, 'one PutItem of a change record for the new host');
+    assert.equal((await register('10.2.0.9')).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(counter.feedTaken()['PutItem change'], undefined, 'a heartbeat that changes nothing is not a change');
+    assert.deepEqual(counter.taken(), { UpdateItem: 2 });
   });
 
   test('GET /v1/registration/:service and /repo/:repo are one Query each', async () => {

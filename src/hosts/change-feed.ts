@@ -1,0 +1,438 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { Log } from '../logger.js';
+import {
+  changeKey,
+  EVERY_SERVICE,
+  SERVICES_PER_CHANGE_MAX,
+  type ChangeLog,
+  type ChangeRecord,
+  type ReplicaAnnouncement,
+} from './change-log.js';
+import type { HostService } from './host-service.js';
+
+/** What the feed needs of the domain: this process's changes, and the way to apply the others'. */
+export type FeedHostService = Pick<HostService, 'onLocalChange' | 'applyRemoteChanges' | 'resync'>;
+
+/** What one replica tells another at once: the change records it just made (not yet stored, perhaps). */
+export interface ChangeHint {
+  readonly replica: string;
+  readonly changes: readonly ChangeRecord[];
+}
+
+/** Sends `hint` to the peer at `url` (its HTTP API's base URL); rejects when it was not taken. */
+export type HintSender = (url: string, hint: ChangeHint, signal: AbortSignal) => Promise<void>;
+
+export interface ChangeFeedOptions {
+  readonly changeLog: ChangeLog;
+  readonly hostService: FeedHostService;
+  readonly clock: Clock;
+  readonly log: Log;
+  /** `CHANGE_FEED_INTERVAL_MS`: how often the log is read, the catch-up for hints that were lost. */
+  readonly intervalMs: number;
+  /**
+   * The longest a host lives without a heartbeat (HOST_TTL plus HEARTBEAT_WRITE_INTERVAL). Hosts
+   * whose last check-in a departed replica wrote have nobody to notice them expire: everything
+   * is read again once this long after a replica leaves (and after this one starts), when they
+   * have.
+   */
+  readonly hostLifetimeMs: number;
+  /** This replica's HTTP base URL as its peers reach it; undefined until it is listening. */
+  readonly ownUrl: () => string | undefined;
+  /** How hints are sent (default: `POST <url>/v1/feed/hints` with fetch). */
+  readonly sendHint?: HintSender;
+  /** The replica id (default: random); never holds `/`. */
+  readonly replicaId?: string;
+  /** How often this replica renews its announcement (default ANNOUNCE_INTERVAL_MS). */
+  readonly announceIntervalMs?: number;
+  /** How often the lowest-id replica removes old records (default PRUNE_INTERVAL_MS). */
+  readonly pruneIntervalMs?: number;
+}
+
+/** The path hints are POSTed to on every peer (src/http/feed-routes.ts). */
+export const HINT_PATH = '/v1/feed/hints';
+
+/**
+ * Each read starts this far before the previous one did: a record is stamped by its writer's
+ * clock before it is stored, so one stamped a little before the last read began may be stored
+ * after it. Covers store latency and clocks up to this far apart; keys already applied are
+ * skipped. It is also how much of the log every read returns while replicas write.
+ */
+export const LOOKBACK_MS = 10_000;
+/** A replica renews its announcement this often; one not renewed for three times as long has left. */
+export const ANNOUNCE_INTERVAL_MS = 15_000;
+export const PRUNE_INTERVAL_MS = 5 * 60_000;
+/** Records older than this are removed by the prune; far more than any read looks back. */
+export const PRUNE_AGE_MS = 10 * 60_000;
+/** After reads failed for longer than this, the gap is not read back: everything is read again instead. */
+const CATCH_UP_MAX_MS = 5 * 60_000;
+/** A hint not answered in this time is dropped; the next read of the log catches it up. */
+const HINT_TIMEOUT_MS = 1_000;
+/** Records waiting for one peer; past this the oldest are dropped (the log has them). */
+export const HINT_QUEUE_MAX = 64;
+/** Records not yet stored; past this they are folded into one that says "everything". */
+const UNSTORED_MAX = 100;
+/** Keys of records applied, remembered to skip the same record read again or hinted and read. */
+const SEEN_MAX = 100_000;
+const APPEND_RETRY_MIN_MS = 250;
+const APPEND_RETRY_MAX_MS = 5_000;
+/** While the own URL is unknown (not listening yet), the first announcement is tried this often. */
+const ANNOUNCE_RETRY_MS = 500;
+/** On close, how long stored-but-pending records and the withdrawal may take. */
+const CLOSE_WAIT_MS = 2_000;
+
+interface Peer {
+  readonly id: string;
+  url: string;
+  aliveUntil: number;
+  queue: ChangeRecord[];
+  sending: boolean;
+  failing: boolean;
+}
+
+/**
+ * How replicas that share one store learn of each other's routing changes without re-reading
+ * what they serve (docs/replicas.md):
+ *
+ * - Each local change (HostService.onLocalChange) becomes a change record naming its services;
+ *   changes of one event-loop turn, and any made while a record is being stored, share one.
+ * - The record is hinted at once to every peer (`POST /v1/feed/hints`), which drops what it
+ *   built for those services and re-reads them, and stored in the change log (one write).
+ * - Every `intervalMs` each replica reads the log since its last read (one Query, which also
+ *   returns the replica roll): records it missed as hints are applied then. A lost hint costs
+ *   at most one interval of staleness.
+ * - What the log cannot say (a replica died between a host write and its record; hosts only a
+ *   departed replica would have seen expire) is covered by reading everything again when a peer
+ *   leaves the roll and once more a host lifetime later.
+ */
+export class ChangeFeed {
+  readonly replicaId: string;
+  private readonly log: Log;
+  private readonly clock: Clock;
+  private readonly changeLog: ChangeLog;
+  private readonly sendHint: HintSender;
+  private readonly announceIntervalMs: number;
+  private readonly pruneIntervalMs: number;
+  private sequence = 0;
+  private readonly pending = new Set<string>();
+  private flushScheduled = false;
+  private unstored: ChangeRecord[] = [];
+  private appending: Promise<void> | undefined;
+  private readonly peers = new Map<string, Peer>();
+  private readonly seen = new Map<string, number>();
+  /** Where the next read starts (epoch ms); undefined before the first. */
+  private readFrom: number | undefined;
+  private lastReadAt: number | undefined;
+  private readFailing = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly unsubscribe: () => void;
+  private started = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: ChangeFeedOptions) {
+    this.replicaId = options.replicaId ?? randomBytes(6).toString('base64url');
+    if (this.replicaId.includes('/')) throw new Error('a replica id never holds "/"');
+    this.log = options.log;
+    this.clock = options.clock;
+    this.changeLog = options.changeLog;
+    this.sendHint = options.sendHint ?? postHint;
+    this.announceIntervalMs = options.announceIntervalMs ?? ANNOUNCE_INTERVAL_MS;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? PRUNE_INTERVAL_MS;
+    this.unsubscribe = options.hostService.onLocalChange((service) => this.localChange(service));
+  }
+
+  /** Starts reading the log, announcing this replica and pruning. Idempotent. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.later(0, () => this.pollLoop());
+    this.later(0, () => this.announceLoop());
+    this.later(this.pruneIntervalMs, () => this.pruneLoop());
+    // Hosts written before this process started that nobody heartbeats any more: found expired now.
+    this.later(this.options.hostLifetimeMs + this.options.intervalMs, () => this.options.hostService.resync());
+  }
+
+  /** Peers this replica knows and hints (for the admin view and tests). */
+  peerIds(): readonly string[] {
+    return [...this.peers.keys()].sort();
+  }
+
+  /** A peer's hint: the changes it names that were not applied yet are applied now. */
+  receiveHint(hint: ChangeHint): void {
+    if (this.closed || hint.replica === this.replicaId) return;
+    this.apply(hint.changes);
+  }
+
+  /** Stores what is pending (briefly bounded), withdraws this replica from the roll and stops. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.unsubscribe();
+      this.flush();
+      this.closed = true;
+      for (const timer of this.timers) clearTimeout(timer);
+      this.timers.clear();
+      const withinTime = <T>(work: Promise<T>) =>
+        Promise.race([work.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS))]);
+      await withinTime(this.appending ?? Promise.resolve());
+      if (this.started) await withinTime(this.changeLog.withdraw(this.replicaId));
+    })();
+    return this.closing;
+  }
+
+  private localChange(service: string): void {
+    if (this.closed) return;
+    this.pending.add(service);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // The changes of this turn (a batch of writes answered together) make one record.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.pending.size === 0) return;
+    const services = this.pending.size > SERVICES_PER_CHANGE_MAX ? [EVERY_SERVICE] : [...this.pending];
+    this.pending.clear();
+    const record = this.record(services);
+    for (const peer of this.peers.values()) this.hint(peer, record);
+    if (this.unstored.length >= UNSTORED_MAX) {
+      // Storage has been failing: fold what waits into one record that makes everyone re-read all.
+      const head = this.unstored[0] as ChangeRecord;
+      this.unstored = [head, this.record([EVERY_SERVICE])];
+    } else {
+      this.unstored.push(record);
+    }
+    this.appending ??= this.appendAll().finally(() => {
+      this.appending = undefined;
+    });
+  }
+
+  private record(services: readonly string[]): ChangeRecord {
+    const at = this.clock.now();
+    this.sequence = (this.sequence + 1) % 1e9;
+    return { key: changeKey(at, this.replicaId, this.sequence), replica: this.replicaId, services, at };
+  }
+
+  /** Stores the unstored records one at a time, oldest first, retrying until each is stored. */
+  private async appendAll(): Promise<void> {
+    let failures = 0;
+    while (this.unstored.length > 0) {
+      let head = this.unstored[0] as ChangeRecord;
+      // A record stamped longer ago than readers look back could be stored behind their reads.
+      if (this.clock.now() - head.at > LOOKBACK_MS / 2) {
+        head = this.record(head.services);
+        this.unstored[0] = head;
+      }
+      try {
+        await this.changeLog.append(head);
+        this.unstored.shift();
+        if (failures > 0) this.log.info({ failures }, 'change feed: records are stored again');
+        failures = 0;
+      } catch (error) {
+        if (this.closed) return;
+        if (failures === 0)
+          this.log.warn({ err: error }, 'change feed: could not store a change record; retrying (peers were hinted)');
+        failures++;
+        const delay = Math.min(APPEND_RETRY_MAX_MS, APPEND_RETRY_MIN_MS * 2 ** Math.min(failures, 10));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private hint(peer: Peer, record: ChangeRecord): void {
+    peer.queue.push(record);
+    if (peer.queue.length > HINT_QUEUE_MAX) peer.queue.shift();
+    if (!peer.sending) void this.sendHints(peer);
+  }
+
+  /** One hint in flight per peer: what queues meanwhile goes in the next one. */
+  private async sendHints(peer: Peer): Promise<void> {
+    peer.sending = true;
+    try {
+      while (peer.queue.length > 0 && !this.closed && this.peers.get(peer.id) === peer) {
+        const changes = peer.queue;
+        peer.queue = [];
+        try {
+          await this.sendHint(peer.url, { replica: this.replicaId, changes }, AbortSignal.timeout(HINT_TIMEOUT_MS));
+          if (peer.failing) this.log.info({ peer: peer.id, url: peer.url }, 'change feed: hints reach the peer again');
+          peer.failing = false;
+        } catch (error) {
+          // Lost: the peer reads these records from the log within its interval.
+          if (!peer.failing)
+            this.log.warn(
+              { err: error, peer: peer.id, url: peer.url },
+              'change feed: a hint did not reach a peer; it catches up from the log (see PEER_URL)',
+            );
+          peer.failing = true;
+        }
+      }
+    } finally {
+      peer.sending = false;
+    }
+  }
+
+  /** Applies the records not applied yet (own records and repeats are skipped). */
+  private apply(changes: readonly ChangeRecord[]): void {
+    const services = new Set<string>();
+    let everything = false;
+    for (const change of changes) {
+      if (change.replica === this.replicaId || this.seen.has(change.key)) continue;
+      this.seen.set(change.key, change.at);
+      if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.keys().next().value as string);
+      for (const service of change.services) {
+        if (service === EVERY_SERVICE) everything = true;
+        else services.add(service);
+      }
+    }
+    if (everything) this.options.hostService.resync();
+    else if (services.size > 0) this.options.hostService.applyRemoteChanges(services);
+  }
+
+  private async pollLoop(): Promise<void> {
+    await this.readOnce();
+    this.later(this.options.intervalMs, () => this.pollLoop());
+  }
+
+  /** One read of the log: the records since the last read, and the roll of replicas. */
+  private async readOnce(): Promise<void> {
+    const startedAt = this.clock.now();
+    let from = this.readFrom ?? startedAt - LOOKBACK_MS;
+    // Down for long: reading the whole gap back would be large; reading everything again is sure.
+    const tooFarBehind = from < startedAt - CATCH_UP_MAX_MS;
+    if (tooFarBehind) from = startedAt - LOOKBACK_MS;
+    let page;
+    try {
+      page = await this.changeLog.read(from);
+    } catch (error) {
+      if (!this.readFailing) this.log.warn({ err: error }, 'change feed: could not read the change log; retrying');
+      this.readFailing = true;
+      return;
+    }
+    if (this.closed) return;
+    if (this.readFailing) this.log.info({}, 'change feed: the change log is read again');
+    this.readFailing = false;
+    this.readFrom = Math.max(from, startedAt - LOOKBACK_MS);
+    this.forgetSeenBefore(this.readFrom);
+    if (tooFarBehind) this.options.hostService.resync();
+    this.apply(page.changes);
+    this.updatePeers(page.replicas);
+    this.lastReadAt = startedAt;
+  }
+
+  private forgetSeenBefore(at: number): void {
+    for (const [key, seenAt] of this.seen) {
+      if (seenAt >= at) break;
+      this.seen.delete(key);
+    }
+  }
+
+  private updatePeers(replicas: readonly ReplicaAnnouncement[]): void {
+    const now = this.clock.now();
+    const live = new Map<string, ReplicaAnnouncement>();
+    for (const replica of replicas) {
+      if (replica.id !== this.replicaId && replica.aliveUntil > now && replica.url !== '')
+        live.set(replica.id, replica);
+    }
+    let left = false;
+    for (const [id, peer] of this.peers) {
+      if (live.has(id)) continue;
+      this.peers.delete(id);
+      left = true;
+      this.log.info({ peer: id, url: peer.url }, 'change feed: a replica left; re-reading everything');
+    }
+    for (const [id, replica] of live) {
+      const peer = this.peers.get(id);
+      if (peer) {
+        peer.url = replica.url;
+        peer.aliveUntil = replica.aliveUntil;
+        continue;
+      }
+      this.peers.set(id, {
+        id,
+        url: replica.url,
+        aliveUntil: replica.aliveUntil,
+        queue: [],
+        sending: false,
+        failing: false,
+      });
+      if (this.lastReadAt !== undefined) this.log.info({ peer: id, url: replica.url }, 'change feed: a replica joined');
+    }
+    if (left) {
+      // Now for a write it made but did not record; a host lifetime later for its hosts' expiry.
+      this.options.hostService.resync();
+      this.later(this.options.hostLifetimeMs + this.options.intervalMs, () => this.options.hostService.resync());
+    }
+  }
+
+  private async announceLoop(): Promise<void> {
+    const url = this.options.ownUrl();
+    if (url === undefined) {
+      this.later(ANNOUNCE_RETRY_MS, () => this.announceLoop());
+      return;
+    }
+    try {
+      await this.changeLog.announce({
+        id: this.replicaId,
+        url,
+        aliveUntil: this.clock.now() + 3 * this.announceIntervalMs,
+      });
+    } catch (error) {
+      this.log.warn({ err: error }, 'change feed: could not announce this replica; peers hint it once it is');
+    }
+    this.later(this.announceIntervalMs, () => this.announceLoop());
+  }
+
+  /** The replica with the lowest id removes old records and stale announcements, so one does, not all. */
+  private async pruneLoop(): Promise<void> {
+    const lowest = [this.replicaId, ...this.peers.keys()].sort()[0];
+    if (lowest === this.replicaId) {
+      try {
+        const now = this.clock.now();
+        const removed = await this.changeLog.prune(now - PRUNE_AGE_MS);
+        const page = await this.changeLog.read(now);
+        for (const replica of page.replicas) {
+          if (replica.aliveUntil < now - PRUNE_AGE_MS) await this.changeLog.withdraw(replica.id);
+        }
+        this.log.debug({ removed }, 'change feed: old records removed');
+      } catch (error) {
+        this.log.warn({ err: error }, 'change feed: could not remove old records; tried again later');
+      }
+    }
+    this.later(this.pruneIntervalMs, () => this.pruneLoop());
+  }
+
+  private later(delayMs: number, task: () => unknown): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.closed) return;
+      Promise.resolve()
+        .then(task)
+        .catch((error: unknown) => this.log.error({ err: error }, 'change feed task failed'));
+    }, delayMs);
+    timer.unref();
+    this.timers.add(timer);
+  }
+}
+
+/** The default HintSender: a JSON POST, with the peer token when one is set. */
+export function hintSender(peerToken: string | undefined): HintSender {
+  return async (url, hint, signal) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (peerToken !== undefined) headers.authorization = `Bearer ${peerToken}`;
+    const response = await fetch(`${url.replace(/\/+$/, '')}${HINT_PATH}`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(hint),
+      signal,
+    });
+    // Read to the end, so the connection is reused for the next hint.
+    const body = await response.text();
+    if (!response.ok) throw new Error(`peer answered ${response.status}: ${body.slice(0, 200)}`);
+  };
+}
+
+const postHint = hintSender(undefined);
