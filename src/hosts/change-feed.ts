@@ -47,6 +47,8 @@ export interface ChangeFeedOptions {
   readonly announceIntervalMs?: number;
   /** How often the lowest-id replica removes old records (default PRUNE_INTERVAL_MS). */
   readonly pruneIntervalMs?: number;
+  /** How far before the previous read each read starts (default LOOKBACK_MS; tests shorten it). */
+  readonly lookbackMs?: number;
 }
 
 /** The path hints are POSTed to on every peer (src/http/feed-routes.ts). */
@@ -113,6 +115,7 @@ export class ChangeFeed {
   private readonly sendHint: HintSender;
   private readonly announceIntervalMs: number;
   private readonly pruneIntervalMs: number;
+  private readonly lookbackMs: number;
   private sequence = 0;
   private readonly pending = new Set<string>();
   private flushScheduled = false;
@@ -139,6 +142,7 @@ export class ChangeFeed {
     this.sendHint = options.sendHint ?? postHint;
     this.announceIntervalMs = options.announceIntervalMs ?? ANNOUNCE_INTERVAL_MS;
     this.pruneIntervalMs = options.pruneIntervalMs ?? PRUNE_INTERVAL_MS;
+    this.lookbackMs = options.lookbackMs ?? LOOKBACK_MS;
     this.unsubscribe = options.hostService.onLocalChange((service) => this.localChange(service));
   }
 
@@ -161,7 +165,7 @@ export class ChangeFeed {
   /** A peer's hint: the changes it names that were not applied yet are applied now. */
   receiveHint(hint: ChangeHint): void {
     if (this.closed || hint.replica === this.replicaId) return;
-    this.apply(hint.changes);
+    this.apply(hint.changes, 'hint');
   }
 
   /** Stores what is pending (briefly bounded), withdraws this replica from the roll and stops. Idempotent. */
@@ -222,7 +226,7 @@ export class ChangeFeed {
     while (this.unstored.length > 0) {
       let head = this.unstored[0] as ChangeRecord;
       // A record stamped longer ago than readers look back could be stored behind their reads.
-      if (this.clock.now() - head.at > LOOKBACK_MS / 2) {
+      if (this.clock.now() - head.at > this.lookbackMs / 2) {
         head = this.record(head.services);
         this.unstored[0] = head;
       }
@@ -275,7 +279,7 @@ export class ChangeFeed {
   }
 
   /** Applies the records not applied yet (own records and repeats are skipped). */
-  private apply(changes: readonly ChangeRecord[]): void {
+  private apply(changes: readonly ChangeRecord[], source: 'hint' | 'log'): void {
     const services = new Set<string>();
     let everything = false;
     for (const change of changes) {
@@ -287,6 +291,8 @@ export class ChangeFeed {
         else services.add(service);
       }
     }
+    if (everything || services.size > 0)
+      this.log.debug({ source, services: everything ? 'every' : services.size }, 'change feed: applying changes');
     if (everything) this.options.hostService.resync();
     else if (services.size > 0) this.options.hostService.applyRemoteChanges(services);
   }
@@ -299,10 +305,10 @@ export class ChangeFeed {
   /** One read of the log: the records since the last read, and the roll of replicas. */
   private async readOnce(): Promise<void> {
     const startedAt = this.clock.now();
-    let from = this.readFrom ?? startedAt - LOOKBACK_MS;
+    let from = this.readFrom ?? startedAt - this.lookbackMs;
     // Down for long: reading the whole gap back would be large; reading everything again is sure.
     const tooFarBehind = from < startedAt - CATCH_UP_MAX_MS;
-    if (tooFarBehind) from = startedAt - LOOKBACK_MS;
+    if (tooFarBehind) from = startedAt - this.lookbackMs;
     let page;
     try {
       page = await this.changeLog.read(from);
@@ -314,19 +320,18 @@ export class ChangeFeed {
     if (this.closed) return;
     if (this.readFailing) this.log.info({}, 'change feed: the change log is read again');
     this.readFailing = false;
-    this.readFrom = Math.max(from, startedAt - LOOKBACK_MS);
-    this.forgetSeenBefore(this.readFrom);
     if (tooFarBehind) this.options.hostService.resync();
-    this.apply(page.changes);
+    this.apply(page.changes, 'log');
+    // Reads start at `from` or later from now on: a record before it is never returned again.
+    this.forgetSeenBefore(from);
+    this.readFrom = Math.max(from, startedAt - this.lookbackMs);
     this.updatePeers(page.replicas);
     this.lastReadAt = startedAt;
   }
 
   private forgetSeenBefore(at: number): void {
-    for (const [key, seenAt] of this.seen) {
-      if (seenAt >= at) break;
-      this.seen.delete(key);
-    }
+    // Not in time order (a hint can arrive after a later record was read): every entry is looked at.
+    for (const [key, seenAt] of this.seen) if (seenAt < at) this.seen.delete(key);
   }
 
   private updatePeers(replicas: readonly ReplicaAnnouncement[]): void {

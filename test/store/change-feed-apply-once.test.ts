@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { systemClock } from '../../src/clock.js';
+import { ChangeFeed, type ChangeHint, type FeedHostService } from '../../src/hosts/change-feed.js';
+import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
+import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+
+/**
+ * Two feeds on one real change log (dynalite), with short intervals: every change one of them
+ * makes is applied by the other exactly once, whether it came as a hint, from the log, or both
+ * (each read looks back, so the log returns a record many times).
+ */
+
+class Recorder implements FeedHostService {
+  readonly applied: string[] = [];
+  resyncs = 0;
+  private local: ((service: string) => void) | undefined;
+  onLocalChange(listener: (service: string) => void): () => void {
+    this.local = listener;
+    return () => (this.local = undefined);
+  }
+  applyRemoteChanges(services: Iterable<string>): void {
+    this.applied.push(...services);
+  }
+  resync(): void {
+    this.resyncs++;
+  }
+  /** As HostService does after a local write. */
+  change(service: string): void {
+    this.local?.(service);
+  }
+}
+
+describe('the change feed applies each change once', () => {
+  let dynamo: EmbeddedDynamoDb;
+  let opened: OpenedStore;
+  before(async () => {
+    dynamo = await startDynalite();
+    opened = await openStore(dynamo.endpoint);
+  });
+  after(async () => {
+    await opened?.dispose();
+    await dynamo?.close();
+  });
+
+  for (const hints of ['delivered', 'lost'] as const) {
+    test(`hints ${hints}: 20 changes, each applied once by the peer across many look-back reads`, async () => {
+      const writer = new Recorder();
+      const reader = new Recorder();
+      const delivered: { to?: ChangeFeed } = {};
+      const common = {
+        changeLog: opened.store.changeLog,
+        clock: systemClock,
+        log: silentLog,
+        intervalMs: 100,
+        lookbackMs: 400,
+        hostLifetimeMs: 3_600_000,
+        announceIntervalMs: 200,
+      };
+      const writerFeed = new ChangeFeed({
+        ...common,
+        hostService: writer,
+        replicaId: `writer-${hints}`,
+        ownUrl: () => 'http://127.0.0.1:1',
+        sendHint: async (_url: string, hint: ChangeHint) => {
+          if (hints === 'lost') throw new Error('unreachable');
+          delivered.to?.receiveHint(hint);
+        },
+      });
+      const readerFeed = new ChangeFeed({
+        ...common,
+        hostService: reader,
+        replicaId: `reader-${hints}`,
+        ownUrl: () => 'http://127.0.0.1:2',
+      });
+      try {
+        delivered.to = readerFeed;
+        writerFeed.start();
+        readerFeed.start();
+        const deadline = performance.now() + 10_000;
+        while (writerFeed.peerIds().length === 0 && performance.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.deepEqual(writerFeed.peerIds(), [`reader-${hints}`]);
+        const services = Array.from({ length: 20 }, (_, index) => `svc-${hints}-${index}`);
+        for (const service of services) {
+          writer.change(service);
+          await new Promise((resolve) => setTimeout(resolve, 30));
+        }
+        // Long enough for every record to be read back several times and then pass the look-back.
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        assert.deepEqual([...reader.applied].sort(), [...services].sort());
+        assert.equal(reader.resyncs, 0);
+        assert.deepEqual(writer.applied, [], 'a replica never applies its own records');
+      } finally {
+        await Promise.all([writerFeed.close(), readerFeed.close()]);
+      }
+    });
+  }
+});
