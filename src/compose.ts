@@ -137,6 +137,7 @@ export async function composeRegistry(
   overrides: ComposeOverrides = {},
 ): Promise<Registry> {
   let xdsStreams = () => 0;
+  let feedPeers = () => 0;
   let serviceTotals = (): ServiceTotals => ({
     services: 0,
     hosts: 0,
@@ -147,6 +148,7 @@ export async function composeRegistry(
     liveHostsByStatus: () => serviceTotals().hostsByStatus,
     liveServices: () => serviceTotals().services,
     xdsStreams: () => xdsStreams(),
+    feedPeers: () => feedPeers(),
   });
   const stored = overrides.store ?? (await createStore(config, log));
   try {
@@ -189,8 +191,10 @@ export async function composeRegistry(
         hostLifetimeMs: hostService.hostLifetimeMs,
         ownUrl: () => (built.app ? ownUrl(config, built.app) : undefined),
         sendHint: hintSender(config.changeFeed.peerToken),
+        observer: metrics,
       })
     : undefined;
+  if (changeFeed) feedPeers = () => changeFeed.peerIds().length;
   const peerWarning = peerTokenWarning(config, changeFeed !== undefined);
   if (peerWarning) log.warn({ fix: ['PEER_TOKEN'] }, peerWarning);
   const xdsCache = new XdsSnapshotCache({

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FeedObserver, HintOutcome } from './hosts/change-feed.js';
 import { HOST_STORE_METHODS } from './hosts/host-store.js';
 import { INSTANCE_STATUSES, type InstanceStatus } from './hosts/model.js';
 import {
@@ -47,7 +48,7 @@ function packageVersion(): string {
  * labels: a fleet of 10,000 services would make 10,000 series per counter. Per-service detail
  * stays in statsd, whose counters carry the service in their names.
  */
-export class Metrics implements RegistryStats {
+export class Metrics implements RegistryStats, FeedObserver {
   readonly registry = new Registry();
   private readonly http: TallyHistogram;
   private readonly registrationTally = { success: 0, failure: 0 };
@@ -56,6 +57,7 @@ export class Metrics implements RegistryStats {
   private readonly storage: TallyHistogram;
   private readonly requestKeys = new Map<string, Map<string, Map<number, string>>>();
   private readonly xdsEvents: Counter<'event'>;
+  private readonly hintTally: Record<HintOutcome, number> = { sent: 0, failed: 0, received: 0 };
 
   constructor(
     gauges: {
@@ -63,6 +65,8 @@ export class Metrics implements RegistryStats {
       liveHostsByStatus?: () => Readonly<Record<InstanceStatus, number>>;
       liveServices?: () => number;
       xdsStreams?: () => number;
+      /** Peer replicas the change feed hints (absent: no gauge). */
+      feedPeers?: () => number;
     } = {},
   ) {
     const registers = [this.registry];
@@ -135,6 +139,18 @@ export class Metrics implements RegistryStats {
       gauges.liveServices,
     );
     gauge('discovery_xds_streams', 'Open xDS streams (ADS and EDS)', gauges.xdsStreams);
+    gauge(
+      'discovery_change_feed_peers',
+      'Other replicas on the table this one hints of its changes (0 without a change feed)',
+      gauges.feedPeers,
+    );
+    tallyCounter(
+      registers,
+      'discovery_change_feed_hints_total',
+      'Change hints: sent (a peer took it), failed (it did not reach the peer, which catches up from the change log) and received',
+      'outcome',
+      this.hintTally,
+    );
     const byStatus = gauges.liveHostsByStatus;
     if (byStatus)
       new Gauge({
@@ -167,6 +183,10 @@ export class Metrics implements RegistryStats {
 
   xds(event: XdsEvent): void {
     this.xdsEvents.inc({ event });
+  }
+
+  hint(outcome: HintOutcome): void {
+    this.hintTally[outcome]++;
   }
 
   /** One answered HTTP request; `route` is the route template, never the raw URL. */

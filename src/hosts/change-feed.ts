@@ -20,6 +20,14 @@ export interface ChangeHint {
   readonly changes: readonly ChangeRecord[];
 }
 
+/** `sent`: a hint a peer took; `failed`: one that did not reach it; `received`: one a peer sent here. */
+export type HintOutcome = 'sent' | 'failed' | 'received';
+
+/** What the feed reports for the metrics (Metrics implements it). */
+export interface FeedObserver {
+  hint(outcome: HintOutcome): void;
+}
+
 /** Sends `hint` to the peer at `url` (its HTTP API's base URL); rejects when it was not taken. */
 export type HintSender = (url: string, hint: ChangeHint, signal: AbortSignal) => Promise<void>;
 
@@ -47,6 +55,7 @@ export interface ChangeFeedOptions {
   readonly announceIntervalMs?: number;
   /** How often the lowest-id replica removes old records (default PRUNE_INTERVAL_MS). */
   readonly pruneIntervalMs?: number;
+  readonly observer?: FeedObserver;
   /** How far before the previous read each read starts (default LOOKBACK_MS; tests shorten it). */
   readonly lookbackMs?: number;
 }
@@ -165,6 +174,7 @@ export class ChangeFeed {
   /** A peer's hint: the changes it names that were not applied yet are applied now. */
   receiveHint(hint: ChangeHint): void {
     if (this.closed || hint.replica === this.replicaId) return;
+    this.options.observer?.hint('received');
     this.apply(hint.changes, 'hint');
   }
 
@@ -261,10 +271,12 @@ export class ChangeFeed {
         peer.queue = [];
         try {
           await this.sendHint(peer.url, { replica: this.replicaId, changes }, AbortSignal.timeout(HINT_TIMEOUT_MS));
+          this.options.observer?.hint('sent');
           if (peer.failing) this.log.info({ peer: peer.id, url: peer.url }, 'change feed: hints reach the peer again');
           peer.failing = false;
         } catch (error) {
           // Lost: the peer reads these records from the log within its interval.
+          this.options.observer?.hint('failed');
           if (!peer.failing)
             this.log.warn(
               { err: error, peer: peer.id, url: peer.url },

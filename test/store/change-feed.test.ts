@@ -99,6 +99,13 @@ class Watcher {
   }
 }
 
+/** One sample of `/metrics`, by its series as written (`name{labels}`); 0 when absent. */
+async function metric(replica: RunningRegistry, series: string): Promise<number> {
+  const text = await (await fetch(`${replica.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
 async function hostsOf(replica: RunningRegistry, service: string): Promise<string[]> {
   const response = await fetch(`${replica.httpUrl}/v1/registration/${service}`);
   assert.equal(response.status, 200);
@@ -154,6 +161,16 @@ describe('the change feed between replicas on one table', () => {
     await gone;
   });
 
+  test('/metrics says whether the feed works: peers, hints sent and received, the change log’s storage calls', async () => {
+    assert.equal(await metric(a, 'discovery_change_feed_peers'), 1);
+    assert.ok((await metric(a, 'discovery_change_feed_hints_total{outcome="sent"}')) >= 2);
+    assert.equal(await metric(a, 'discovery_change_feed_hints_total{outcome="failed"}'), 0);
+    assert.ok((await metric(b, 'discovery_change_feed_hints_total{outcome="received"}')) >= 2);
+    assert.ok(
+      (await metric(a, 'discovery_storage_call_duration_seconds_count{operation="changeLog.read",outcome="ok"}')) >= 1,
+    );
+  });
+
   test('a cached GET on the other replica shows the write at once, not after CACHE_TTL (an hour here)', async () => {
     assert.deepEqual(await hostsOf(b, 'billing'), []);
     await register(a.httpUrl, 'billing', '10.1.0.2', 8080);
@@ -198,6 +215,10 @@ describe('the change log is the catch-up when hints do not arrive', () => {
       });
       assert.equal(response.status, 200);
       await seen;
+      assert.ok(
+        (await metric(a, 'discovery_change_feed_hints_total{outcome="failed"}')) >= 1,
+        'the refused hint is counted',
+      );
     } finally {
       watcher.close();
       await Promise.all([a.close(), b.close()]);
