@@ -40,3 +40,16 @@ test('the benchmark runs end to end (a one-second smoke run, not a measurement)'
   );
   assert.match(stdout, /\| POST heartbeats of 10,000 distinct hosts, InMemory \| [\d,]+ \| [\d,]+ \|/);
 });
+
+test('the replica benchmark runs end to end and prints both runs (a tiny run, not a measurement)', async () => {
+  const replicas = path.resolve(path.dirname(BENCH), 'replicas.js');
+  const { stdout } = await run(
+    process.execPath,
+    [replicas, '--services', '10', '--idle-seconds', '2', '--changes', '3'],
+    {
+      timeout: 180_000,
+    },
+  );
+  assert.match(stdout, /\| change feed \(default\) \| \d+\.\d\d \/ \d+\.\d\d \|.*\| \d+ ms \| \d+ ms \| \d+ ms \|/);
+  assert.match(stdout, /\| CHANGE_FEED=false \(poll every 1 s\) \| \d+\.\d\d \/ \d+\.\d\d \|/);
+});
