@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { composeRegistry, openWritesWarning, type Registry } from '../../src/compose.js';
+import { composeRegistry, openWritesWarning, peerTokenWarning, type Registry } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
 import { NO_STATS } from '../../src/stats.js';
 import { childEnv } from '../helpers/discovery-process.js';
@@ -197,6 +197,15 @@ describe('the access log and production defaults', () => {
     assert.equal(warning({ LISTEN_ADDRESS: '::1' }), undefined);
     assert.equal(warning({ LISTEN_ADDRESS: 'localhost' }), undefined);
     assert.equal(warning({ AUTH_ADMIN_TOKENS: ADMIN_TOKEN }), undefined);
+  });
+
+  test('locked writes without PEER_TOKEN are warned about where replicas follow a change feed', () => {
+    const warning = (env: Record<string, string>, followsFeed = true) =>
+      peerTokenWarning(loadConfig({ BACKEND_STORAGE: 'InMemory', ...env }), followsFeed);
+    assert.match(warning({ AUTH_REGISTER_TOKENS: ADMIN_TOKEN }) ?? '', /PEER_TOKEN is not set/);
+    assert.equal(warning({ AUTH_REGISTER_TOKENS: ADMIN_TOKEN, PEER_TOKEN: ADMIN_TOKEN }), undefined);
+    assert.equal(warning({}), undefined, 'open writes take hints without a token');
+    assert.equal(warning({ AUTH_REGISTER_TOKENS: ADMIN_TOKEN }, false), undefined, 'no feed, no hints');
   });
 
   test('the warning is loud at any level: with LOG_LEVEL=ERROR it is one stderr line', async () => {

@@ -60,6 +60,9 @@ describe('settings', () => {
     [{ STATSD_PORT: 'x' }, 'STATSD_PORT', /integer/],
     [{ AUTO_IP_ALLOWED_RANGES: '192.168.0.0' }, 'AUTO_IP_ALLOWED_RANGES', /CIDR/],
     [{ TRUSTED_PROXY_HOPS: '-1' }, 'TRUSTED_PROXY_HOPS', /integer/],
+    [{ CHANGE_FEED: 'sometimes' }, 'CHANGE_FEED', /true\/false/],
+    [{ CHANGE_FEED_INTERVAL_MS: '50' }, 'CHANGE_FEED_INTERVAL_MS', /100\.\.60000/],
+    [{ PEER_URL: 'ftp://10.0.0.1' }, 'PEER_URL', /http:\/\/ or https:\/\//],
   ];
   for (const [env, name, accepted] of invalid) {
     test(`${name}=${Object.values(env)[0]} is refused with one line naming it and what it accepts`, () => {
@@ -75,6 +78,17 @@ describe('settings', () => {
       );
     });
   }
+
+  test('the change feed is on with a 1.5 s read interval; PEER_TOKEN is a credential, never echoed', () => {
+    const config = loadConfig({});
+    assert.deepEqual(config.changeFeed, { enabled: true, intervalMs: 1500, peerUrl: '', peerToken: undefined });
+    assert.equal(loadConfig({ PEER_URL: 'http://10.0.4.12:8080' }).changeFeed.peerUrl, 'http://10.0.4.12:8080');
+    assert.throws(
+      () => loadConfig({ PEER_TOKEN: 'short' }),
+      (error: unknown) =>
+        error instanceof ConfigError && /PEER_TOKEN/.test(error.message) && !error.message.includes('short'),
+    );
+  });
 
   test('the config is frozen', () => {
     const config = loadConfig({});
