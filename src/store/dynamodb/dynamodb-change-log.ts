@@ -54,22 +54,13 @@ export class DynamoDbChangeLog implements ChangeLog {
   ) {}
 
   async append(change: ChangeRecord): Promise<void> {
-    await this.send('PutItem', (abortSignal) =>
-      this.documents.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            service: CHANGE_LOG_PARTITION,
-            ip_address: CHANGE_PREFIX + change.key,
-            replica: change.replica,
-            services: [...change.services],
-            at: change.at,
-            expires_at: Math.ceil(change.at / 1000) + CHANGE_RETENTION_SECONDS,
-          },
-        }),
-        { abortSignal },
-      ),
-    );
+    await this.put({
+      ip_address: CHANGE_PREFIX + change.key,
+      replica: change.replica,
+      services: [...change.services],
+      at: change.at,
+      expires_at: Math.ceil(change.at / 1000) + CHANGE_RETENTION_SECONDS,
+    });
   }
 
   async read(sinceMs: number): Promise<ChangeLogPage> {
@@ -104,21 +95,12 @@ export class DynamoDbChangeLog implements ChangeLog {
   }
 
   async announce(replica: ReplicaAnnouncement): Promise<void> {
-    await this.send('PutItem', (abortSignal) =>
-      this.documents.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            service: CHANGE_LOG_PARTITION,
-            ip_address: REPLICA_PREFIX + replica.id,
-            url: replica.url,
-            alive_until: replica.aliveUntil,
-            expires_at: Math.ceil(replica.aliveUntil / 1000) + CHANGE_RETENTION_SECONDS,
-          },
-        }),
-        { abortSignal },
-      ),
-    );
+    await this.put({
+      ip_address: REPLICA_PREFIX + replica.id,
+      url: replica.url,
+      alive_until: replica.aliveUntil,
+      expires_at: Math.ceil(replica.aliveUntil / 1000) + CHANGE_RETENTION_SECONDS,
+    });
   }
 
   async withdraw(replicaId: string): Promise<void> {
@@ -164,6 +146,16 @@ export class DynamoDbChangeLog implements ChangeLog {
       removed += batch.length - (output.UnprocessedItems?.[this.tableName]?.length ?? 0);
     }
     return removed;
+  }
+
+  /** One item of the log's partition, written whole. */
+  private async put(item: Item): Promise<void> {
+    await this.send('PutItem', (abortSignal) =>
+      this.documents.send(
+        new PutCommand({ TableName: this.tableName, Item: { service: CHANGE_LOG_PARTITION, ...item } }),
+        { abortSignal },
+      ),
+    );
   }
 
   private async query(input: QueryCommandInput): Promise<Item[]> {
