@@ -77,6 +77,11 @@ export const PRUNE_INTERVAL_MS = 5 * 60_000;
 export const PRUNE_AGE_MS = 10 * 60_000;
 /** After reads failed for longer than this, the gap is not read back: everything is read again instead. */
 const CATCH_UP_MAX_MS = 5 * 60_000;
+/**
+ * At most one record per this many ms per replica (20 a second): every replica writes records
+ * into one partition of the table, which DynamoDB serves at up to 1,000 writes a second.
+ */
+export const RECORD_SPACING_MS = 50;
 /** A hint not answered in this time is dropped; the next read of the log catches it up. */
 const HINT_TIMEOUT_MS = 1_000;
 /** Records waiting for one peer; past this the oldest are dropped (the log has them). */
@@ -106,7 +111,7 @@ interface Peer {
  * what they serve (docs/replicas.md):
  *
  * - Each local change (HostService.onLocalChange) becomes a change record naming its services;
- *   changes of one event-loop turn, and any made while a record is being stored, share one.
+ *   changes of one event-loop turn, and under a stream of changes those of each 50 ms, share one.
  * - The record is hinted at once to every peer (`POST /v1/feed/hints`), which drops what it
  *   built for those services and re-reads them, and stored in the change log (one write).
  * - Every `intervalMs` each replica reads the log since its last read (one Query, which also
@@ -128,6 +133,7 @@ export class ChangeFeed {
   private sequence = 0;
   private readonly pending = new Set<string>();
   private flushScheduled = false;
+  private lastFlushAt = -Infinity;
   private unstored: ChangeRecord[] = [];
   private appending: Promise<void> | undefined;
   private readonly peers = new Map<string, Peer>();
@@ -199,11 +205,17 @@ export class ChangeFeed {
     this.pending.add(service);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // The changes of this turn (a batch of writes answered together) make one record.
-    setImmediate(() => {
+    const run = () => {
       this.flushScheduled = false;
+      this.lastFlushAt = this.clock.now();
       this.flush();
-    });
+    };
+    // The changes of this turn (a batch of writes answered together) make one record, and under
+    // a stream of changes, those of each RECORD_SPACING_MS: the first change after a quiet spell
+    // goes out at once, and the log's one partition takes a bounded rate of writes per replica.
+    const wait = this.lastFlushAt + RECORD_SPACING_MS - this.clock.now();
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait);
   }
 
   private flush(): void {

@@ -96,4 +96,59 @@ describe('the change feed applies each change once', () => {
       }
     });
   }
+
+  test('a stream of changes makes at most one record per 50 ms, and every change still arrives', async () => {
+    const writer = new Recorder();
+    const reader = new Recorder();
+    const delivered: { to?: ChangeFeed } = {};
+    const common = {
+      changeLog: opened.store.changeLog,
+      clock: systemClock,
+      log: silentLog,
+      intervalMs: 100,
+      lookbackMs: 400,
+      hostLifetimeMs: 3_600_000,
+      announceIntervalMs: 200,
+    };
+    const writerFeed = new ChangeFeed({
+      ...common,
+      hostService: writer,
+      replicaId: 'writer-stream',
+      ownUrl: () => 'http://127.0.0.1:1',
+      sendHint: async (_url: string, hint: ChangeHint) => delivered.to?.receiveHint(hint),
+    });
+    const readerFeed = new ChangeFeed({
+      ...common,
+      hostService: reader,
+      replicaId: 'reader-stream',
+      ownUrl: () => 'http://127.0.0.1:2',
+    });
+    delivered.to = readerFeed;
+    try {
+      writerFeed.start();
+      readerFeed.start();
+      const deadline = performance.now() + 10_000;
+      while (writerFeed.peerIds().length === 0 && performance.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      const since = Date.now();
+      const services = Array.from({ length: 100 }, (_, index) => `stream-${index}`);
+      const started = performance.now();
+      for (const service of services) {
+        writer.change(service);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      const spanMs = performance.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const records = (await opened.store.changeLog.read(since - 1000)).changes.filter(
+        (record) => record.replica === 'writer-stream',
+      );
+      assert.ok(
+        records.length <= Math.ceil(spanMs / 50) + 1,
+        `${records.length} records for 100 changes over ${spanMs.toFixed(0)} ms`,
+      );
+      assert.deepEqual([...reader.applied].sort(), [...services].sort());
+    } finally {
+      await Promise.all([writerFeed.close(), readerFeed.close()]);
+    }
+  });
 });
