@@ -83,6 +83,7 @@ export class HostService {
   private readonly ownedExpiries: OwnedExpiries | undefined;
   /** Services with a due host being read now, so many hosts due at once cost one read. */
   private readonly dueReads = new Set<string>();
+  private closed = false;
   /** Services under expiry protection now, so its start and end are logged once each. */
   private readonly protectedServices = new Set<string>();
   private readonly heartbeatRate = new HeartbeatRate();
@@ -175,6 +176,7 @@ export class HostService {
 
   /** Stops the timers this service keeps (the expiry deadlines of hosts it wrote). */
   close(): void {
+    this.closed = true;
     this.ownedExpiries?.close();
   }
 
@@ -543,6 +545,7 @@ export class HostService {
    * ones and so reports them. A read that fails is tried again a little later.
    */
   private judgeDue(services: ReadonlySet<string>, tries = 1): void {
+    if (this.closed) return;
     for (const service of services) {
       if (this.dueReads.has(service)) continue;
       this.dueReads.add(service);
@@ -551,6 +554,12 @@ export class HostService {
         .then((snapshot) => {
           // Served stale while storage is down: nothing was judged, so try again.
           if (snapshot.staleAgeSeconds !== undefined) throw new StorageUnavailableError('storage unavailable');
+          // Expiry protection keeps expired hosts for now: judged again when the snapshot says
+          // (its next re-check, or the end of the protection), so they go when it ends.
+          if (this.protectedServices.has(service) && Number.isFinite(snapshot.nextExpiryAt)) {
+            const delay = Math.max(DUE_RETRY_MS, snapshot.nextExpiryAt - this.clock.now());
+            setTimeout(() => this.judgeDue(new Set([service])), delay).unref();
+          }
         })
         .catch((error: unknown) => {
           if (tries >= DUE_TRIES) {

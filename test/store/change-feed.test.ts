@@ -281,6 +281,39 @@ describe('the change log is the catch-up when hints do not arrive', () => {
   });
 });
 
+describe('expiry protection with the feed', () => {
+  test('hosts kept by expiry protection are removed when it ends, on the other replica’s stream too', async () => {
+    const table = freshTableName();
+    const protection = {
+      HOST_TTL: '1',
+      EXPIRY_PROTECTION: 'true',
+      EXPIRY_PROTECTION_MIN_HOSTS: '3',
+      EXPIRY_PROTECTION_MAX_SECONDS: '2',
+    };
+    const a = await startRegistry(replicaEnv(dynamo, table, protection));
+    const b = await startRegistry(replicaEnv(dynamo, table, { ...protection, CHANGE_FEED_INTERVAL_MS: '60000' }));
+    const watcher = new Watcher(b, ['guarded']);
+    try {
+      await watcher.until((endpoints) => endpoints.length === 0, 5000, 'first response');
+      await eventually(async () => a.registry.changeFeed!.peerIds().length === 1, 10_000, 'A knows B');
+      // Registered together, so they expire together (protection judges what one read finds expired).
+      await Promise.all(['10.6.0.1', '10.6.0.2', '10.6.0.3'].map((ip) => register(a.httpUrl, 'guarded', ip, 8080)));
+      await watcher.until((endpoints) => endpoints.length === 3, 5000, 'registered');
+      // All three stop at once: protection keeps them 2 s past their expiry, then they go.
+      await eventually(
+        async () => a.registry.hostService.expiryProtectionStatus().protectedServices.includes('guarded'),
+        5000,
+        'protection starts on the replica that wrote them',
+      );
+      assert.equal(watcher.latest.length, 3, 'kept while protected');
+      await watcher.until((endpoints) => endpoints.length === 0, 15_000, 'removed on B when protection ended');
+    } finally {
+      watcher.close();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
 describe('while nothing changes, a replica following the feed does not re-read what it serves', () => {
   for (const feed of ['true', 'false']) {
     test(`CHANGE_FEED=${feed}: DynamoDB calls in 4 s with 50 services watched over xDS`, async () => {
