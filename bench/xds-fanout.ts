@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { EDS_METHOD } from '../src/xds/grpc-server.js';
@@ -87,6 +88,8 @@ const DEFAULTS: FanoutOptions = {
 const OPEN_BATCH = 500;
 /** Pause after the streams are open before RSS is read: lets grpc-js and the GC settle. */
 const SETTLE_MS = 1_000;
+/** How long a child may take to exit once told to before it is killed. */
+const STOP_GRACE_MS = 5_000;
 
 const now = () => performance.timeOrigin + performance.now();
 const SELF = fileURLToPath(import.meta.url);
@@ -159,8 +162,14 @@ class Child {
     return reply;
   }
 
-  kill(): void {
-    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGKILL');
+  /** Ends the child: it exits when its IPC channel closes (writing any --cpu-prof), or is killed after STOP_GRACE_MS. */
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.process.once('exit', resolve));
+    if (this.process.connected) this.process.disconnect();
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
   }
 }
 
@@ -223,7 +232,7 @@ async function measureBare(options: FanoutOptions): Promise<FanoutResult['bare']
     const rssAfterKb = await serverRss(server);
     return { rssBeforeKb, rssAfterKb, kbPerStream: (rssAfterKb - rssBeforeKb) / options.streams };
   } finally {
-    for (const child of [server, ...clients]) child.kill();
+    await Promise.all([server, ...clients].map((child) => child.stop()));
   }
 }
 
@@ -244,7 +253,8 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
       ...(process.env.FANOUT_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     ]);
     children.push(server);
-    const clients = Array.from({ length: options.clients }, () => new Child('client'));
+    const clientArgs = process.env.FANOUT_CLIENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const clients = Array.from({ length: options.clients }, () => new Child('client', clientArgs));
     children.push(...clients);
     const { httpUrl, xdsPort } = (await server.next('ready')) as unknown as { httpUrl: string; xdsPort: number };
     for (let index = 0; index < options.services; index++) {
@@ -278,7 +288,7 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
       (sum, ms, index) => sum + ms - clientCpuBefore[index]!,
       0,
     );
-    for (const child of children) child.kill();
+    await Promise.all(children.map((child) => child.stop()));
     children.length = 0;
 
     const bare = options.bare ? await measureBare(options) : undefined;
@@ -303,7 +313,7 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
     return await Promise.race([run(), timeout]);
   } finally {
     clearTimeout(timer);
-    for (const child of children) child.kill();
+    await Promise.all(children.map((child) => child.stop()));
   }
 }
 
@@ -422,9 +432,62 @@ async function bareServerRole(): Promise<void> {
   process.send!({ type: 'ready', port });
 }
 
+/** A protobuf varint. */
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  while (value > 0x7f) {
+    bytes.push((value & 0x7f) | 0x80);
+    value >>>= 7;
+  }
+  bytes.push(value);
+  return bytes;
+}
+
+/** A length-delimited protobuf field: tag, length, bytes. */
+function lengthDelimited(field: number, bytes: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(bytes.length)]), bytes]);
+}
+
+/** A gRPC message frame: uncompressed flag, 4-byte big-endian length, the message. */
+function grpcFrame(message: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(message.length, 1);
+  return Buffer.concat([header, message]);
+}
+
+/** `version_info` (field 1) and `nonce` (field 5) of an encoded DiscoveryResponse, as raw bytes; nothing else is decoded. */
+function versionAndNonce(message: Buffer): { version: Buffer; nonce: Buffer } {
+  let version: Buffer = Buffer.alloc(0);
+  let nonce: Buffer = Buffer.alloc(0);
+  let offset = 0;
+  const read = () => {
+    let value = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = message[offset++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+      shift += 7;
+    }
+  };
+  while (offset < message.length) {
+    const tag = read();
+    const wire = tag & 7;
+    if (wire === 0) read();
+    else if (wire === 2) {
+      const length = read();
+      const field = tag >>> 3;
+      if (field === 1) version = message.subarray(offset, offset + length);
+      else if (field === 5) nonce = message.subarray(offset, offset + length);
+      offset += length;
+    } else if (wire === 5) offset += 4;
+    else if (wire === 1) offset += 8;
+    else throw new Error(`unexpected wire type ${wire}`);
+  }
+  return { version, nonce };
+}
+
 interface ClientStream {
-  readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
-  readonly names: string[];
   readonly services: ReadonlySet<number>;
   /** The change this stream last counted, so a change counts once per stream. */
   seenChange: number;
@@ -432,14 +495,16 @@ interface ClientStream {
 
 /**
  * Holds streams and reports, per armed change, when the first and the last of its streams that
- * watch the changed service had a response carrying the new endpoint. Responses are matched on
- * their raw bytes (the address as a length-prefixed protobuf string), so the client spends as
- * little CPU as it can; every response is still decoded enough to ACK it.
+ * watch the changed service had a response carrying the new endpoint. It speaks gRPC over
+ * node:http2 directly (a grpc-js client costs several times the CPU per message, which on this
+ * two-core machine is taken from the server under test). Responses are matched on their raw
+ * bytes (the address as a length-prefixed protobuf string) and ACKed with their version and
+ * nonce copied into a request whose other fields are encoded once per stream.
  */
 function clientRole(): void {
   childBasics();
   const protos = xdsProtos();
-  const channels: grpc.Client[] = [];
+  const sessions: http2.ClientHttp2Session[] = [];
   const streams: ClientStream[] = [];
   let armed:
     { change: number; pattern: Buffer; expected: number; count: number; first: number; last: number } | undefined;
@@ -450,45 +515,59 @@ function clientRole(): void {
   };
   const open = (index: number, port: number, services: number, watch: number, perChannel: number, local: number) => {
     if (local % perChannel === 0) {
-      // A distinct option keeps grpc-js from sharing one connection between the channels.
-      channels.push(
-        new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
-          'bench.channel': `${process.pid}-${channels.length}`,
-        }),
-      );
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.on('error', () => undefined);
+      sessions.push(session);
     }
     const watched = watchedBy(index, services, watch);
     const names = watched.map(serviceName);
-    const call = channels.at(-1)!.makeBidiStreamRequest(
-      EDS_METHOD,
-      (bytes: Buffer) => bytes,
-      (bytes: Buffer) => bytes,
+    const stream: ClientStream = { services: new Set(watched), seenChange: -1 };
+    const base = Buffer.from(
+      protos.discoveryRequest.encode({ type_url: TYPE_URL.clusterLoadAssignment, resource_names: names }).finish(),
     );
-    const stream: ClientStream = { call, names, services: new Set(watched), seenChange: -1 };
+    const call = sessions.at(-1)!.request({
+      ':method': 'POST',
+      ':path': EDS_METHOD,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     call.on('error', () => undefined);
-    const encode = (fields: Record<string, unknown>) =>
-      Buffer.from(
-        protos.discoveryRequest
-          .encode({ type_url: TYPE_URL.clusterLoadAssignment, resource_names: names, ...fields })
-          .finish(),
-      );
     let firstResponse: (() => void) | undefined;
     const opened = new Promise<void>((resolve) => (firstResponse = resolve));
-    call.on('data', (bytes: Buffer) => {
-      const at = now();
-      if (armed && stream.seenChange !== armed.change && bytes.indexOf(armed.pattern) >= 0) {
+    let pending: Buffer = Buffer.alloc(0);
+    const onMessage = (message: Buffer, at: number) => {
+      if (armed && stream.seenChange !== armed.change && message.indexOf(armed.pattern) >= 0) {
         stream.seenChange = armed.change;
         armed.count++;
         armed.first = Math.min(armed.first, at);
         armed.last = Math.max(armed.last, at);
       }
-      const response = protos.discoveryResponse.decode(bytes) as unknown as { version_info: string; nonce: string };
-      call.write(encode({ version_info: response.version_info, response_nonce: response.nonce }));
+      const { version, nonce } = versionAndNonce(message);
+      // DiscoveryRequest: version_info is field 1, response_nonce field 5.
+      call.write(grpcFrame(Buffer.concat([base, lengthDelimited(1, version), lengthDelimited(5, nonce)])));
       firstResponse?.();
       firstResponse = undefined;
       if (armed && armed.count === armed.expected) finish();
+    };
+    call.on('data', (chunk: Buffer) => {
+      const at = now();
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      while (pending.length >= 5) {
+        const length = pending.readUInt32BE(1);
+        if (pending.length < 5 + length) break;
+        const message = pending.subarray(5, 5 + length);
+        pending = pending.subarray(5 + length);
+        onMessage(message, at);
+      }
     });
-    call.write(encode({ node: { id: `fanout-${index}` } }));
+    const node = lengthDelimited(
+      2,
+      protos.root
+        .lookupType('envoy.config.core.v3.Node')
+        .encode({ id: `fanout-${index}` })
+        .finish(),
+    );
+    call.write(grpcFrame(Buffer.concat([base, node])));
     streams.push(stream);
     return opened;
   };
