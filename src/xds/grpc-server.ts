@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { TlsFiles } from '../config.js';
 import type { Log } from '../logger.js';
 import { xdsProtos } from './protos.js';
+import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './response-wire.js';
 import {
   StreamError,
   type DiscoveryRequest,
@@ -103,17 +104,8 @@ export class XdsGrpcServer {
           return undecodable(error) as unknown as DiscoveryRequest;
         }
       },
-      responseSerialize: (response) =>
-        Buffer.from(
-          responseType
-            .encode({
-              version_info: response.version_info,
-              resources: response.resources.map((resource) => ({ type_url: resource.typeUrl, value: resource.body })),
-              type_url: response.type_url,
-              nonce: response.nonce,
-            })
-            .finish(),
-        ),
+      // By hand, sharing each resource's encoded bytes across every stream it is sent to (response-wire.ts).
+      responseSerialize: encodeDiscoveryResponse,
       responseDeserialize: (bytes) => responseType.toObject(responseType.decode(bytes)) as DiscoveryResponse,
     });
     const deltaRequestType = protos.root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
@@ -136,22 +128,7 @@ export class XdsGrpcServer {
           return undecodable(error) as unknown as DeltaDiscoveryRequest;
         }
       },
-      responseSerialize: (response) =>
-        Buffer.from(
-          deltaResponseType
-            .encode({
-              system_version_info: response.system_version_info,
-              resources: response.resources.map((resource) => ({
-                name: resource.name,
-                version: resource.version,
-                resource: { type_url: resource.typeUrl, value: resource.body },
-              })),
-              type_url: response.type_url,
-              removed_resources: response.removed_resources,
-              nonce: response.nonce,
-            })
-            .finish(),
-        ),
+      responseSerialize: encodeDeltaDiscoveryResponse,
       responseDeserialize: (bytes) =>
         deltaResponseType.toObject(deltaResponseType.decode(bytes)) as DeltaDiscoveryResponse,
     });
