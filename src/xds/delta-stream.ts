@@ -1,5 +1,5 @@
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
-import { contentVersion, isServiceName, type XdsResource } from './resources.js';
+import { isServiceName, resourceSetVersion, type XdsResource } from './resources.js';
 import { WatchLimitError } from './snapshot-cache.js';
 import {
   ProtocolStream,
@@ -114,7 +114,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     };
   }
 
-  protected async handle(request: DeltaDiscoveryRequest): Promise<void> {
+  protected handle(request: DeltaDiscoveryRequest): void | Promise<void> {
     if (request.node && this.node === undefined) this.node = request.node;
     const typeUrl = this.typeOf(request);
     if (typeUrl === undefined) return;
@@ -151,7 +151,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     this.recordAnswer(state, request);
     const changed = this.subscribe(state, subscribe, unsubscribe, first);
     // A request that only ACKs or NACKs is not answered: the client holds what it was sent.
-    if (first || changed) await this.respond(state);
+    if (first || changed) return this.respond(state);
   }
 
   private typeOf(request: DeltaDiscoveryRequest): ResourceTypeUrl | undefined {
@@ -247,10 +247,27 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
   private push(state: DeltaTypeState): void {
     if (this.closed || state.pushQueued) return;
     state.pushQueued = true;
-    void this.enqueue(async () => {
+    void this.enqueue(() => {
       state.pushQueued = false;
-      await this.respond(state);
+      return this.respond(state);
     });
+  }
+
+  /** `current` when every resource is at hand (not a wildcard, every service read already); else undefined. */
+  private currentNow(state: DeltaTypeState): Map<string, XdsResource> | undefined {
+    if (state.wildcard) return undefined;
+    const names = [...state.names].filter(isServiceName).sort();
+    const resources = new Map<string, XdsResource>();
+    for (const name of names) {
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+        const resource = this.options.cache.endpointsNow(name, this.node?.locality);
+        if (resource === undefined) return undefined;
+        resources.set(name, resource);
+      } else {
+        resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
+      }
+    }
+    return resources;
   }
 
   /** Every resource the subscription names that exists now, by name. */
@@ -273,9 +290,15 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     return resources;
   }
 
-  private async respond(state: DeltaTypeState): Promise<void> {
-    const current = await this.current(state);
-    if (this.closed) return;
+  private respond(state: DeltaTypeState): void | Promise<void> {
+    const now = this.currentNow(state);
+    if (now) return this.send(state, now);
+    return this.current(state).then((current) => {
+      if (!this.closed) this.send(state, current);
+    });
+  }
+
+  private send(state: DeltaTypeState, current: ReadonlyMap<string, XdsResource>): void {
     const resources = [...current.values()].filter((resource) => state.held.get(resource.name) !== resource.version);
     const removed: string[] = [];
     // What the client holds that no longer exists (a service gone from the wildcard set).
@@ -295,9 +318,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
       if (state.names.has(name)) state.toldMissing.add(name);
     }
     for (const resource of resources) state.toldMissing.delete(resource.name);
-    const systemVersion = contentVersion(
-      [...current.values()].map((resource) => `${resource.name}:${resource.version}`),
-    );
+    const systemVersion = resourceSetVersion(current.values());
     const nonce = `d${this.id}-${++this.nonceCounter}`;
     state.systemVersionSent = systemVersion;
     state.nonceSent = nonce;

@@ -154,6 +154,8 @@ export class XdsSnapshotCache {
    * when the domain cannot read the service.
    */
   async endpoints(name: string, node?: NodeLocality | null): Promise<XdsResource> {
+    const now = this.endpointsNow(name, node);
+    if (now) return now;
     const entry = this.entries.get(name);
     if (entry) {
       if (entry.resource === undefined) await (entry.refreshing ?? this.refresh(entry));
@@ -163,6 +165,13 @@ export class XdsSnapshotCache {
     }
     const snapshot = await this.options.hostService.listByService(name);
     return this.forProxy(name, snapshot, this.endpointResource(name, snapshot), node);
+  }
+
+  /** What `endpoints` resolves with, when `name` is watched and read already; else undefined (no read is started). */
+  endpointsNow(name: string, node?: NodeLocality | null): XdsResource | undefined {
+    const entry = this.entries.get(name);
+    if (entry?.resource === undefined || entry.snapshot === undefined) return undefined;
+    return this.forProxy(name, entry.snapshot, entry.resource, node);
   }
 
   /** How many per-locality assignments of watched service `name` are built and kept (for tests: bounded by the hosts' localities). */

@@ -8,7 +8,7 @@ import {
   type WatchedType,
 } from './protocol-stream.js';
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
-import { contentVersion, isServiceName, type XdsResource } from './resources.js';
+import { isServiceName, resourceSetVersion, type XdsResource } from './resources.js';
 import { WatchLimitError } from './snapshot-cache.js';
 import { XdsDeltaStream, type DeltaStreamKind, type DeltaStreamTransport } from './delta-stream.js';
 
@@ -120,6 +120,8 @@ interface TypeState extends WatchedType {
   readonly typeUrl: ResourceTypeUrl;
   wildcard: boolean;
   names: Set<string>;
+  /** The names that can be services, sorted: what `desired` reads, computed when the subscription changes. */
+  serviceNames: readonly string[];
   /** Name -> version of what the client holds after the last response (EDS: only the names sent). */
   sent: Map<string, string>;
   versionSent: string | undefined;
@@ -161,7 +163,7 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     };
   }
 
-  protected async handle(request: DiscoveryRequest): Promise<void> {
+  protected handle(request: DiscoveryRequest): void | Promise<void> {
     // Clients send the node only on a stream's first request.
     if (request.node && this.node === undefined) this.node = request.node;
     const typeUrl = this.typeOf(request);
@@ -176,6 +178,7 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
         typeUrl,
         wildcard: false,
         names: new Set(),
+        serviceNames: [],
         sent: new Map(),
         versionSent: undefined,
         nonceSent: undefined,
@@ -221,8 +224,11 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
         state.versionAcked = request.version_info;
       }
     }
-    this.subscribe(state, request.resource_names, first);
-    await this.respond(state, nonce === '');
+    const changed = this.subscribe(state, request.resource_names, first);
+    // An ACK or NACK that keeps the subscription has nothing to answer: what changes later is
+    // pushed by the cache's watchers, and the client keeps what it was sent.
+    if (nonce !== '' && !changed) return;
+    return this.respond(state, nonce === '');
   }
 
   private typeOf(request: DiscoveryRequest): ResourceTypeUrl | undefined {
@@ -244,11 +250,13 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
   /**
    * Applies a request's names. An empty list on the first request of a wildcard type, or the
    * name `*`, subscribes to everything; a later empty list keeps a wildcard and otherwise means
-   * "nothing" (the legacy rule Envoy and gRPC follow).
+   * "nothing" (the legacy rule Envoy and gRPC follow). True when the subscription changed.
    */
-  private subscribe(state: TypeState, requested: readonly string[], first: boolean): void {
+  private subscribe(state: TypeState, requested: readonly string[], first: boolean): boolean {
     const wildcardType = WILDCARD_TYPES.has(state.typeUrl);
     const wildcard = wildcardType && (requested.includes('*') || (requested.length === 0 && (first || state.wildcard)));
+    // Clients repeat their names on every ACK: the common case changes nothing.
+    if (!first && wildcard === state.wildcard && sameNames(requested, state.names)) return false;
     const names = new Set(requested.filter((name) => name !== '*'));
     if (wildcard && !state.unwatchNames) {
       state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
@@ -282,20 +290,41 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     // A name the client dropped is forgotten, so subscribing to it again sends it again.
     for (const name of state.sent.keys()) if (!names.has(name) && !wildcard) state.sent.delete(name);
     state.names = names;
+    state.serviceNames = [...names].filter(isServiceName).sort();
+    return true;
   }
 
   /** The cache changed something this type subscribes to: answer once, after queued requests. */
   private push(state: TypeState): void {
     if (this.closed || state.pushQueued) return;
     state.pushQueued = true;
-    void this.enqueue(async () => {
+    void this.enqueue(() => {
       state.pushQueued = false;
-      await this.respond(state, false);
+      return this.respond(state, false);
     });
   }
 
+  /**
+   * What the subscription names, when every resource is at hand (not a wildcard, every service
+   * read already): the common case, answered without waiting. Undefined otherwise.
+   */
+  private desiredNow(state: TypeState): Map<string, XdsResource> | undefined {
+    if (state.wildcard) return undefined;
+    const resources = new Map<string, XdsResource>();
+    for (const name of state.serviceNames) {
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+        const resource = this.options.cache.endpointsNow(name, this.node?.locality);
+        if (resource === undefined) return undefined;
+        resources.set(name, resource);
+      } else {
+        resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
+      }
+    }
+    return resources;
+  }
+
   private async desired(state: TypeState): Promise<Map<string, XdsResource>> {
-    const names = new Set([...state.names].filter(isServiceName));
+    const names = new Set(state.serviceNames);
     if (state.wildcard) for (const name of await this.options.cache.serviceNames()) names.add(name);
     const resources = new Map<string, XdsResource>();
     for (const name of [...names].sort()) {
@@ -313,10 +342,16 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     return resources;
   }
 
-  private async respond(state: TypeState, initial: boolean): Promise<void> {
-    const desired = await this.desired(state);
-    if (this.closed) return;
-    const version = contentVersion([...desired.values()].map((resource) => `${resource.name}:${resource.version}`));
+  private respond(state: TypeState, initial: boolean): void | Promise<void> {
+    const now = this.desiredNow(state);
+    if (now) return this.send(state, now, initial);
+    return this.desired(state).then((desired) => {
+      if (!this.closed) this.send(state, desired, initial);
+    });
+  }
+
+  private send(state: TypeState, desired: ReadonlyMap<string, XdsResource>, initial: boolean): void {
+    const version = resourceSetVersion(desired.values());
     let resources: XdsResource[];
     if (initial || FULL_STATE_TYPES.has(state.typeUrl)) {
       if (!initial && version === state.versionSent && sameVersions(state.sent, desired)) return;
@@ -333,6 +368,13 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     this.transport.send({ version_info: version, resources, type_url: state.typeUrl, nonce: state.nonceSent });
     this.options.stats.xds('push');
   }
+}
+
+/** Whether a request's names are exactly the names subscribed (a repeated or `*` name counts as a change). */
+function sameNames(requested: readonly string[], names: ReadonlySet<string>): boolean {
+  if (requested.length !== names.size) return false;
+  for (const name of requested) if (!names.has(name)) return false;
+  return true;
 }
 
 function sameVersions(sent: ReadonlyMap<string, string>, desired: ReadonlyMap<string, XdsResource>): boolean {
