@@ -65,12 +65,20 @@ export interface FanoutResult {
   readonly rssBeforeKb: number;
   readonly rssAfterKb: number;
   readonly kbPerStream: number;
+  /** The part of it in V8's heap (the rest: http2 sessions, buffers, the allocator). */
+  readonly heapKbPerStream: number;
   readonly setupMs: number;
   /** CPU milliseconds per change during the timed phase. */
   readonly serverCpuMsPerChange: number;
   readonly clientCpuMsPerChange: number;
   readonly bare:
-    { readonly rssBeforeKb: number; readonly rssAfterKb: number; readonly kbPerStream: number } | undefined;
+    | {
+        readonly rssBeforeKb: number;
+        readonly rssAfterKb: number;
+        readonly kbPerStream: number;
+        readonly heapKbPerStream: number;
+      }
+    | undefined;
 }
 
 const DEFAULTS: FanoutOptions = {
@@ -210,9 +218,10 @@ async function openStreams(clients: Child[], port: number, options: FanoutOption
   return now() - started;
 }
 
-async function serverRss(server: Child): Promise<number> {
-  await server.ask({ type: 'gc' }, 'gced');
-  return rssKb(server.pid);
+/** The server's VmRSS and V8 heap in use, after a full GC. */
+async function serverMemory(server: Child): Promise<{ rssKb: number; heapKb: number }> {
+  const { heapUsed } = (await server.ask({ type: 'gc' }, 'gced')) as unknown as { heapUsed: number };
+  return { rssKb: rssKb(server.pid), heapKb: heapUsed / 1024 };
 }
 
 async function cpuMs(child: Child): Promise<number> {
@@ -226,11 +235,16 @@ async function measureBare(options: FanoutOptions): Promise<FanoutResult['bare']
   try {
     const { port } = (await server.next('ready')) as unknown as { port: number };
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const rssBeforeKb = await serverRss(server);
+    const before = await serverMemory(server);
     await openStreams(clients, port, options);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const rssAfterKb = await serverRss(server);
-    return { rssBeforeKb, rssAfterKb, kbPerStream: (rssAfterKb - rssBeforeKb) / options.streams };
+    const after = await serverMemory(server);
+    return {
+      rssBeforeKb: before.rssKb,
+      rssAfterKb: after.rssKb,
+      kbPerStream: (after.rssKb - before.rssKb) / options.streams,
+      heapKbPerStream: (after.heapKb - before.heapKb) / options.streams,
+    };
   } finally {
     await Promise.all([server, ...clients].map((child) => child.stop()));
   }
@@ -261,10 +275,15 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
       await register(httpUrl, serviceName(index), `10.100.${Math.floor(index / 256)}.${index % 256}`);
     }
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const rssBeforeKb = await serverRss(server);
+    const before = await serverMemory(server);
     const setupMs = await openStreams(clients, xdsPort, options);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const rssAfterKb = await serverRss(server);
+    const after = await serverMemory(server);
+    if (process.env.FANOUT_HEAP_SNAPSHOTS) {
+      process.stderr.write(
+        `heap snapshot: ${String((await server.ask({ type: 'heap-snapshot' }, 'heap-snapshot')).file)}\n`,
+      );
+    }
 
     const serverCpuBefore = await cpuMs(server);
     const clientCpuBefore = await Promise.all(clients.map(cpuMs));
@@ -300,9 +319,10 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
       watchersPerChange: Math.round((options.streams * Math.min(options.watch, options.services)) / options.services),
       last: summarise(last),
       first: summarise(first),
-      rssBeforeKb,
-      rssAfterKb,
-      kbPerStream: (rssAfterKb - rssBeforeKb) / options.streams,
+      rssBeforeKb: before.rssKb,
+      rssAfterKb: after.rssKb,
+      kbPerStream: (after.rssKb - before.rssKb) / options.streams,
+      heapKbPerStream: (after.heapKb - before.heapKb) / options.streams,
       setupMs,
       serverCpuMsPerChange: serverCpu / Math.max(1, options.changes),
       clientCpuMsPerChange: clientCpu / Math.max(1, options.changes),
@@ -332,11 +352,11 @@ export function fanoutReport(result: FanoutResult): string {
     `| POST sent -> first watching stream has it | ${format(result.first)} |`,
     '',
     `fanout p99: ${result.last.p99Ms.toFixed(1)} ms`,
-    `server RSS per stream: ${result.kbPerStream.toFixed(2)} KB (${(result.rssBeforeKb / 1024).toFixed(1)} MB before the streams, ${(result.rssAfterKb / 1024).toFixed(1)} MB after)`,
+    `server RSS per stream: ${result.kbPerStream.toFixed(2)} KB (${(result.rssBeforeKb / 1024).toFixed(1)} MB before the streams, ${(result.rssAfterKb / 1024).toFixed(1)} MB after; V8 heap ${result.heapKbPerStream.toFixed(2)} KB of it)`,
   ];
   if (result.bare) {
     lines.push(
-      `bare grpc-js server RSS per stream: ${result.bare.kbPerStream.toFixed(2)} KB (${(result.bare.rssBeforeKb / 1024).toFixed(1)} MB before, ${(result.bare.rssAfterKb / 1024).toFixed(1)} MB after)`,
+      `bare grpc-js server RSS per stream: ${result.bare.kbPerStream.toFixed(2)} KB (${(result.bare.rssBeforeKb / 1024).toFixed(1)} MB before, ${(result.bare.rssAfterKb / 1024).toFixed(1)} MB after; V8 heap ${result.bare.heapKbPerStream.toFixed(2)} KB of it)`,
     );
   }
   lines.push(
@@ -374,9 +394,13 @@ function childBasics(): void {
   process.on('disconnect', () => process.exit(0));
   process.on('message', (message: Message) => {
     if (message.type === 'cpu') process.send!({ type: 'cpu', ...process.cpuUsage() });
+    if (message.type === 'heap-snapshot') {
+      // Diagnosis only (FANOUT_HEAP_SNAPSHOTS=1): where the memory of the streams is.
+      void import('node:v8').then((v8) => process.send!({ type: 'heap-snapshot', file: v8.writeHeapSnapshot() }));
+    }
     if (message.type === 'gc') {
       (globalThis as { gc?: () => void }).gc?.();
-      process.send!({ type: 'gced' });
+      process.send!({ type: 'gced', heapUsed: process.memoryUsage().heapUsed });
     }
   });
 }

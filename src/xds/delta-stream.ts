@@ -67,7 +67,7 @@ interface DeltaTypeState extends WatchedType {
   readonly versionOfNonce: Map<string, string>;
   nackCount: number;
   lastNack: TypeStatus['last_nack'];
-  readonly unwatch: Map<string, () => void>;
+  readonly onChange: () => void;
   unwatchNames: (() => void) | undefined;
   pushQueued: boolean;
 }
@@ -115,7 +115,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
   }
 
   protected handle(request: DeltaDiscoveryRequest): void | Promise<void> {
-    if (request.node && this.node === undefined) this.node = request.node;
+    this.noteNode(request.node);
     const typeUrl = this.typeOf(request);
     if (typeUrl === undefined) return;
     const subscribe = request.resource_names_subscribe;
@@ -126,7 +126,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     let state = this.types.get(typeUrl);
     const first = state === undefined;
     if (!state) {
-      state = {
+      const created: DeltaTypeState = {
         typeUrl,
         wildcard: false,
         names: new Set(),
@@ -138,10 +138,11 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
         versionOfNonce: new Map(),
         nackCount: 0,
         lastNack: null,
-        unwatch: new Map(),
+        onChange: () => this.push(created),
         unwatchNames: undefined,
         pushQueued: false,
       };
+      state = created;
       this.types.set(typeUrl, state);
       for (const [name, version] of Object.entries(request.initial_resource_versions ?? {})) {
         if (state.held.size >= MAX_RESOURCE_NAMES) break;
@@ -164,7 +165,11 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
       this.options.log.info({ stream: this.id, type: typeUrl }, 'xds: delta request for an unsupported type ignored');
       return undefined;
     }
-    return typeUrl as ResourceTypeUrl;
+    return SUPPORTED_TYPES.find((known) => known === typeUrl);
+  }
+
+  protected watchedEndpoints(state: DeltaTypeState): Iterable<string> {
+    return state.typeUrl === TYPE_URL.clusterLoadAssignment ? [...state.names].filter(isServiceName) : [];
   }
 
   /** An ACK or NACK of an earlier response: recorded for the admin view and the counters. */
@@ -207,7 +212,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     if (wildcard !== state.wildcard) {
       changed = true;
       state.wildcard = wildcard;
-      if (wildcard) state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
+      if (wildcard) state.unwatchNames = this.options.cache.watchServiceNames(state.onChange);
       else {
         state.unwatchNames?.();
         state.unwatchNames = undefined;
@@ -216,8 +221,9 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     for (const name of unsubscribe) {
       if (name === '*' || !state.names.delete(name)) continue;
       changed = true;
-      state.unwatch.get(name)?.();
-      state.unwatch.delete(name);
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment && isServiceName(name)) {
+        this.options.cache.unwatchEndpoints(name, state.onChange);
+      }
       // Dropped, so subscribing again sends it again.
       if (!state.wildcard) state.held.delete(name);
       state.toldMissing.delete(name);
@@ -228,17 +234,17 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
         throw new StreamError(`too many resources subscribed (> ${MAX_RESOURCE_NAMES})`, 8);
       }
       changed = true;
-      state.names.add(name);
       if (state.typeUrl === TYPE_URL.clusterLoadAssignment && isServiceName(name)) {
         try {
-          state.unwatch.set(
-            name,
-            this.options.cache.watchEndpoints(name, () => this.push(state)),
-          );
+          this.options.cache.watchEndpoints(name, state.onChange);
         } catch (error) {
           if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
           throw error;
         }
+        // The cache's copy of the name: every stream holds the same string.
+        state.names.add(this.options.cache.knownName(name));
+      } else {
+        state.names.add(name);
       }
     }
     return changed;

@@ -71,7 +71,11 @@ export interface StreamServerOptions {
 export interface WatchedType {
   readonly typeUrl: string;
   wildcard: boolean;
-  readonly unwatch: Map<string, () => void>;
+  /**
+   * The one watcher this type registers with the cache, for every name it watches and for the
+   * service names when a wildcard: one function per stream and type, not one per name.
+   */
+  readonly onChange: () => void;
   unwatchNames: (() => void) | undefined;
 }
 
@@ -92,7 +96,8 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
   protected readonly types = new Map<string, Type>();
   protected node: NodeInfo | undefined;
   protected closed = false;
-  private readonly connectedAt = new Date();
+  /** Epoch milliseconds (a number, not a Date: one object fewer per stream). */
+  private readonly connectedAt = Date.now();
   /** A task is running; later ones wait in `waiting`, in order. */
   private busy = false;
   private readonly waiting: { readonly task: () => void | Promise<void>; readonly done: () => void }[] = [];
@@ -122,8 +127,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
     if (this.closed) return;
     this.closed = true;
     for (const state of this.types.values()) {
-      for (const unwatch of state.unwatch.values()) unwatch();
-      state.unwatch.clear();
+      for (const name of this.watchedEndpoints(state)) this.options.cache.unwatchEndpoints(name, state.onChange);
       state.unwatchNames?.();
     }
     this.onClosed();
@@ -142,7 +146,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
       stream_id: this.id,
       kind: this.kind,
       peer: this.end.peer,
-      connected_at: this.connectedAt.toISOString(),
+      connected_at: new Date(this.connectedAt).toISOString(),
       node: node
         ? {
             id: node.id ?? '',
@@ -233,6 +237,26 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
       this.options.log.error({ stream: this.id, kind: this.kind, err: error }, 'xds: request failed');
     }
   }
+
+  /**
+   * Keeps what the admin view and the locality classes read of the client's node, the first
+   * time it is sent (clients send it on a stream's first request only): not the decoded message,
+   * whose metadata, extensions and defaults would stay with the stream for its life.
+   */
+  protected noteNode(node: NodeInfo | null | undefined): void {
+    if (!node || this.node !== undefined) return;
+    const locality = node.locality;
+    this.node = {
+      id: node.id,
+      cluster: node.cluster,
+      locality: locality ? { region: locality.region, zone: locality.zone, sub_zone: locality.sub_zone } : locality,
+      user_agent_name: node.user_agent_name,
+      user_agent_version: node.user_agent_version,
+    };
+  }
+
+  /** The names `state` watches for endpoints in the cache (each with `state.onChange`), for `close`. */
+  protected abstract watchedEndpoints(state: Type): Iterable<string>;
 
   /** Handles one request: synchronously when it can, else with a promise of the end. */
   protected abstract handle(request: Request): void | Promise<void>;

@@ -114,10 +114,11 @@ export class XdsSnapshotCache {
 
   /**
    * Starts watching the endpoints of `name`: `watcher` is called each time its
-   * ClusterLoadAssignment changes. Returns the function that stops watching. The first watcher
-   * of a name makes the cache read it, arm its expiry timer and include it in polls.
+   * ClusterLoadAssignment changes, until `unwatchEndpoints(name, watcher)`. The first watcher of
+   * a name makes the cache read it, arm its expiry timer and include it in polls. Watching a
+   * name twice with the same function is watching it once.
    */
-  watchEndpoints(name: string, watcher: ChangeWatcher): () => void {
+  watchEndpoints(name: string, watcher: ChangeWatcher): void {
     let entry = this.entries.get(name);
     if (!entry) {
       const max = this.options.maxWatchedNames ?? WATCHED_NAMES_MAX;
@@ -136,14 +137,22 @@ export class XdsSnapshotCache {
       void this.refresh(entry);
     }
     entry.watchers.add(watcher);
-    const watched = entry;
-    return () => {
-      watched.watchers.delete(watcher);
-      if (watched.watchers.size === 0 && this.entries.get(name) === watched) {
-        clearTimeout(watched.expiryTimer);
-        this.entries.delete(name);
-      }
-    };
+  }
+
+  /** Stops `watcher` watching `name`; the last watcher gone, the name is forgotten. A watcher not watching it: nothing. */
+  unwatchEndpoints(name: string, watcher: ChangeWatcher): void {
+    const entry = this.entries.get(name);
+    if (!entry?.watchers.delete(watcher) || entry.watchers.size > 0) return;
+    clearTimeout(entry.expiryTimer);
+    this.entries.delete(name);
+  }
+
+  /**
+   * The cache's own copy of `name` while it is watched, else `name`: streams keep this one, so
+   * 10,000 streams naming a service hold one string, not 10,000 decoded from their requests.
+   */
+  knownName(name: string): string {
+    return this.entries.get(name)?.name ?? name;
   }
 
   /**

@@ -129,7 +129,7 @@ interface TypeState extends WatchedType {
   versionAcked: string | undefined;
   nackCount: number;
   lastNack: TypeStatus['last_nack'];
-  readonly unwatch: Map<string, () => void>;
+  readonly onChange: () => void;
   unwatchNames: (() => void) | undefined;
   /** A push is queued and not yet started; later pushes fold into it. */
   pushQueued: boolean;
@@ -164,8 +164,7 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
   }
 
   protected handle(request: DiscoveryRequest): void | Promise<void> {
-    // Clients send the node only on a stream's first request.
-    if (request.node && this.node === undefined) this.node = request.node;
+    this.noteNode(request.node);
     const typeUrl = this.typeOf(request);
     if (typeUrl === undefined) return;
     if (request.resource_names.length > MAX_RESOURCE_NAMES) {
@@ -174,7 +173,7 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     let state = this.types.get(typeUrl);
     const first = state === undefined;
     if (!state) {
-      state = {
+      const created: TypeState = {
         typeUrl,
         wildcard: false,
         names: new Set(),
@@ -185,10 +184,11 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
         versionAcked: undefined,
         nackCount: 0,
         lastNack: null,
-        unwatch: new Map(),
+        onChange: () => this.push(created),
         unwatchNames: undefined,
         pushQueued: false,
       };
+      state = created;
       this.types.set(typeUrl, state);
     }
     const nonce = request.response_nonce;
@@ -221,7 +221,8 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
           'xds: client rejected a response (NACK)',
         );
       } else {
-        state.versionAcked = request.version_info;
+        // The string sent, not the request's copy of it, is what 10,000 streams then share.
+        state.versionAcked = request.version_info === state.versionSent ? state.versionSent : request.version_info;
       }
     }
     const changed = this.subscribe(state, request.resource_names, first);
@@ -244,7 +245,12 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
       );
       return undefined;
     }
-    return typeUrl as ResourceTypeUrl;
+    // The constant, not the request's copy: one string for every stream.
+    return SUPPORTED_TYPES.find((known) => known === typeUrl);
+  }
+
+  protected watchedEndpoints(state: TypeState): Iterable<string> {
+    return state.typeUrl === TYPE_URL.clusterLoadAssignment ? state.serviceNames : [];
   }
 
   /**
@@ -259,38 +265,37 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     if (!first && wildcard === state.wildcard && sameNames(requested, state.names)) return false;
     const names = new Set(requested.filter((name) => name !== '*'));
     if (wildcard && !state.unwatchNames) {
-      state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
+      state.unwatchNames = this.options.cache.watchServiceNames(state.onChange);
     } else if (!wildcard && state.unwatchNames) {
       state.unwatchNames();
       state.unwatchNames = undefined;
     }
     state.wildcard = wildcard;
+    let kept = names;
     if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
-      for (const [name, unwatch] of state.unwatch) {
-        if (!names.has(name)) {
-          unwatch();
-          state.unwatch.delete(name);
-        }
-      }
+      // Watched: exactly state.serviceNames (the names that can be services).
+      const cache = this.options.cache;
+      for (const name of state.serviceNames) if (!names.has(name)) cache.unwatchEndpoints(name, state.onChange);
+      const added: string[] = [];
       for (const name of names) {
-        if (!state.unwatch.has(name) && isServiceName(name)) {
-          try {
-            state.unwatch.set(
-              name,
-              this.options.cache.watchEndpoints(name, () => this.push(state)),
-            );
-          } catch (error) {
-            // The names watched so far are dropped with the stream.
-            if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
-            throw error;
-          }
+        if (state.names.has(name) || !isServiceName(name)) continue;
+        try {
+          cache.watchEndpoints(name, state.onChange);
+        } catch (error) {
+          // The names kept are dropped with the stream; these are not in them.
+          for (const watched of added) cache.unwatchEndpoints(watched, state.onChange);
+          if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
+          throw error;
         }
+        added.push(name);
       }
+      // The cache's copy of each name, not this request's: every stream then holds the same strings.
+      kept = new Set([...names].map((name) => cache.knownName(name)));
     }
     // A name the client dropped is forgotten, so subscribing to it again sends it again.
-    for (const name of state.sent.keys()) if (!names.has(name) && !wildcard) state.sent.delete(name);
-    state.names = names;
-    state.serviceNames = [...names].filter(isServiceName).sort();
+    for (const name of state.sent.keys()) if (!kept.has(name) && !wildcard) state.sent.delete(name);
+    state.names = kept;
+    state.serviceNames = [...kept].filter(isServiceName).sort();
     return true;
   }
 
