@@ -77,6 +77,10 @@ export interface FanoutResult {
         readonly rssAfterKb: number;
         readonly kbPerStream: number;
         readonly heapKbPerStream: number;
+        /** Message written (bare server) -> the last and the first stream has it: every stream gets every change. */
+        readonly last: FanoutSummary;
+        readonly first: FanoutSummary;
+        readonly serverCpuMsPerChange: number;
       }
     | undefined;
 }
@@ -96,6 +100,8 @@ const DEFAULTS: FanoutOptions = {
 const OPEN_BATCH = 500;
 /** Pause after the streams are open before RSS is read: lets grpc-js and the GC settle. */
 const SETTLE_MS = 1_000;
+/** Streams the bare server writes to per event-loop turn (the registry's WATCHERS_PER_TURN). */
+const PUSH_PER_TURN = 1_000;
 /** How long a child may take to exit once told to before it is killed. */
 const STOP_GRACE_MS = 5_000;
 
@@ -239,11 +245,28 @@ async function measureBare(options: FanoutOptions): Promise<FanoutResult['bare']
     await openStreams(clients, port, options);
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const after = await serverMemory(server);
+    // The same changes, each a message the bare server writes to every stream it holds.
+    const last: number[] = [];
+    const first: number[] = [];
+    const serverCpuBefore = await cpuMs(server);
+    for (let change = 0; change < options.changes; change++) {
+      const ip = `10.160.${Math.floor(change / 256)}.${change % 256}`;
+      await Promise.all(clients.map((client) => client.ask({ type: 'arm', change, service: -1, ip }, 'armed')));
+      const seen = Promise.all(clients.map((client) => client.next('seen')));
+      const sent = now();
+      server.send({ type: 'push', ip });
+      const reports = (await seen) as unknown as { first: number; last: number; count: number }[];
+      last.push(Math.max(...reports.map((report) => report.last)) - sent);
+      first.push(Math.min(...reports.map((report) => report.first)) - sent);
+    }
     return {
       rssBeforeKb: before.rssKb,
       rssAfterKb: after.rssKb,
       kbPerStream: (after.rssKb - before.rssKb) / options.streams,
       heapKbPerStream: (after.heapKb - before.heapKb) / options.streams,
+      last: summarise(last),
+      first: summarise(first),
+      serverCpuMsPerChange: ((await cpuMs(server)) - serverCpuBefore) / Math.max(1, options.changes),
     };
   } finally {
     await Promise.all([server, ...clients].map((child) => child.stop()));
@@ -285,6 +308,7 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
       );
     }
 
+    if (process.env.FANOUT_PROFILE) await server.ask({ type: 'profile', action: 'start' }, 'profile');
     const serverCpuBefore = await cpuMs(server);
     const clientCpuBefore = await Promise.all(clients.map(cpuMs));
     const last: number[] = [];
@@ -303,6 +327,10 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
       first.push(Math.min(...withStreams.map((report) => report.first)) - posted);
     }
     const serverCpu = (await cpuMs(server)) - serverCpuBefore;
+    if (process.env.FANOUT_PROFILE) {
+      const { file } = await server.ask({ type: 'profile', action: 'stop' }, 'profile');
+      process.stderr.write(`server profile of the changes: ${String(file)}\n`);
+    }
     const clientCpu = (await Promise.all(clients.map(cpuMs))).reduce(
       (sum, ms, index) => sum + ms - clientCpuBefore[index]!,
       0,
@@ -341,28 +369,33 @@ function format(summary: FanoutSummary): string {
   return `${summary.medianMs.toFixed(1)} ms | ${summary.p99Ms.toFixed(1)} ms | ${summary.maxMs.toFixed(1)} ms | ${summary.count}`;
 }
 
-/** The result as a markdown table and two plain lines the smoke test reads. */
+/** The result as a markdown table, then plain lines (`fanout p99:` and `server RSS per stream:` are what the smoke test reads). */
 export function fanoutReport(result: FanoutResult): string {
-  const lines = [
+  const bare = result.bare;
+  const mb = (kb: number) => (kb / 1024).toFixed(1);
+  return [
     `${result.streams} EDS streams (${result.clients} client process${result.clients === 1 ? '' : 'es'}), each watching ${result.watch} of ${result.services} services; each change reaches ${result.watchersPerChange} streams.`,
     '',
     '| measure | median | p99 | max | samples |',
     '|---|---|---|---|---|',
     `| POST sent -> last watching stream has the endpoint | ${format(result.last)} |`,
     `| POST sent -> first watching stream has it | ${format(result.first)} |`,
+    ...(bare
+      ? [
+          `| bare grpc-js server: message written -> last of ${result.streams} streams has it | ${format(bare.last)} |`,
+          `| bare grpc-js server: message written -> first stream has it | ${format(bare.first)} |`,
+        ]
+      : []),
     '',
     `fanout p99: ${result.last.p99Ms.toFixed(1)} ms`,
-    `server RSS per stream: ${result.kbPerStream.toFixed(2)} KB (${(result.rssBeforeKb / 1024).toFixed(1)} MB before the streams, ${(result.rssAfterKb / 1024).toFixed(1)} MB after; V8 heap ${result.heapKbPerStream.toFixed(2)} KB of it)`,
-  ];
-  if (result.bare) {
-    lines.push(
-      `bare grpc-js server RSS per stream: ${result.bare.kbPerStream.toFixed(2)} KB (${(result.bare.rssBeforeKb / 1024).toFixed(1)} MB before, ${(result.bare.rssAfterKb / 1024).toFixed(1)} MB after; V8 heap ${result.bare.heapKbPerStream.toFixed(2)} KB of it)`,
-    );
-  }
-  lines.push(
-    `CPU per change: server ${result.serverCpuMsPerChange.toFixed(1)} ms, clients ${result.clientCpuMsPerChange.toFixed(1)} ms; streams opened in ${(result.setupMs / 1000).toFixed(1)} s`,
-  );
-  return lines.join('\n');
+    `server RSS per stream: ${result.kbPerStream.toFixed(2)} KB (${mb(result.rssBeforeKb)} MB before the streams, ${mb(result.rssAfterKb)} MB after; V8 heap ${result.heapKbPerStream.toFixed(2)} KB of it)`,
+    ...(bare
+      ? [
+          `bare grpc-js server RSS per stream: ${bare.kbPerStream.toFixed(2)} KB (${mb(bare.rssBeforeKb)} MB before, ${mb(bare.rssAfterKb)} MB after; V8 heap ${bare.heapKbPerStream.toFixed(2)} KB of it)`,
+        ]
+      : []),
+    `CPU per change: server ${result.serverCpuMsPerChange.toFixed(1)} ms${bare ? ` (bare grpc-js server ${bare.serverCpuMsPerChange.toFixed(1)} ms)` : ''}, clients ${result.clientCpuMsPerChange.toFixed(1)} ms; streams opened in ${(result.setupMs / 1000).toFixed(1)} s`,
+  ].join('\n');
 }
 
 function parseArgs(argv: readonly string[]): Partial<FanoutOptions> {
@@ -389,11 +422,38 @@ function parseArgs(argv: readonly string[]): Partial<FanoutOptions> {
 
 // ---- children ----
 
+let profiler: import('node:inspector').Session | undefined;
+
+/** Starts the inspector's CPU profiler, or stops it and writes the profile; resolves with the file written. */
+async function profile(start: boolean): Promise<string> {
+  const inspector = await import('node:inspector');
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) =>
+      profiler!.post(method, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  if (start) {
+    profiler = new inspector.Session();
+    profiler.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+    return '';
+  }
+  const { profile: data } = (await post('Profiler.stop')) as { profile: unknown };
+  const file = `fanout-${process.pid}.cpuprofile`;
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(file, JSON.stringify(data));
+  return file;
+}
+
 /** Every child ends with its parent. */
 function childBasics(): void {
   process.on('disconnect', () => process.exit(0));
   process.on('message', (message: Message) => {
-    if (message.type === 'cpu') process.send!({ type: 'cpu', ...process.cpuUsage() });
+    if (message.type === 'cpu') process.send!({ type: 'cpu', ...process.cpuUsage(), split: process.cpuUsage() });
+    if (message.type === 'profile') {
+      // Diagnosis only (FANOUT_PROFILE=1): a CPU profile of the timed changes alone.
+      void profile(message.action === 'start').then((file) => process.send!({ type: 'profile', file }));
+    }
     if (message.type === 'heap-snapshot') {
       // Diagnosis only (FANOUT_HEAP_SNAPSHOTS=1): where the memory of the streams is.
       void import('node:v8').then((v8) => process.send!({ type: 'heap-snapshot', file: v8.writeHeapSnapshot() }));
@@ -448,6 +508,43 @@ async function bareServerRole(): Promise<void> {
       },
     },
   );
+  process.on('message', (message: Message) => {
+    if (message.type !== 'push') return;
+    const protos = xdsProtos();
+    const assignment = protos.typeOf(TYPE_URL.clusterLoadAssignment)!;
+    const value = assignment
+      .encode(
+        assignment.fromObject({
+          cluster_name: 'bare',
+          endpoints: [
+            {
+              lb_endpoints: [
+                { endpoint: { address: { socket_address: { address: message.ip as string, port_value: 8080 } } } },
+              ],
+            },
+          ],
+        }),
+      )
+      .finish();
+    const bytes = Buffer.from(
+      protos.discoveryResponse
+        .encode({
+          version_info: String(message.ip),
+          resources: [{ type_url: TYPE_URL.clusterLoadAssignment, value }],
+          type_url: TYPE_URL.clusterLoadAssignment,
+          nonce: String(message.ip),
+        })
+        .finish(),
+    );
+    // One message for every stream, written PUSH_PER_TURN per event-loop turn as the registry does.
+    const calls = [...held];
+    const write = (from: number) => {
+      const to = Math.min(calls.length, from + PUSH_PER_TURN);
+      for (let index = from; index < to; index++) calls[index]!.write(bytes);
+      if (to < calls.length) setImmediate(() => write(to));
+    };
+    write(0);
+  });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
@@ -613,7 +710,8 @@ function clientRole(): void {
       const address = Buffer.from(ip);
       // SocketAddress.address is field 2 (tag 0x12), then its length; port_value (0x18) follows.
       const pattern = Buffer.concat([Buffer.from([0x12, address.length]), address, Buffer.from([0x18])]);
-      const expected = streams.filter((stream) => stream.services.has(service)).length;
+      // Service -1: every stream (the bare server writes to all).
+      const expected = service < 0 ? streams.length : streams.filter((stream) => stream.services.has(service)).length;
       armed = { change, pattern, expected, count: 0, first: Number.POSITIVE_INFINITY, last: 0 };
       process.send!({ type: 'armed', change });
       if (expected === 0) finish();

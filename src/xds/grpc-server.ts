@@ -81,6 +81,9 @@ export class XdsGrpcServer {
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
       'grpc.http2.min_ping_interval_without_data_ms': MIN_CLIENT_PING_INTERVAL_MS,
+      // Nothing reads channelz here; on, it adds a tracker object of four closures to every
+      // call and a Date.now() to every message sent and received (10,000 per change at scale).
+      'grpc.enable_channelz': 0,
     });
     const protos = xdsProtos();
     const requestType = protos.discoveryRequest;

@@ -64,8 +64,17 @@ interface EndpointEntry {
   expiryTimer: NodeJS.Timeout | undefined;
   /** The resource while the service has no hosts: the domain's empty snapshot is shared by every name, so it is memoised here. */
   emptyResource: XdsResource | undefined;
+  /** Counts changes applied; a pass over the watchers stops when a newer one began. */
+  generation: number;
 }
 
+/**
+ * Watchers told of a change per event-loop turn. Streams answer synchronously and their bytes
+ * leave only when the loop turns, so telling 10,000 in one pass would hold every response until
+ * the last is written; in turns of this many, the first clients receive (and ACK) while later
+ * streams are still being written, and other requests are served in between.
+ */
+const WATCHERS_PER_TURN = Number(process.env.XDS_WATCHERS_PER_TURN ?? 1_000);
 /** Refreshes of watched services run this many at a time, so a poll does not burst the store. */
 const POLL_CONCURRENCY = 16;
 /**
@@ -132,6 +141,7 @@ export class XdsSnapshotCache {
         dirty: false,
         expiryTimer: undefined,
         emptyResource: undefined,
+        generation: 0,
       };
       this.entries.set(name, entry);
       void this.refresh(entry);
@@ -326,13 +336,27 @@ export class XdsSnapshotCache {
     if (entry.resource?.version === resource.version) return;
     entry.resource = resource;
     entry.snapshot = snapshot;
-    for (const watcher of [...entry.watchers]) {
+    this.notify(entry, [...entry.watchers], 0, ++entry.generation);
+  }
+
+  /**
+   * Tells the watchers of `entry` from `from` on, WATCHERS_PER_TURN per event-loop turn, unless
+   * a newer change started its own pass (which tells every watcher) or the cache closed.
+   */
+  private notify(entry: EndpointEntry, watchers: readonly ChangeWatcher[], from: number, generation: number): void {
+    if (this.closed || entry.generation !== generation) return;
+    const to = Math.min(watchers.length, from + WATCHERS_PER_TURN);
+    for (let index = from; index < to; index++) {
+      const watcher = watchers[index]!;
+      // One that stopped watching since the pass began is not told.
+      if (from > 0 && !entry.watchers.has(watcher)) continue;
       try {
         watcher();
       } catch (error) {
         this.options.log.error({ err: error, service: entry.name }, 'xds: endpoint watcher failed');
       }
     }
+    if (to < watchers.length) setImmediate(() => this.notify(entry, watchers, to, generation));
   }
 
   private armExpiry(entry: EndpointEntry, nextExpiryAt: number): void {
