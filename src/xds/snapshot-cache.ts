@@ -74,7 +74,7 @@ interface EndpointEntry {
  * the last is written; in turns of this many, the first clients receive (and ACK) while later
  * streams are still being written, and other requests are served in between.
  */
-const WATCHERS_PER_TURN = Number(process.env.XDS_WATCHERS_PER_TURN ?? 1_000);
+const WATCHERS_PER_TURN = 1_000;
 /** Refreshes of watched services run this many at a time, so a poll does not burst the store. */
 const POLL_CONCURRENCY = 16;
 /**
