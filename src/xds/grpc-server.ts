@@ -96,12 +96,9 @@ export class XdsGrpcServer {
         Buffer.from(requestType.encode(requestType.fromObject(request as object)).finish()),
       requestDeserialize: (bytes) => {
         try {
-          return requestType.toObject(requestType.decode(bytes), {
-            longs: String,
-            enums: String,
-            defaults: true,
-            oneofs: true,
-          }) as DiscoveryRequest;
+          // The decoded message as is: absent fields read as their defaults through its
+          // prototype, so no plain copy is built of every ACK (10,000 per change at scale).
+          return requestType.decode(bytes) as unknown as DiscoveryRequest;
         } catch (error) {
           // grpc-js would end the call with INTERNAL; it is the client's message that is wrong.
           return undecodable(error) as unknown as DiscoveryRequest;
@@ -121,12 +118,7 @@ export class XdsGrpcServer {
         Buffer.from(deltaRequestType.encode(deltaRequestType.fromObject(request as object)).finish()),
       requestDeserialize: (bytes) => {
         try {
-          return deltaRequestType.toObject(deltaRequestType.decode(bytes), {
-            longs: String,
-            enums: String,
-            defaults: true,
-            oneofs: true,
-          }) as DeltaDiscoveryRequest;
+          return deltaRequestType.decode(bytes) as unknown as DeltaDiscoveryRequest;
         } catch (error) {
           return undecodable(error) as unknown as DeltaDiscoveryRequest;
         }

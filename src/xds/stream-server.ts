@@ -295,7 +295,7 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     // A name the client dropped is forgotten, so subscribing to it again sends it again.
     for (const name of state.sent.keys()) if (!kept.has(name) && !wildcard) state.sent.delete(name);
     state.names = kept;
-    state.serviceNames = [...kept].filter(isServiceName).sort();
+    state.serviceNames = sharedNames([...kept].filter(isServiceName).sort());
     return true;
   }
 
@@ -313,22 +313,25 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
    * What the subscription names, when every resource is at hand (not a wildcard, every service
    * read already): the common case, answered without waiting. Undefined otherwise.
    */
-  private desiredNow(state: TypeState): Map<string, XdsResource> | undefined {
+  private desiredNow(state: TypeState): XdsResource[] | undefined {
     if (state.wildcard) return undefined;
-    const resources = new Map<string, XdsResource>();
-    for (const name of state.serviceNames) {
+    const names = state.serviceNames;
+    const resources = new Array<XdsResource>(names.length);
+    for (let index = 0; index < names.length; index++) {
+      const name = names[index]!;
       if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
         const resource = this.options.cache.endpointsNow(name, this.node?.locality);
         if (resource === undefined) return undefined;
-        resources.set(name, resource);
+        resources[index] = resource;
       } else {
-        resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
+        resources[index] = this.options.cache.staticResource(state.typeUrl, name);
       }
     }
     return resources;
   }
 
-  private async desired(state: TypeState): Promise<Map<string, XdsResource>> {
+  /** Every resource the subscription names that exists now, sorted by name. */
+  private async desired(state: TypeState): Promise<XdsResource[]> {
     const names = new Set(state.serviceNames);
     if (state.wildcard) for (const name of await this.options.cache.serviceNames()) names.add(name);
     const resources = new Map<string, XdsResource>();
@@ -344,31 +347,43 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
         resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
       }
     }
-    return resources;
+    return [...resources.values()];
   }
 
   private respond(state: TypeState, initial: boolean): void | Promise<void> {
     const now = this.desiredNow(state);
-    if (now) return this.send(state, now, initial);
+    if (now) return this.send(state, now, initial, state.serviceNames);
     return this.desired(state).then((desired) => {
-      if (!this.closed) this.send(state, desired, initial);
+      if (!this.closed) this.send(state, desired, initial, undefined);
     });
   }
 
-  private send(state: TypeState, desired: ReadonlyMap<string, XdsResource>, initial: boolean): void {
-    const version = resourceSetVersion(desired.values());
+  /**
+   * Sends what the client lacks of `desired` (sorted by name), if anything. `names`: the shared
+   * subscription `desired` was read for, in order, when it holds every one of them.
+   */
+  private send(
+    state: TypeState,
+    desired: readonly XdsResource[],
+    initial: boolean,
+    names: readonly string[] | undefined,
+  ): void {
     let resources: XdsResource[];
     if (initial || FULL_STATE_TYPES.has(state.typeUrl)) {
+      const version = setVersion(desired, names);
       if (!initial && version === state.versionSent && sameVersions(state.sent, desired)) return;
-      resources = [...desired.values()];
+      resources = [...desired];
       state.sent = new Map(resources.map((resource) => [resource.name, resource.version]));
+      state.versionSent = version;
     } else {
       // EDS and RDS: only what changed need be sent; the client keeps the rest.
-      resources = [...desired.values()].filter((resource) => state.sent.get(resource.name) !== resource.version);
+      resources = [];
+      for (const resource of desired) if (state.sent.get(resource.name) !== resource.version) resources.push(resource);
       if (resources.length === 0) return;
       for (const resource of resources) state.sent.set(resource.name, resource.version);
+      state.versionSent = setVersion(desired, names);
     }
-    state.versionSent = version;
+    const version = state.versionSent;
     state.nonceSent = `${this.id}-${++this.nonceCounter}`;
     this.transport.send({ version_info: version, resources, type_url: state.typeUrl, nonce: state.nonceSent });
     this.options.stats.xds('push');
@@ -382,8 +397,49 @@ function sameNames(requested: readonly string[], names: ReadonlySet<string>): bo
   return true;
 }
 
-function sameVersions(sent: ReadonlyMap<string, string>, desired: ReadonlyMap<string, XdsResource>): boolean {
-  if (sent.size !== desired.size) return false;
-  for (const [name, resource] of desired) if (sent.get(name) !== resource.version) return false;
+function sameVersions(sent: ReadonlyMap<string, string>, desired: readonly XdsResource[]): boolean {
+  if (sent.size !== desired.length) return false;
+  for (const resource of desired) if (sent.get(resource.name) !== resource.version) return false;
   return true;
+}
+
+/** Distinct subscriptions kept shared; past this the table starts again (sharing is lost, nothing else). */
+const SHARED_NAMES_MAX = 4_096;
+const sharedNameLists = new Map<string, readonly string[]>();
+
+/**
+ * One array for every stream subscribed to the same sorted names, so the version of what they
+ * are sent is worked out once per subscription and change (`setVersion`), not once per stream.
+ */
+function sharedNames(names: readonly string[]): readonly string[] {
+  const key = names.join('\n');
+  let shared = sharedNameLists.get(key);
+  if (!shared) {
+    if (sharedNameLists.size >= SHARED_NAMES_MAX) sharedNameLists.clear();
+    shared = Object.freeze([...names]);
+    sharedNameLists.set(key, shared);
+  }
+  return shared;
+}
+
+/** The last set sent for each shared subscription, and its version. */
+const lastSetOf = new WeakMap<
+  readonly string[],
+  { readonly resources: readonly XdsResource[]; readonly version: string }
+>();
+
+/** `resourceSetVersion(desired)`; when `desired` was read for the shared subscription `names` and is the set its last caller had, that caller's result. */
+function setVersion(desired: readonly XdsResource[], names: readonly string[] | undefined): string {
+  if (names === undefined) return resourceSetVersion(desired);
+  const last = lastSetOf.get(names);
+  if (
+    last &&
+    last.resources.length === desired.length &&
+    last.resources.every((resource, index) => resource === desired[index])
+  ) {
+    return last.version;
+  }
+  const version = resourceSetVersion(desired);
+  lastSetOf.set(names, { resources: desired, version });
+  return version;
 }
