@@ -10,25 +10,33 @@ import { TYPE_URL, xdsProtos } from '../src/xds/protos.js';
  * Fan-out of one registration to many EDS streams held by one registry process, with the
  * clients in other processes (issue 15, item 4: 10,000 streams per process).
  *
- *   npm run bench:fanout                                   # 10,000 streams, 100 services, 30 changes
- *   node dist/bench/xds-fanout.js --streams 10000 --services 100 --changes 30 --clients 1
+ *   npm run bench:fanout                   # 10,000 streams, each watching 10 of 100 services
+ *   node dist/bench/xds-fanout.js --services 10      # every change reaches all 10,000 streams
+ *   node dist/bench/xds-fanout.js --streams 10000 --services 100 --watch 10 --changes 30 \
+ *     --streams-per-channel 100 --clients 1 --bare 1 --timeout-ms 600000      # the defaults
  *
  * Processes: this one orchestrates (POSTs the registrations, reads the server's RSS); the
  * registry runs in a forked child (InMemory backend, HTTP and xDS on loopback); `--clients`
- * forked children open the streams, `--streams-per-channel` streams per gRPC connection, each
- * stream watching `--watch` services over EDS (state of the world) and ACKing every response.
- * Stream i watches services i, i+1, ... i+watch-1 (mod services), so a change reaches
- * streams * watch / services streams and only those.
+ * forked children open the streams, `--streams-per-channel` per HTTP/2 connection, each stream
+ * watching `--watch` services over EDS (state of the world) and ACKing every response. Stream
+ * i watches services i, i+1, ... i+watch-1 (mod services), so a change reaches
+ * streams * watch / services streams, and only those are waited for.
  *
  * Clock: every process timestamps with `performance.timeOrigin + performance.now()` (the
  * wall clock at process start plus a monotonic offset), so times compare across processes.
  *
  * Figures: for each registration, POST sent (here) -> the last watching stream has a response
- * carrying the new endpoint (in a client), and -> the first one; and the server's VmRSS after
- * the streams are open minus before, both read after a full GC in the server, per stream. CPU
- * seconds of the server and of the clients during the changes say how much of the time is the
- * clients'. `--bare` runs the same clients against a bare grpc-js server that answers each
- * stream once and holds it: the floor for RSS per stream.
+ * carrying the new endpoint (stamped in a client as the bytes arrive), and -> the first; the
+ * server's VmRSS (and V8 heap) after the streams are open minus before, both read after a full
+ * GC in the server, per stream; CPU milliseconds of the server and of the clients per change,
+ * which say how much of the time is the clients' (the machine has two cores for all of them).
+ * With `--bare 1` the same clients then run against a bare grpc-js server (the EDS method and
+ * nothing else) that answers each stream once and holds it: the floor for RSS per stream; it
+ * also writes one message to every stream per change, the floor for fan-out latency.
+ *
+ * Diagnosis: FANOUT_PROFILE=1 writes a CPU profile of the server during the changes (in the
+ * working directory), FANOUT_HEAP_SNAPSHOTS=1 a heap snapshot with the streams open;
+ * FANOUT_SERVER_NODE_ARGS / FANOUT_CLIENT_NODE_ARGS pass node flags to those children.
  */
 export interface FanoutOptions {
   readonly streams: number;
