@@ -1,5 +1,5 @@
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
-import { contentVersion, isServiceName, type XdsResource } from './resources.js';
+import { isServiceName, resourceSetVersion, type XdsResource } from './resources.js';
 import { WatchLimitError } from './snapshot-cache.js';
 import {
   ProtocolStream,
@@ -67,7 +67,7 @@ interface DeltaTypeState extends WatchedType {
   readonly versionOfNonce: Map<string, string>;
   nackCount: number;
   lastNack: TypeStatus['last_nack'];
-  readonly unwatch: Map<string, () => void>;
+  readonly onChange: () => void;
   unwatchNames: (() => void) | undefined;
   pushQueued: boolean;
 }
@@ -114,8 +114,8 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     };
   }
 
-  protected async handle(request: DeltaDiscoveryRequest): Promise<void> {
-    if (request.node && this.node === undefined) this.node = request.node;
+  protected handle(request: DeltaDiscoveryRequest): void | Promise<void> {
+    this.noteNode(request.node);
     const typeUrl = this.typeOf(request);
     if (typeUrl === undefined) return;
     const subscribe = request.resource_names_subscribe;
@@ -126,7 +126,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     let state = this.types.get(typeUrl);
     const first = state === undefined;
     if (!state) {
-      state = {
+      const created: DeltaTypeState = {
         typeUrl,
         wildcard: false,
         names: new Set(),
@@ -138,10 +138,11 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
         versionOfNonce: new Map(),
         nackCount: 0,
         lastNack: null,
-        unwatch: new Map(),
+        onChange: () => this.push(created),
         unwatchNames: undefined,
         pushQueued: false,
       };
+      state = created;
       this.types.set(typeUrl, state);
       for (const [name, version] of Object.entries(request.initial_resource_versions ?? {})) {
         if (state.held.size >= MAX_RESOURCE_NAMES) break;
@@ -151,7 +152,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     this.recordAnswer(state, request);
     const changed = this.subscribe(state, subscribe, unsubscribe, first);
     // A request that only ACKs or NACKs is not answered: the client holds what it was sent.
-    if (first || changed) await this.respond(state);
+    if (first || changed) return this.respond(state);
   }
 
   private typeOf(request: DeltaDiscoveryRequest): ResourceTypeUrl | undefined {
@@ -164,7 +165,11 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
       this.options.log.info({ stream: this.id, type: typeUrl }, 'xds: delta request for an unsupported type ignored');
       return undefined;
     }
-    return typeUrl as ResourceTypeUrl;
+    return SUPPORTED_TYPES.find((known) => known === typeUrl);
+  }
+
+  protected watchedEndpoints(state: DeltaTypeState): Iterable<string> {
+    return state.typeUrl === TYPE_URL.clusterLoadAssignment ? [...state.names].filter(isServiceName) : [];
   }
 
   /** An ACK or NACK of an earlier response: recorded for the admin view and the counters. */
@@ -207,7 +212,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     if (wildcard !== state.wildcard) {
       changed = true;
       state.wildcard = wildcard;
-      if (wildcard) state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
+      if (wildcard) state.unwatchNames = this.options.cache.watchServiceNames(state.onChange);
       else {
         state.unwatchNames?.();
         state.unwatchNames = undefined;
@@ -216,8 +221,9 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     for (const name of unsubscribe) {
       if (name === '*' || !state.names.delete(name)) continue;
       changed = true;
-      state.unwatch.get(name)?.();
-      state.unwatch.delete(name);
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment && isServiceName(name)) {
+        this.options.cache.unwatchEndpoints(name, state.onChange);
+      }
       // Dropped, so subscribing again sends it again.
       if (!state.wildcard) state.held.delete(name);
       state.toldMissing.delete(name);
@@ -228,17 +234,17 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
         throw new StreamError(`too many resources subscribed (> ${MAX_RESOURCE_NAMES})`, 8);
       }
       changed = true;
-      state.names.add(name);
       if (state.typeUrl === TYPE_URL.clusterLoadAssignment && isServiceName(name)) {
         try {
-          state.unwatch.set(
-            name,
-            this.options.cache.watchEndpoints(name, () => this.push(state)),
-          );
+          this.options.cache.watchEndpoints(name, state.onChange);
         } catch (error) {
           if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
           throw error;
         }
+        // The cache's copy of the name: every stream holds the same string.
+        state.names.add(this.options.cache.knownName(name));
+      } else {
+        state.names.add(name);
       }
     }
     return changed;
@@ -247,10 +253,27 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
   private push(state: DeltaTypeState): void {
     if (this.closed || state.pushQueued) return;
     state.pushQueued = true;
-    void this.enqueue(async () => {
+    void this.enqueue(() => {
       state.pushQueued = false;
-      await this.respond(state);
+      return this.respond(state);
     });
+  }
+
+  /** `current` when every resource is at hand (not a wildcard, every service read already); else undefined. */
+  private currentNow(state: DeltaTypeState): Map<string, XdsResource> | undefined {
+    if (state.wildcard) return undefined;
+    const names = [...state.names].filter(isServiceName).sort();
+    const resources = new Map<string, XdsResource>();
+    for (const name of names) {
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+        const resource = this.options.cache.endpointsNow(name, this.node?.locality);
+        if (resource === undefined) return undefined;
+        resources.set(name, resource);
+      } else {
+        resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
+      }
+    }
+    return resources;
   }
 
   /** Every resource the subscription names that exists now, by name. */
@@ -273,9 +296,15 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
     return resources;
   }
 
-  private async respond(state: DeltaTypeState): Promise<void> {
-    const current = await this.current(state);
-    if (this.closed) return;
+  private respond(state: DeltaTypeState): void | Promise<void> {
+    const now = this.currentNow(state);
+    if (now) return this.send(state, now);
+    return this.current(state).then((current) => {
+      if (!this.closed) this.send(state, current);
+    });
+  }
+
+  private send(state: DeltaTypeState, current: ReadonlyMap<string, XdsResource>): void {
     const resources = [...current.values()].filter((resource) => state.held.get(resource.name) !== resource.version);
     const removed: string[] = [];
     // What the client holds that no longer exists (a service gone from the wildcard set).
@@ -295,9 +324,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
       if (state.names.has(name)) state.toldMissing.add(name);
     }
     for (const resource of resources) state.toldMissing.delete(resource.name);
-    const systemVersion = contentVersion(
-      [...current.values()].map((resource) => `${resource.name}:${resource.version}`),
-    );
+    const systemVersion = resourceSetVersion(current.values());
     const nonce = `d${this.id}-${++this.nonceCounter}`;
     state.systemVersionSent = systemVersion;
     state.nonceSent = nonce;

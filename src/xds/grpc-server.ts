@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { TlsFiles } from '../config.js';
 import type { Log } from '../logger.js';
 import { xdsProtos } from './protos.js';
+import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './response-wire.js';
 import {
   StreamError,
   type DiscoveryRequest,
@@ -80,6 +81,9 @@ export class XdsGrpcServer {
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
       'grpc.http2.min_ping_interval_without_data_ms': MIN_CLIENT_PING_INTERVAL_MS,
+      // Nothing reads channelz here; on, it adds a tracker object of four closures to every
+      // call and a Date.now() to every message sent and received (10,000 per change at scale).
+      'grpc.enable_channelz': 0,
     });
     const protos = xdsProtos();
     const requestType = protos.discoveryRequest;
@@ -92,28 +96,16 @@ export class XdsGrpcServer {
         Buffer.from(requestType.encode(requestType.fromObject(request as object)).finish()),
       requestDeserialize: (bytes) => {
         try {
-          return requestType.toObject(requestType.decode(bytes), {
-            longs: String,
-            enums: String,
-            defaults: true,
-            oneofs: true,
-          }) as DiscoveryRequest;
+          // The decoded message as is: absent fields read as their defaults through its
+          // prototype, so no plain copy is built of every ACK (10,000 per change at scale).
+          return requestType.decode(bytes) as unknown as DiscoveryRequest;
         } catch (error) {
           // grpc-js would end the call with INTERNAL; it is the client's message that is wrong.
           return undecodable(error) as unknown as DiscoveryRequest;
         }
       },
-      responseSerialize: (response) =>
-        Buffer.from(
-          responseType
-            .encode({
-              version_info: response.version_info,
-              resources: response.resources.map((resource) => ({ type_url: resource.typeUrl, value: resource.body })),
-              type_url: response.type_url,
-              nonce: response.nonce,
-            })
-            .finish(),
-        ),
+      // By hand, sharing each resource's encoded bytes across every stream it is sent to (response-wire.ts).
+      responseSerialize: encodeDiscoveryResponse,
       responseDeserialize: (bytes) => responseType.toObject(responseType.decode(bytes)) as DiscoveryResponse,
     });
     const deltaRequestType = protos.root.lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
@@ -126,32 +118,12 @@ export class XdsGrpcServer {
         Buffer.from(deltaRequestType.encode(deltaRequestType.fromObject(request as object)).finish()),
       requestDeserialize: (bytes) => {
         try {
-          return deltaRequestType.toObject(deltaRequestType.decode(bytes), {
-            longs: String,
-            enums: String,
-            defaults: true,
-            oneofs: true,
-          }) as DeltaDiscoveryRequest;
+          return deltaRequestType.decode(bytes) as unknown as DeltaDiscoveryRequest;
         } catch (error) {
           return undecodable(error) as unknown as DeltaDiscoveryRequest;
         }
       },
-      responseSerialize: (response) =>
-        Buffer.from(
-          deltaResponseType
-            .encode({
-              system_version_info: response.system_version_info,
-              resources: response.resources.map((resource) => ({
-                name: resource.name,
-                version: resource.version,
-                resource: { type_url: resource.typeUrl, value: resource.body },
-              })),
-              type_url: response.type_url,
-              removed_resources: response.removed_resources,
-              nonce: response.nonce,
-            })
-            .finish(),
-        ),
+      responseSerialize: encodeDeltaDiscoveryResponse,
       responseDeserialize: (bytes) =>
         deltaResponseType.toObject(deltaResponseType.decode(bytes)) as DeltaDiscoveryResponse,
     });

@@ -72,8 +72,17 @@ interface EndpointEntry {
   expiryTimer: NodeJS.Timeout | undefined;
   /** The resource while the service has no hosts: the domain's empty snapshot is shared by every name, so it is memoised here. */
   emptyResource: XdsResource | undefined;
+  /** Counts changes applied; a pass over the watchers stops when a newer one began. */
+  generation: number;
 }
 
+/**
+ * Watchers told of a change per event-loop turn. Streams answer synchronously and their bytes
+ * leave only when the loop turns, so telling 10,000 in one pass would hold every response until
+ * the last is written; in turns of this many, the first clients receive (and ACK) while later
+ * streams are still being written, and other requests are served in between.
+ */
+const WATCHERS_PER_TURN = 1_000;
 /** Refreshes of watched services run this many at a time, so a poll does not burst the store. */
 const POLL_CONCURRENCY = 16;
 /**
@@ -129,10 +138,11 @@ export class XdsSnapshotCache {
 
   /**
    * Starts watching the endpoints of `name`: `watcher` is called each time its
-   * ClusterLoadAssignment changes. Returns the function that stops watching. The first watcher
-   * of a name makes the cache read it, arm its expiry timer and include it in polls.
+   * ClusterLoadAssignment changes, until `unwatchEndpoints(name, watcher)`. The first watcher of
+   * a name makes the cache read it, arm its expiry timer and include it in polls. Watching a
+   * name twice with the same function is watching it once.
    */
-  watchEndpoints(name: string, watcher: ChangeWatcher): () => void {
+  watchEndpoints(name: string, watcher: ChangeWatcher): void {
     let entry = this.entries.get(name);
     if (!entry) {
       const max = this.options.maxWatchedNames ?? WATCHED_NAMES_MAX;
@@ -146,19 +156,28 @@ export class XdsSnapshotCache {
         dirty: false,
         expiryTimer: undefined,
         emptyResource: undefined,
+        generation: 0,
       };
       this.entries.set(name, entry);
       void this.refresh(entry);
     }
     entry.watchers.add(watcher);
-    const watched = entry;
-    return () => {
-      watched.watchers.delete(watcher);
-      if (watched.watchers.size === 0 && this.entries.get(name) === watched) {
-        clearTimeout(watched.expiryTimer);
-        this.entries.delete(name);
-      }
-    };
+  }
+
+  /** Stops `watcher` watching `name`; the last watcher gone, the name is forgotten. A watcher not watching it: nothing. */
+  unwatchEndpoints(name: string, watcher: ChangeWatcher): void {
+    const entry = this.entries.get(name);
+    if (!entry?.watchers.delete(watcher) || entry.watchers.size > 0) return;
+    clearTimeout(entry.expiryTimer);
+    this.entries.delete(name);
+  }
+
+  /**
+   * The cache's own copy of `name` while it is watched, else `name`: streams keep this one, so
+   * 10,000 streams naming a service hold one string, not 10,000 decoded from their requests.
+   */
+  knownName(name: string): string {
+    return this.entries.get(name)?.name ?? name;
   }
 
   /**
@@ -169,6 +188,8 @@ export class XdsSnapshotCache {
    * when the domain cannot read the service.
    */
   async endpoints(name: string, node?: NodeLocality | null): Promise<XdsResource> {
+    const now = this.endpointsNow(name, node);
+    if (now) return now;
     const entry = this.entries.get(name);
     if (entry) {
       if (entry.resource === undefined) await (entry.refreshing ?? this.refresh(entry));
@@ -178,6 +199,13 @@ export class XdsSnapshotCache {
     }
     const snapshot = await this.options.hostService.listByService(name);
     return this.forProxy(name, snapshot, this.endpointResource(name, snapshot), node);
+  }
+
+  /** What `endpoints` resolves with, when `name` is watched and read already; else undefined (no read is started). */
+  endpointsNow(name: string, node?: NodeLocality | null): XdsResource | undefined {
+    const entry = this.entries.get(name);
+    if (entry?.resource === undefined || entry.snapshot === undefined) return undefined;
+    return this.forProxy(name, entry.snapshot, entry.resource, node);
   }
 
   /** How many per-locality assignments of watched service `name` are built and kept (for tests: bounded by the hosts' localities). */
@@ -324,13 +352,27 @@ export class XdsSnapshotCache {
     if (entry.resource?.version === resource.version) return;
     entry.resource = resource;
     entry.snapshot = snapshot;
-    for (const watcher of [...entry.watchers]) {
+    this.notify(entry, [...entry.watchers], 0, ++entry.generation);
+  }
+
+  /**
+   * Tells the watchers of `entry` from `from` on, WATCHERS_PER_TURN per event-loop turn, unless
+   * a newer change started its own pass (which tells every watcher) or the cache closed.
+   */
+  private notify(entry: EndpointEntry, watchers: readonly ChangeWatcher[], from: number, generation: number): void {
+    if (this.closed || entry.generation !== generation) return;
+    const to = Math.min(watchers.length, from + WATCHERS_PER_TURN);
+    for (let index = from; index < to; index++) {
+      const watcher = watchers[index]!;
+      // One that stopped watching since the pass began is not told.
+      if (from > 0 && !entry.watchers.has(watcher)) continue;
       try {
         watcher();
       } catch (error) {
         this.options.log.error({ err: error, service: entry.name }, 'xds: endpoint watcher failed');
       }
     }
+    if (to < watchers.length) setImmediate(() => this.notify(entry, watchers, to, generation));
   }
 
   private armExpiry(entry: EndpointEntry, nextExpiryAt: number): void {

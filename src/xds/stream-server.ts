@@ -8,7 +8,7 @@ import {
   type WatchedType,
 } from './protocol-stream.js';
 import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
-import { contentVersion, isServiceName, type XdsResource } from './resources.js';
+import { isServiceName, resourceSetVersion, type XdsResource } from './resources.js';
 import { WatchLimitError } from './snapshot-cache.js';
 import { XdsDeltaStream, type DeltaStreamKind, type DeltaStreamTransport } from './delta-stream.js';
 
@@ -120,6 +120,8 @@ interface TypeState extends WatchedType {
   readonly typeUrl: ResourceTypeUrl;
   wildcard: boolean;
   names: Set<string>;
+  /** The names that can be services, sorted: what `desired` reads, computed when the subscription changes. */
+  serviceNames: readonly string[];
   /** Name -> version of what the client holds after the last response (EDS: only the names sent). */
   sent: Map<string, string>;
   versionSent: string | undefined;
@@ -127,7 +129,7 @@ interface TypeState extends WatchedType {
   versionAcked: string | undefined;
   nackCount: number;
   lastNack: TypeStatus['last_nack'];
-  readonly unwatch: Map<string, () => void>;
+  readonly onChange: () => void;
   unwatchNames: (() => void) | undefined;
   /** A push is queued and not yet started; later pushes fold into it. */
   pushQueued: boolean;
@@ -161,9 +163,8 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     };
   }
 
-  protected async handle(request: DiscoveryRequest): Promise<void> {
-    // Clients send the node only on a stream's first request.
-    if (request.node && this.node === undefined) this.node = request.node;
+  protected handle(request: DiscoveryRequest): void | Promise<void> {
+    this.noteNode(request.node);
     const typeUrl = this.typeOf(request);
     if (typeUrl === undefined) return;
     if (request.resource_names.length > MAX_RESOURCE_NAMES) {
@@ -172,20 +173,22 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
     let state = this.types.get(typeUrl);
     const first = state === undefined;
     if (!state) {
-      state = {
+      const created: TypeState = {
         typeUrl,
         wildcard: false,
         names: new Set(),
+        serviceNames: [],
         sent: new Map(),
         versionSent: undefined,
         nonceSent: undefined,
         versionAcked: undefined,
         nackCount: 0,
         lastNack: null,
-        unwatch: new Map(),
+        onChange: () => this.push(created),
         unwatchNames: undefined,
         pushQueued: false,
       };
+      state = created;
       this.types.set(typeUrl, state);
     }
     const nonce = request.response_nonce;
@@ -218,11 +221,15 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
           'xds: client rejected a response (NACK)',
         );
       } else {
-        state.versionAcked = request.version_info;
+        // The string sent, not the request's copy of it, is what 10,000 streams then share.
+        state.versionAcked = request.version_info === state.versionSent ? state.versionSent : request.version_info;
       }
     }
-    this.subscribe(state, request.resource_names, first);
-    await this.respond(state, nonce === '');
+    const changed = this.subscribe(state, request.resource_names, first);
+    // An ACK or NACK that keeps the subscription has nothing to answer: what changes later is
+    // pushed by the cache's watchers, and the client keeps what it was sent.
+    if (nonce !== '' && !changed) return;
+    return this.respond(state, nonce === '');
   }
 
   private typeOf(request: DiscoveryRequest): ResourceTypeUrl | undefined {
@@ -238,64 +245,94 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
       );
       return undefined;
     }
-    return typeUrl as ResourceTypeUrl;
+    // The constant, not the request's copy: one string for every stream.
+    return SUPPORTED_TYPES.find((known) => known === typeUrl);
+  }
+
+  protected watchedEndpoints(state: TypeState): Iterable<string> {
+    return state.typeUrl === TYPE_URL.clusterLoadAssignment ? state.serviceNames : [];
   }
 
   /**
    * Applies a request's names. An empty list on the first request of a wildcard type, or the
    * name `*`, subscribes to everything; a later empty list keeps a wildcard and otherwise means
-   * "nothing" (the legacy rule Envoy and gRPC follow).
+   * "nothing" (the legacy rule Envoy and gRPC follow). True when the subscription changed.
    */
-  private subscribe(state: TypeState, requested: readonly string[], first: boolean): void {
+  private subscribe(state: TypeState, requested: readonly string[], first: boolean): boolean {
     const wildcardType = WILDCARD_TYPES.has(state.typeUrl);
     const wildcard = wildcardType && (requested.includes('*') || (requested.length === 0 && (first || state.wildcard)));
+    // Clients repeat their names on every ACK: the common case changes nothing.
+    if (!first && wildcard === state.wildcard && sameNames(requested, state.names)) return false;
     const names = new Set(requested.filter((name) => name !== '*'));
     if (wildcard && !state.unwatchNames) {
-      state.unwatchNames = this.options.cache.watchServiceNames(() => this.push(state));
+      state.unwatchNames = this.options.cache.watchServiceNames(state.onChange);
     } else if (!wildcard && state.unwatchNames) {
       state.unwatchNames();
       state.unwatchNames = undefined;
     }
     state.wildcard = wildcard;
+    let kept = names;
     if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
-      for (const [name, unwatch] of state.unwatch) {
-        if (!names.has(name)) {
-          unwatch();
-          state.unwatch.delete(name);
-        }
-      }
+      // Watched: exactly state.serviceNames (the names that can be services).
+      const cache = this.options.cache;
+      for (const name of state.serviceNames) if (!names.has(name)) cache.unwatchEndpoints(name, state.onChange);
+      const added: string[] = [];
       for (const name of names) {
-        if (!state.unwatch.has(name) && isServiceName(name)) {
-          try {
-            state.unwatch.set(
-              name,
-              this.options.cache.watchEndpoints(name, () => this.push(state)),
-            );
-          } catch (error) {
-            // The names watched so far are dropped with the stream.
-            if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
-            throw error;
-          }
+        if (state.names.has(name) || !isServiceName(name)) continue;
+        try {
+          cache.watchEndpoints(name, state.onChange);
+        } catch (error) {
+          // The names kept are dropped with the stream; these are not in them.
+          for (const watched of added) cache.unwatchEndpoints(watched, state.onChange);
+          if (error instanceof WatchLimitError) throw new StreamError(error.message, 8);
+          throw error;
         }
+        added.push(name);
       }
+      // The cache's copy of each name, not this request's: every stream then holds the same strings.
+      kept = new Set([...names].map((name) => cache.knownName(name)));
     }
     // A name the client dropped is forgotten, so subscribing to it again sends it again.
-    for (const name of state.sent.keys()) if (!names.has(name) && !wildcard) state.sent.delete(name);
-    state.names = names;
+    for (const name of state.sent.keys()) if (!kept.has(name) && !wildcard) state.sent.delete(name);
+    state.names = kept;
+    state.serviceNames = sharedNames([...kept].filter(isServiceName).sort());
+    return true;
   }
 
   /** The cache changed something this type subscribes to: answer once, after queued requests. */
   private push(state: TypeState): void {
     if (this.closed || state.pushQueued) return;
     state.pushQueued = true;
-    void this.enqueue(async () => {
+    void this.enqueue(() => {
       state.pushQueued = false;
-      await this.respond(state, false);
+      return this.respond(state, false);
     });
   }
 
-  private async desired(state: TypeState): Promise<Map<string, XdsResource>> {
-    const names = new Set([...state.names].filter(isServiceName));
+  /**
+   * What the subscription names, when every resource is at hand (not a wildcard, every service
+   * read already): the common case, answered without waiting. Undefined otherwise.
+   */
+  private desiredNow(state: TypeState): XdsResource[] | undefined {
+    if (state.wildcard) return undefined;
+    const names = state.serviceNames;
+    const resources = new Array<XdsResource>(names.length);
+    for (let index = 0; index < names.length; index++) {
+      const name = names[index]!;
+      if (state.typeUrl === TYPE_URL.clusterLoadAssignment) {
+        const resource = this.options.cache.endpointsNow(name, this.node?.locality);
+        if (resource === undefined) return undefined;
+        resources[index] = resource;
+      } else {
+        resources[index] = this.options.cache.staticResource(state.typeUrl, name);
+      }
+    }
+    return resources;
+  }
+
+  /** Every resource the subscription names that exists now, sorted by name. */
+  private async desired(state: TypeState): Promise<XdsResource[]> {
+    const names = new Set(state.serviceNames);
     if (state.wildcard) for (const name of await this.options.cache.serviceNames()) names.add(name);
     const resources = new Map<string, XdsResource>();
     for (const name of [...names].sort()) {
@@ -310,33 +347,99 @@ export class XdsStream extends ProtocolStream<DiscoveryRequest, TypeState> {
         resources.set(name, this.options.cache.staticResource(state.typeUrl, name));
       }
     }
-    return resources;
+    return [...resources.values()];
   }
 
-  private async respond(state: TypeState, initial: boolean): Promise<void> {
-    const desired = await this.desired(state);
-    if (this.closed) return;
-    const version = contentVersion([...desired.values()].map((resource) => `${resource.name}:${resource.version}`));
+  private respond(state: TypeState, initial: boolean): void | Promise<void> {
+    const now = this.desiredNow(state);
+    if (now) return this.send(state, now, initial, state.serviceNames);
+    return this.desired(state).then((desired) => {
+      if (!this.closed) this.send(state, desired, initial, undefined);
+    });
+  }
+
+  /**
+   * Sends what the client lacks of `desired` (sorted by name), if anything. `names`: the shared
+   * subscription `desired` was read for, in order, when it holds every one of them.
+   */
+  private send(
+    state: TypeState,
+    desired: readonly XdsResource[],
+    initial: boolean,
+    names: readonly string[] | undefined,
+  ): void {
     let resources: XdsResource[];
     if (initial || FULL_STATE_TYPES.has(state.typeUrl)) {
+      const version = setVersion(desired, names);
       if (!initial && version === state.versionSent && sameVersions(state.sent, desired)) return;
-      resources = [...desired.values()];
+      resources = [...desired];
       state.sent = new Map(resources.map((resource) => [resource.name, resource.version]));
+      state.versionSent = version;
     } else {
       // EDS and RDS: only what changed need be sent; the client keeps the rest.
-      resources = [...desired.values()].filter((resource) => state.sent.get(resource.name) !== resource.version);
+      resources = [];
+      for (const resource of desired) if (state.sent.get(resource.name) !== resource.version) resources.push(resource);
       if (resources.length === 0) return;
       for (const resource of resources) state.sent.set(resource.name, resource.version);
+      state.versionSent = setVersion(desired, names);
     }
-    state.versionSent = version;
+    const version = state.versionSent;
     state.nonceSent = `${this.id}-${++this.nonceCounter}`;
     this.transport.send({ version_info: version, resources, type_url: state.typeUrl, nonce: state.nonceSent });
     this.options.stats.xds('push');
   }
 }
 
-function sameVersions(sent: ReadonlyMap<string, string>, desired: ReadonlyMap<string, XdsResource>): boolean {
-  if (sent.size !== desired.size) return false;
-  for (const [name, resource] of desired) if (sent.get(name) !== resource.version) return false;
+/** Whether a request's names are exactly the names subscribed (a repeated or `*` name counts as a change). */
+function sameNames(requested: readonly string[], names: ReadonlySet<string>): boolean {
+  if (requested.length !== names.size) return false;
+  for (const name of requested) if (!names.has(name)) return false;
   return true;
+}
+
+function sameVersions(sent: ReadonlyMap<string, string>, desired: readonly XdsResource[]): boolean {
+  if (sent.size !== desired.length) return false;
+  for (const resource of desired) if (sent.get(resource.name) !== resource.version) return false;
+  return true;
+}
+
+/** Distinct subscriptions kept shared; past this the table starts again (sharing is lost, nothing else). */
+const SHARED_NAMES_MAX = 4_096;
+const sharedNameLists = new Map<string, readonly string[]>();
+
+/**
+ * One array for every stream subscribed to the same sorted names, so the version of what they
+ * are sent is worked out once per subscription and change (`setVersion`), not once per stream.
+ */
+function sharedNames(names: readonly string[]): readonly string[] {
+  const key = names.join('\n');
+  let shared = sharedNameLists.get(key);
+  if (!shared) {
+    if (sharedNameLists.size >= SHARED_NAMES_MAX) sharedNameLists.clear();
+    shared = Object.freeze([...names]);
+    sharedNameLists.set(key, shared);
+  }
+  return shared;
+}
+
+/** The last set sent for each shared subscription, and its version. */
+const lastSetOf = new WeakMap<
+  readonly string[],
+  { readonly resources: readonly XdsResource[]; readonly version: string }
+>();
+
+/** `resourceSetVersion(desired)`; when `desired` was read for the shared subscription `names` and is the set its last caller had, that caller's result. */
+function setVersion(desired: readonly XdsResource[], names: readonly string[] | undefined): string {
+  if (names === undefined) return resourceSetVersion(desired);
+  const last = lastSetOf.get(names);
+  if (
+    last &&
+    last.resources.length === desired.length &&
+    last.resources.every((resource, index) => resource === desired[index])
+  ) {
+    return last.version;
+  }
+  const version = resourceSetVersion(desired);
+  lastSetOf.set(names, { resources: desired, version });
+  return version;
 }

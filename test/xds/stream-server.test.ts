@@ -386,6 +386,26 @@ describe('xDS state-of-the-world stream protocol', () => {
     assert.deepEqual(cache.watchedServices(), []);
   });
 
+  test('a change reaches each of 2,500 watching streams exactly once, over several event-loop turns, with the same version', async () => {
+    await heartbeat('users', '10.0.0.1');
+    const streams = Array.from({ length: 2_500 }, () => open('eds'));
+    for (const { stream } of streams) await stream.receive(request(EDS, ['users', 'orders']));
+    await heartbeat('users', '10.0.0.2');
+    await waitFor(
+      'every stream has the push',
+      () => streams.every(({ transport }) => transport.sent.length === 2),
+      5000,
+      5,
+    );
+    await settle();
+    assert.ok(
+      streams.every(({ transport }) => transport.sent.length === 2),
+      'no stream was written to twice',
+    );
+    assert.equal(new Set(streams.map(({ transport }) => transport.last().version_info)).size, 1);
+    assert.deepEqual(endpointsOf(streams.at(-1)!.transport.last()), { users: ['10.0.0.1:8080', '10.0.0.2:8080'] });
+  });
+
   test('closeAll ends every stream cleanly', async () => {
     const { stream, transport } = open();
     await stream.receive(request(EDS, ['users']));
