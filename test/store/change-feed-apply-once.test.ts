@@ -31,6 +31,59 @@ class Recorder implements FeedHostService {
   }
 }
 
+/** A writing and a reading feed on one change log, short intervals, the reader known to the writer. */
+interface FeedPair {
+  readonly writer: Recorder;
+  readonly reader: Recorder;
+  readonly writerFeed: ChangeFeed;
+  close(): Promise<void>;
+}
+
+async function startPair(opened: OpenedStore, name: string, hints: 'delivered' | 'lost'): Promise<FeedPair> {
+  const writer = new Recorder();
+  const reader = new Recorder();
+  const delivered: { to?: ChangeFeed } = {};
+  const common = {
+    changeLog: opened.store.changeLog,
+    clock: systemClock,
+    log: silentLog,
+    intervalMs: 100,
+    lookbackMs: 400,
+    hostLifetimeMs: 3_600_000,
+    announceIntervalMs: 200,
+  };
+  const writerFeed = new ChangeFeed({
+    ...common,
+    hostService: writer,
+    replicaId: `writer-${name}`,
+    ownUrl: () => 'http://127.0.0.1:1',
+    sendHint: async (_url: string, hint: ChangeHint) => {
+      if (hints === 'lost') throw new Error('unreachable');
+      delivered.to?.receiveHint(hint);
+    },
+  });
+  const readerFeed = new ChangeFeed({
+    ...common,
+    hostService: reader,
+    replicaId: `reader-${name}`,
+    ownUrl: () => 'http://127.0.0.1:2',
+  });
+  delivered.to = readerFeed;
+  writerFeed.start();
+  readerFeed.start();
+  const close = async () => {
+    await Promise.all([writerFeed.close(), readerFeed.close()]);
+  };
+  const deadline = performance.now() + 10_000;
+  while (writerFeed.peerIds().length === 0 && performance.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  if (writerFeed.peerIds().length === 0) {
+    await close();
+    assert.fail('the writer never saw the reader announced');
+  }
+  return { writer, reader, writerFeed, close };
+}
+
 describe('the change feed applies each change once', () => {
   let dynamo: EmbeddedDynamoDb;
   let opened: OpenedStore;
@@ -45,96 +98,32 @@ describe('the change feed applies each change once', () => {
 
   for (const hints of ['delivered', 'lost'] as const) {
     test(`hints ${hints}: 20 changes, each applied once by the peer across many look-back reads`, async () => {
-      const writer = new Recorder();
-      const reader = new Recorder();
-      const delivered: { to?: ChangeFeed } = {};
-      const common = {
-        changeLog: opened.store.changeLog,
-        clock: systemClock,
-        log: silentLog,
-        intervalMs: 100,
-        lookbackMs: 400,
-        hostLifetimeMs: 3_600_000,
-        announceIntervalMs: 200,
-      };
-      const writerFeed = new ChangeFeed({
-        ...common,
-        hostService: writer,
-        replicaId: `writer-${hints}`,
-        ownUrl: () => 'http://127.0.0.1:1',
-        sendHint: async (_url: string, hint: ChangeHint) => {
-          if (hints === 'lost') throw new Error('unreachable');
-          delivered.to?.receiveHint(hint);
-        },
-      });
-      const readerFeed = new ChangeFeed({
-        ...common,
-        hostService: reader,
-        replicaId: `reader-${hints}`,
-        ownUrl: () => 'http://127.0.0.1:2',
-      });
+      const pair = await startPair(opened, hints, hints);
       try {
-        delivered.to = readerFeed;
-        writerFeed.start();
-        readerFeed.start();
-        const deadline = performance.now() + 10_000;
-        while (writerFeed.peerIds().length === 0 && performance.now() < deadline)
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        assert.deepEqual(writerFeed.peerIds(), [`reader-${hints}`]);
         const services = Array.from({ length: 20 }, (_, index) => `svc-${hints}-${index}`);
         for (const service of services) {
-          writer.change(service);
+          pair.writer.change(service);
           await new Promise((resolve) => setTimeout(resolve, 30));
         }
         // Long enough for every record to be read back several times and then pass the look-back.
         await new Promise((resolve) => setTimeout(resolve, 2000));
-        assert.deepEqual([...reader.applied].sort(), [...services].sort());
-        assert.equal(reader.resyncs, 0);
-        assert.deepEqual(writer.applied, [], 'a replica never applies its own records');
+        assert.deepEqual([...pair.reader.applied].sort(), [...services].sort());
+        assert.equal(pair.reader.resyncs, 0);
+        assert.deepEqual(pair.writer.applied, [], 'a replica never applies its own records');
       } finally {
-        await Promise.all([writerFeed.close(), readerFeed.close()]);
+        await pair.close();
       }
     });
   }
 
   test('a stream of changes makes at most one record per 50 ms, and every change still arrives', async () => {
-    const writer = new Recorder();
-    const reader = new Recorder();
-    const delivered: { to?: ChangeFeed } = {};
-    const common = {
-      changeLog: opened.store.changeLog,
-      clock: systemClock,
-      log: silentLog,
-      intervalMs: 100,
-      lookbackMs: 400,
-      hostLifetimeMs: 3_600_000,
-      announceIntervalMs: 200,
-    };
-    const writerFeed = new ChangeFeed({
-      ...common,
-      hostService: writer,
-      replicaId: 'writer-stream',
-      ownUrl: () => 'http://127.0.0.1:1',
-      sendHint: async (_url: string, hint: ChangeHint) => delivered.to?.receiveHint(hint),
-    });
-    const readerFeed = new ChangeFeed({
-      ...common,
-      hostService: reader,
-      replicaId: 'reader-stream',
-      ownUrl: () => 'http://127.0.0.1:2',
-    });
-    delivered.to = readerFeed;
+    const pair = await startPair(opened, 'stream', 'delivered');
     try {
-      writerFeed.start();
-      readerFeed.start();
-      const deadline = performance.now() + 10_000;
-      while (writerFeed.peerIds().length === 0 && performance.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 20));
       const since = Date.now();
       const services = Array.from({ length: 100 }, (_, index) => `stream-${index}`);
       const started = performance.now();
       for (const service of services) {
-        writer.change(service);
+        pair.writer.change(service);
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
       const spanMs = performance.now() - started;
@@ -146,9 +135,9 @@ describe('the change feed applies each change once', () => {
         records.length <= Math.ceil(spanMs / 50) + 1,
         `${records.length} records for 100 changes over ${spanMs.toFixed(0)} ms`,
       );
-      assert.deepEqual([...reader.applied].sort(), [...services].sort());
+      assert.deepEqual([...pair.reader.applied].sort(), [...services].sort());
     } finally {
-      await Promise.all([writerFeed.close(), readerFeed.close()]);
+      await pair.close();
     }
   });
 });
