@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/temp-dir.js';
  * are pasted in order into one shell (they share its background jobs), so the page cannot drift
  * from what works. The page uses fixed ports (8080-8083, 4567, 18001-18003), so the shell runs
  * in a network namespace of its own (`unshare --net`, its loopback brought up), where nothing
- * else listens and nothing it starts can outlive it. The page's first line (`npm ci && npm run
+ * else listens, and a PID namespace of its own, so nothing it starts can outlive it. The page's first line (`npm ci && npm run
  * build`) is what `npm test` has already done, so it is left out.
  *
  * Needs root (unshare), nginx and iproute2 (.ci/run installs them); without them this fails,
@@ -88,10 +88,12 @@ test('docs/three-replicas.md on one machine: three replicas on one table behind 
   }
 });
 
-/** `command` in a shell of its own network namespace, in `cwd`; killed with its group past the bound. */
+/** `command` in a shell of its own network and PID namespaces, in `cwd`; killed with its group past the bound. */
 function runIsolated(cwd: string, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['--net', 'bash', '-c', command], {
+    // A PID namespace too (the shell is its init): when the shell ends, the kernel ends every
+    // process it started, including children the page's jobs left behind (npx's dynalite).
+    const child = spawn('unshare', ['--net', '--pid', '--fork', 'bash', '-c', command], {
       cwd,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
