@@ -7,6 +7,7 @@ import { RawXdsStream, type WireResponse } from '../test/helpers/ads-client.js';
 import { startDiscovery, type DiscoveryProcess } from '../test/helpers/discovery-process.js';
 import { CountingDynamoDbProxy } from '../test/helpers/dynamodb-proxy.js';
 import { freshTableName } from '../test/helpers/dynamodb.js';
+import { summarise, type Summary } from './lib/latency-summary.js';
 
 /**
  * What replicas on one table cost and how fast they hear of each other (issue 15, item 1):
@@ -41,21 +42,9 @@ export interface ReplicaRun {
   readonly crossReplica: Summary;
 }
 
-export interface Summary {
-  readonly count: number;
-  readonly medianMs: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-}
+export type { Summary } from './lib/latency-summary.js';
 
 const DEFAULTS: ReplicaBenchOptions = { services: 1000, idleSeconds: 30, changes: 100, timeoutMs: 600_000 };
-
-function summarise(samples: number[]): Summary {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
-  return { count: sorted.length, medianMs: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? Number.NaN };
-}
 
 function prefixed(replica: string, counts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).map(([operation, count]) => [`${replica} ${operation}`, count]));

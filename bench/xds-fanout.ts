@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { EDS_METHOD } from '../src/xds/grpc-server.js';
 import { TYPE_URL, xdsProtos } from '../src/xds/protos.js';
+import { summarise, type Summary } from './lib/latency-summary.js';
 
 /**
  * Fan-out of one registration to many EDS streams held by one registry process, with the
@@ -54,13 +55,6 @@ export interface FanoutOptions {
   readonly timeoutMs: number;
 }
 
-export interface FanoutSummary {
-  readonly count: number;
-  readonly medianMs: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-}
-
 export interface FanoutResult {
   readonly streams: number;
   readonly services: number;
@@ -68,8 +62,8 @@ export interface FanoutResult {
   readonly clients: number;
   /** Streams that receive each change. */
   readonly watchersPerChange: number;
-  readonly last: FanoutSummary;
-  readonly first: FanoutSummary;
+  readonly last: Summary;
+  readonly first: Summary;
   readonly rssBeforeKb: number;
   readonly rssAfterKb: number;
   readonly kbPerStream: number;
@@ -86,8 +80,8 @@ export interface FanoutResult {
         readonly kbPerStream: number;
         readonly heapKbPerStream: number;
         /** Message written (bare server) -> the last and the first stream has it: every stream gets every change. */
-        readonly last: FanoutSummary;
-        readonly first: FanoutSummary;
+        readonly last: Summary;
+        readonly first: Summary;
         readonly serverCpuMsPerChange: number;
       }
     | undefined;
@@ -123,13 +117,6 @@ function serviceName(index: number): string {
 /** The services stream `index` watches. */
 function watchedBy(index: number, services: number, watch: number): number[] {
   return Array.from({ length: Math.min(watch, services) }, (_, k) => (index + k) % services);
-}
-
-function summarise(samples: readonly number[]): FanoutSummary {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
-  return { count: sorted.length, medianMs: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? Number.NaN };
 }
 
 function rssKb(pid: number): number {
@@ -373,7 +360,7 @@ export async function runFanoutBench(overrides: Partial<FanoutOptions> = {}): Pr
   }
 }
 
-function format(summary: FanoutSummary): string {
+function format(summary: Summary): string {
   return `${summary.medianMs.toFixed(1)} ms | ${summary.p99Ms.toFixed(1)} ms | ${summary.maxMs.toFixed(1)} ms | ${summary.count}`;
 }
 

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { TYPE_URL, xdsProtos } from '../src/xds/protos.js';
 import { RawXdsStream, type WireResponse } from '../test/helpers/ads-client.js';
 import { register, startRegistry, type RunningRegistry } from '../test/helpers/xds.js';
+import { summarise, type Summary } from './lib/latency-summary.js';
 
 /**
  * How fast registrations reach xDS clients, and how many ADS streams one process holds.
@@ -38,12 +39,7 @@ export interface BenchResult {
   readonly setupMs: number;
 }
 
-export interface Summary {
-  readonly count: number;
-  readonly medianMs: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-}
+export type { Summary } from './lib/latency-summary.js';
 
 const DEFAULTS: BenchOptions = {
   changes: 200,
@@ -53,13 +49,6 @@ const DEFAULTS: BenchOptions = {
   streamsPerChannel: 100,
   timeoutMs: 300_000,
 };
-
-function summarise(samples: number[]): Summary {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
-  return { count: sorted.length, medianMs: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? Number.NaN };
-}
 
 /** `ip:port` of every endpoint in the ClusterLoadAssignments of a response. */
 function endpointsIn(response: WireResponse): Set<string> {

@@ -100,7 +100,6 @@ const CLOSE_WAIT_MS = 2_000;
 interface Peer {
   readonly id: string;
   url: string;
-  aliveUntil: number;
   queue: ChangeRecord[];
   sending: boolean;
   failing: boolean;
@@ -376,13 +375,11 @@ export class ChangeFeed {
       const peer = this.peers.get(id);
       if (peer) {
         peer.url = replica.url;
-        peer.aliveUntil = replica.aliveUntil;
         continue;
       }
       this.peers.set(id, {
         id,
         url: replica.url,
-        aliveUntil: replica.aliveUntil,
         queue: [],
         sending: false,
         failing: false,
