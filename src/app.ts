@@ -42,7 +42,7 @@ import { RequestValidation } from './http/request-validation.js';
 import { xdsRoutes, type XdsRoutesOptions } from './http/xds-routes.js';
 import { serviceRoutes } from './http/service-routes.js';
 import { feedRoutes } from './http/feed-routes.js';
-import type { ChangeFeed } from './hosts/change-feed.js';
+import type { ChangeFeed } from './replication/change-feed.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
 import { ErrorBody } from './hosts/schemas.js';

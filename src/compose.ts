@@ -6,7 +6,9 @@ import { buildApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, type Config } from './config.js';
 import { Authorizer } from './http/auth.js';
-import { ChangeFeed, hintSender } from './hosts/change-feed.js';
+import { ChangeFeed, hintSender } from './replication/change-feed.js';
+import { OwnedExpiries } from './replication/owned-expiries.js';
+import { ReadRetries, type Freshness } from './hosts/freshness.js';
 import { HostService } from './hosts/host-service.js';
 import { checkStoredInstanceKeys, InstanceKeyMismatchError, PortKeyedStore } from './hosts/instance-keys.js';
 import { ServiceDirectory, type ServiceTotals } from './hosts/service-directory.js';
@@ -163,9 +165,11 @@ export async function composeRegistry(
   const stats = fanOut(statsd, metrics);
   const clock = overrides.clock ?? systemClock;
   const startedAt = clock.now();
-  // Replicas on one table follow the change feed instead of re-reading what they serve.
+  // Replicas on one table follow the change feed instead of re-reading what they serve: the one
+  // choice of how every kept view stays right (src/hosts/freshness.ts).
   const changeLog = config.changeFeed.enabled ? store.changeLog : undefined;
-  const hostService = new HostService({
+  const freshness: Freshness = { kind: changeLog ? 'feed' : 'poll', retries: new ReadRetries(log) };
+  const hostService: HostService = new HostService({
     store,
     clock,
     hostTtlSeconds: config.hostTtlSeconds,
@@ -177,7 +181,21 @@ export async function composeRegistry(
     log,
     expiryProtection: config.expiryProtection,
     staleReadMaxSeconds: config.staleReadMaxSeconds,
-    expiresOwnHosts: changeLog !== undefined,
+    freshness,
+    // Under the feed nobody re-reads a quiet service, so the replica that wrote a host's check-in
+    // judges it when it is due.
+    expiryOwner: changeLog
+      ? new OwnedExpiries({ clock, onDue: (services) => hostService.judgeDue(services) })
+      : undefined,
+  });
+  const xdsCache = new XdsSnapshotCache({
+    hostService,
+    clock,
+    log,
+    pollIntervalMs: config.xds.pollIntervalMs,
+    wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
+    localityPriority: config.xds.localityPriority,
+    freshness,
   });
   // The feed asks for this replica's URL once the app (built below, with the feed's route) listens.
   const built: { app?: FastifyInstance } = {};
@@ -192,20 +210,13 @@ export async function composeRegistry(
         ownUrl: () => (built.app ? ownUrl(config, built.app) : undefined),
         sendHint: hintSender(config.changeFeed.peerToken),
         observer: metrics,
+        retries: freshness.retries,
+        views: [hostService, xdsCache],
       })
     : undefined;
   if (changeFeed) feedPeers = () => changeFeed.peerIds().length;
   const peerWarning = peerTokenWarning(config, changeFeed !== undefined);
   if (peerWarning) log.warn({ fix: ['PEER_TOKEN'] }, peerWarning);
-  const xdsCache = new XdsSnapshotCache({
-    hostService,
-    clock,
-    log,
-    pollIntervalMs: config.xds.pollIntervalMs,
-    wildcardPollIntervalMs: config.xds.wildcardPollIntervalMs,
-    localityPriority: config.xds.localityPriority,
-    followsChangeFeed: changeFeed !== undefined,
-  });
   const streamServer = new XdsStreamServer({ cache: xdsCache, log, stats });
   const xdsWarning = xdsExposureWarning(config);
   if (xdsWarning) log.warn({ fix: ['XDS_TLS_CA_FILE', 'XDS_ENABLED=false'] }, xdsWarning);
@@ -284,6 +295,7 @@ export async function composeRegistry(
         await changeFeed?.close();
         hostService.close();
         serviceDirectory.close();
+        freshness.retries.close();
         await store.close();
         await statsd.close?.();
       })()),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FeedObserver, HintOutcome } from './hosts/change-feed.js';
+import type { FeedObserver, HintOutcome } from './replication/change-feed.js';
 import { HOST_STORE_METHODS } from './hosts/host-store.js';
 import { INSTANCE_STATUSES, type InstanceStatus } from './hosts/model.js';
 import {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StorageUnavailableError } from '../errors.js';
-import { expiresAt, isExpired, type Selection } from './expiry.js';
+import type { Selection } from './expiry.js';
 import { effectiveStatus, sortedKeys, type Host } from './model.js';
 import { RecentMap } from './recent-map.js';
 
@@ -130,7 +130,6 @@ export interface HostListsOptions {
   /** `CACHE_TYPE=simple`: a list is served for `cacheTtlMs` without reading storage again. */
   readonly cacheEnabled: boolean;
   readonly cacheTtlMs: number;
-  readonly hostTtlMs: number;
   /**
    * While storage is unavailable, a list read from it at most this long ago is served (marked
    * stale) instead of failing; 0 fails the read.
@@ -193,15 +192,15 @@ export class HostLists {
   }
 
   /**
-   * Storage failed a read: the list last read for `service` if it is young enough, without the
-   * hosts that have expired since, marked stale; otherwise (or for any other failure) the error.
+   * Storage failed a read: the list last read for `service` if it is young enough, as it was
+   * read, marked stale; otherwise (or for any other failure) the error.
    */
   staleService(service: string, now: number, error: unknown): HostSnapshot {
-    return this.stale(this.services.lastRead(service), now, error, byIp);
+    return this.stale(this.services.lastRead(service), now, error);
   }
 
   staleRepo(repo: string, now: number, error: unknown): HostSnapshot {
-    return this.stale(this.repos.lastRead(repo), now, error, byServiceThenIp);
+    return this.stale(this.repos.lastRead(repo), now, error);
   }
 
   /** A write changed `service`: its list, and every repo list (one may include it), are rebuilt on their next read. */
@@ -222,23 +221,31 @@ export class HostLists {
     );
   }
 
-  private stale(last: LastRead | undefined, now: number, error: unknown, order: HostOrder): HostSnapshot {
+  /**
+   * The last list read, exactly as it was read, marked with its age. Never filtered by the
+   * check-ins it recorded: those are only as new as the last read, and a replica that follows the
+   * change feed reads a service only when it changes, so hosts that heartbeat on time elsewhere
+   * would look expired and a stale list would be emptier than the truth (and emptier than the
+   * last good list). A failed read never replaces what was last known good.
+   */
+  private stale(last: LastRead | undefined, now: number, error: unknown): HostSnapshot {
     if (!(error instanceof StorageUnavailableError) || !last || now - last.readAt > this.options.staleReadMaxMs)
       throw error;
-    const { hostTtlMs } = this.options;
-    const live = last.snapshot.hosts.filter((host) => !isExpired(host, now, hostTtlMs));
-    const base =
-      live.length === last.snapshot.hosts.length
-        ? last.snapshot
-        : snapshotOf(
-            {
-              hosts: live,
-              protectedHosts: 0,
-              validUntil: live.reduce((earliest, host) => Math.min(earliest, expiresAt(host, hostTtlMs)), Infinity),
-            },
-            order,
-          );
-    return Object.freeze({ ...base, staleAgeSeconds: Math.max(0, Math.floor((now - last.readAt) / 1000)) });
+    return Object.freeze({ ...last.snapshot, staleAgeSeconds: Math.max(0, Math.floor((now - last.readAt) / 1000)) });
+  }
+
+  /**
+   * When the cached list of `service` was read from storage (the read's start), while it is kept
+   * and served without asking storage (`CACHE_TYPE=simple`); otherwise undefined: a list that is
+   * re-read on every request keeps nothing that could fall behind.
+   */
+  cachedReadAt(service: string): number | undefined {
+    return this.options.cacheEnabled ? this.services.peek(service)?.builtAt : undefined;
+  }
+
+  /** Services whose lists are cached (`CACHE_TYPE=simple`); none otherwise. */
+  cachedServices(): Iterable<string> {
+    return this.options.cacheEnabled ? this.services.keys() : [];
   }
 }
 
@@ -254,6 +261,10 @@ class Lists {
 
   get(key: string): CachedList | undefined {
     return this.withHosts.get(key) ?? this.empty.get(key);
+  }
+
+  peek(key: string): CachedList | undefined {
+    return this.withHosts.peek(key) ?? this.empty.peek(key);
   }
 
   lastRead(key: string): LastRead | undefined {
@@ -281,6 +292,12 @@ class Lists {
     }
     if (rememberReads) this.rememberRead(key, snapshot, now);
     return { snapshot, routingChanged: previous !== undefined && previous.version !== snapshot.version };
+  }
+
+  /** Every name with a list kept (with hosts or without). */
+  *keys(): Iterable<string> {
+    yield* this.withHosts.keys();
+    yield* this.empty.keys();
   }
 
   forget(key: string): void {

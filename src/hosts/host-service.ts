@@ -18,7 +18,7 @@ import {
   type InstanceStatus,
   type Requester,
 } from './model.js';
-import { OwnedExpiries } from './owned-expiries.js';
+import { ReadRetries, type Freshness, type KeptView } from './freshness.js';
 import { ServableRecords } from './servable-records.js';
 import { canonicalIp } from './validation.js';
 
@@ -45,17 +45,28 @@ export interface HostServiceOptions {
   readonly staleReadMaxSeconds?: number;
   /**
    * Set when replicas share the store and learn of each other's changes from the change feed
-   * instead of re-reading what they serve: this process then judges each host whose check-in it
-   * wrote when that host is due to expire (OwnedExpiries), so an expiry reaches the feed.
+   * instead of re-reading what they serve: it keeps the expiry deadline of each host whose
+   * check-in this process wrote and calls `judgeDue` when one passes, so an expiry reaches the
+   * feed (src/replication/owned-expiries.ts).
    */
-  readonly expiresOwnHosts?: boolean;
+  readonly expiryOwner?: ExpiryOwner;
+  /** How kept views stay right: where failed reads wait to be retried (one per process; polling with a private one when absent). */
+  readonly freshness?: Freshness;
+}
+
+/** Who keeps the expiry deadlines of the hosts this process wrote (see `HostServiceOptions.expiryOwner`). */
+export interface ExpiryOwner {
+  /** The host under `key` (of `service`) is expired after `expiresAt` unless tracked again. */
+  track(key: string, service: string, expiresAt: number): void;
+  /** The host was removed. */
+  forget(key: string): void;
+  close(): void;
 }
 
 export type ServiceChangeListener = (service: string) => void;
 
-/** Reads of services with a host due that fail are tried again this much later, this many times. */
-const DUE_RETRY_MS = 5_000;
-const DUE_TRIES = 3;
+/** While expiry protection holds a service, its hosts are judged again at least this far apart. */
+const PROTECTION_RECHECK_MIN_MS = 5_000;
 
 /** What expiry protection is set to, and which services it holds now (for the dashboard). */
 export interface ExpiryProtectionStatus extends ExpiryProtection {
@@ -69,7 +80,7 @@ export interface ExpiryProtectionStatus extends ExpiryProtection {
  * which hosts are live is expiry.ts's rule, the lists built are kept by HostLists, records are
  * kept by the store.
  */
-export class HostService {
+export class HostService implements KeptView {
   private readonly store: HostStore;
   private readonly clock: Clock;
   private readonly stats: RegistryStats;
@@ -80,7 +91,8 @@ export class HostService {
   private readonly listeners = new Set<ServiceChangeListener>();
   private readonly localListeners = new Set<ServiceChangeListener>();
   private readonly resyncListeners = new Set<() => void>();
-  private readonly ownedExpiries: OwnedExpiries | undefined;
+  private readonly ownedExpiries: ExpiryOwner | undefined;
+  private readonly retries: ReadRetries;
   /** Services with a due host being read now, so many hosts due at once cost one read. */
   private readonly dueReads = new Set<string>();
   private closed = false;
@@ -104,13 +116,11 @@ export class HostService {
     this.lists = new HostLists({
       cacheEnabled: options.cacheType === 'simple',
       cacheTtlMs: options.cacheTtlSeconds * 1000,
-      hostTtlMs: this.expiry.hostTtlMs,
       staleReadMaxMs: (options.staleReadMaxSeconds ?? 0) * 1000,
     });
     this.servable = new ServableRecords(options.log);
-    this.ownedExpiries = options.expiresOwnHosts
-      ? new OwnedExpiries({ clock: this.clock, onDue: (services) => this.judgeDue(services) })
-      : undefined;
+    this.ownedExpiries = options.expiryOwner;
+    this.retries = options.freshness?.retries ?? new ReadRetries(options.log);
   }
 
   /** Seconds without a heartbeat after which a host is expired. */
@@ -172,6 +182,15 @@ export class HostService {
         this.log.error({ err: error }, 're-sync listener failed');
       }
     }
+  }
+
+  /** When the cached list of `service` was read (KeptView: the change feed's anti-entropy asks). */
+  keptReadAt(service: string): number | undefined {
+    return this.lists.cachedReadAt(service);
+  }
+
+  keptServices(): Iterable<string> {
+    return this.lists.cachedServices();
   }
 
   /** Stops the timers this service keeps (the expiry deadlines of hosts it wrote). */
@@ -266,6 +285,8 @@ export class HostService {
     } catch (error) {
       return this.staleOrThrow(() => this.lists.staleService(service, now, error), service, error);
     }
+    // Storage answers: views waiting to retry a failed read need not wait out their back-off.
+    this.retries.answered();
     const unchanged = this.lists.unchangedService(service, listed.changeToken, now);
     if (unchanged) {
       this.stats.cacheLookup('hit');
@@ -540,33 +561,35 @@ export class HostService {
   }
 
   /**
-   * Hosts whose check-in this process wrote are due: their services are read afresh and judged
-   * by the same rules as every read (expiry protection included), which removes the expired
-   * ones and so reports them. A read that fails is tried again a little later.
+   * Hosts whose check-in this process wrote are due (the expiry owner says so): their services
+   * are read afresh and judged by the same rules as every read (expiry protection included),
+   * which removes the expired ones and so reports them. A read that fails is never given up on:
+   * nothing else reads a quiet service under the change feed, so it is retried (ReadRetries)
+   * until one succeeds.
    */
-  private judgeDue(services: ReadonlySet<string>, tries = 1): void {
+  judgeDue(services: ReadonlySet<string>): void {
     if (this.closed) return;
     for (const service of services) {
       if (this.dueReads.has(service)) continue;
       this.dueReads.add(service);
+      const key = `due:${service}`;
       this.lists.forget(service);
       this.listByService(service)
         .then((snapshot) => {
           // Served stale while storage is down: nothing was judged, so try again.
           if (snapshot.staleAgeSeconds !== undefined) throw new StorageUnavailableError('storage unavailable');
+          this.retries.succeeded(key);
           // Expiry protection keeps expired hosts for now: judged again when the snapshot says
           // (its next re-check, or the end of the protection), so they go when it ends.
           if (this.protectedServices.has(service) && Number.isFinite(snapshot.nextExpiryAt)) {
-            const delay = Math.max(DUE_RETRY_MS, snapshot.nextExpiryAt - this.clock.now());
+            const delay = Math.max(PROTECTION_RECHECK_MIN_MS, snapshot.nextExpiryAt - this.clock.now());
             setTimeout(() => this.judgeDue(new Set([service])), delay).unref();
           }
         })
         .catch((error: unknown) => {
-          if (tries >= DUE_TRIES) {
-            this.log.warn({ err: error, service }, 'could not judge hosts due to expire; left for the next read');
-            return;
-          }
-          setTimeout(() => this.judgeDue(new Set([service]), tries + 1), DUE_RETRY_MS).unref();
+          if (this.closed) return;
+          this.log.debug({ err: error, service }, 'could not judge hosts due to expire; retrying');
+          this.retries.failed(key, () => this.judgeDue(new Set([service])), error);
         })
         .finally(() => this.dueReads.delete(service));
     }

@@ -28,6 +28,17 @@ export class RecentMap<K, V> {
     return old;
   }
 
+  /** The value under `key` without counting it as a use (it is not moved to the current generation). */
+  peek(key: K): V | undefined {
+    return this.current.get(key) ?? this.previous.get(key);
+  }
+
+  /** Every key held (the generations never share one). */
+  *keys(): IterableIterator<K> {
+    yield* this.current.keys();
+    yield* this.previous.keys();
+  }
+
   set(key: K, value: V): void {
     this.previous.delete(key);
     this.insert(key, value);

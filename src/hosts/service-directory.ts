@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
+import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
 import type { HostSnapshot } from './host-lists.js';
 import type { HostService } from './host-service.js';
@@ -267,6 +268,12 @@ export class ServiceDirectory {
   private async refreshOne(name: string): Promise<void> {
     const seq = ++this.reads;
     const snapshot = await this.hostService.listByService(name);
+    // Storage could answer only with the last list read: the summary keeps what it had, and the
+    // service stays marked to be read again (a failed read never replaces what was known good).
+    if (snapshot.staleAgeSeconds !== undefined)
+      throw new StorageUnavailableError(
+        `storage unavailable: the list of '${name}' is ${snapshot.staleAgeSeconds} s old`,
+      );
     const current = this.entries.get(name);
     // A slower read of older data must not overwrite a newer one that finished first.
     if (current && current.readSeq > seq) return;

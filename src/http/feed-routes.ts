@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { HINT_QUEUE_MAX, HINT_PATH, type ChangeFeed } from '../hosts/change-feed.js';
+import { HINT_QUEUE_MAX, HINT_PATH, type ChangeFeed } from '../replication/change-feed.js';
 import { EVERY_SERVICE, SERVICES_PER_CHANGE_MAX } from '../hosts/change-log.js';
 import { ErrorBody, NoContent, ServiceName } from '../hosts/schemas.js';
 

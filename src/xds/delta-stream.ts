@@ -286,7 +286,7 @@ export class XdsDeltaStream extends ProtocolStream<DeltaDiscoveryRequest, DeltaT
         try {
           resources.set(name, await this.options.cache.endpoints(name, this.node?.locality));
         } catch (error) {
-          // Not sent now; the cache's next successful read of the service pushes it.
+          // Not sent now: the cache retries its read until one succeeds, and that pushes it.
           this.options.log.warn({ err: error, service: name }, 'xds: endpoints unavailable');
         }
       } else {

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { ReadRetries, type Freshness, type KeptView } from '../hosts/freshness.js';
 import type { HostService } from '../hosts/host-service.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { Log } from '../logger.js';
@@ -34,13 +35,16 @@ export interface SnapshotCacheOptions {
    */
   readonly localityPriority?: boolean;
   /**
-   * Replicas share the store and tell each other of changes through the change feed, which
-   * reaches this cache as `onServiceChanged` events (and `onResync` when anything may have
-   * changed): watched services are then not polled, and no timer re-reads a service at its
-   * next expiry (the replica that wrote the host's check-in judges it then, and the feed says
-   * what it removed). `pollIntervalMs` is unused.
+   * How the cache stays right (compose.ts chooses). `poll`: watched services are re-read every
+   * `pollIntervalMs` and at their next expiry. `feed`: replicas tell each other of changes
+   * through the change feed, which reaches this cache as `onServiceChanged` events (and
+   * `onResync` when anything may have changed); nothing is polled, and no timer re-reads a
+   * service at its next expiry (the replica that wrote the host's check-in judges it then, and
+   * the feed says what it removed). Either way a read that fails keeps the last good resource
+   * and is retried through `freshness.retries` until one succeeds. Default: `poll`, with retries
+   * of its own.
    */
-  readonly followsChangeFeed?: boolean;
+  readonly freshness?: Freshness;
 }
 
 /**
@@ -66,6 +70,8 @@ interface EndpointEntry {
   resource: XdsResource | undefined;
   /** The snapshot `resource` was built from; the per-locality resources are built from it too. */
   snapshot: HostSnapshot | undefined;
+  /** When the read `resource` was built from began (epoch ms); what the anti-entropy check compares. */
+  readAt: number | undefined;
   /** The read in flight, if any; a change seen meanwhile sets `dirty` so it runs once more. */
   refreshing: Promise<void> | undefined;
   dirty: boolean;
@@ -108,7 +114,7 @@ const STATIC_MEMO_MAX = 10_000;
  * and RouteConfiguration depend only on the name, so they have no entry; what can change for
  * them is the set of service names a wildcard subscriber sees.
  */
-export class XdsSnapshotCache {
+export class XdsSnapshotCache implements KeptView {
   private readonly entries = new Map<string, EndpointEntry>();
   private readonly staticMemo = new Map<string, XdsResource>();
   private readonly endpointMemo = new WeakMap<HostSnapshot, XdsResource>();
@@ -125,10 +131,12 @@ export class XdsSnapshotCache {
   private pollTimer: NodeJS.Timeout | undefined;
   private wildcardTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly freshness: Freshness;
 
   constructor(private readonly options: SnapshotCacheOptions) {
+    this.freshness = options.freshness ?? { kind: 'poll', retries: new ReadRetries(options.log) };
     this.unsubscribe = options.hostService.onServiceChanged((service) => this.serviceChanged(service));
-    if (options.followsChangeFeed) {
+    if (this.freshness.kind === 'feed') {
       this.unsubscribeResync = options.hostService.onResync(() => this.resync());
     } else {
       this.unsubscribeResync = () => undefined;
@@ -152,6 +160,7 @@ export class XdsSnapshotCache {
         watchers: new Set(),
         resource: undefined,
         snapshot: undefined,
+        readAt: undefined,
         refreshing: undefined,
         dirty: false,
         expiryTimer: undefined,
@@ -170,6 +179,7 @@ export class XdsSnapshotCache {
     if (!entry?.watchers.delete(watcher) || entry.watchers.size > 0) return;
     clearTimeout(entry.expiryTimer);
     this.entries.delete(name);
+    this.freshness.retries.forget(retryKey(name));
   }
 
   /**
@@ -310,15 +320,24 @@ export class XdsSnapshotCache {
     if (entry) {
       void this.refresh(entry);
     } else if (this.nameWatchers.size > 0 && this.serviceNameSet && isServiceName(service)) {
-      // Nobody watches its endpoints, but a wildcard subscriber sees whether it exists.
+      // Nobody watches its endpoints, but a wildcard subscriber sees whether it exists. A stale
+      // list says nothing new; a failed read leaves the set to be listed again until it succeeds.
       this.options.hostService.listByService(service).then(
-        (snapshot) => this.noteMembership(service, snapshot),
-        (error: unknown) => this.options.log.warn({ err: error, service }, 'xds: could not read a changed service'),
+        (snapshot) => {
+          if (snapshot.staleAgeSeconds === undefined) this.noteMembership(service, snapshot);
+          else this.reloadServiceNames();
+        },
+        () => this.reloadServiceNames(),
       );
     }
   }
 
-  /** Reads `entry`'s service again; at most one read per name in flight, and none lost. */
+  /**
+   * Reads `entry`'s service again; at most one read per name in flight, and none lost. A read
+   * that fails, or that storage could answer only with a stale list, changes nothing: streams
+   * keep the last good resource (a stale list is never pushed as a change, nor a first resource
+   * a stream waits for), and the read is retried until one succeeds.
+   */
   private refresh(entry: EndpointEntry): Promise<void> {
     if (entry.refreshing) {
       entry.dirty = true;
@@ -327,21 +346,39 @@ export class XdsSnapshotCache {
     entry.refreshing = (async () => {
       do {
         entry.dirty = false;
+        const readAt = this.options.clock.now();
         let snapshot: HostSnapshot;
         try {
           snapshot = await this.options.hostService.listByService(entry.name);
+          if (snapshot.staleAgeSeconds !== undefined)
+            throw new Error(`storage unavailable: only a list read ${snapshot.staleAgeSeconds} s ago`);
         } catch (error) {
-          // Keep serving the last good resource; the next poll or event tries again.
-          this.options.log.warn({ err: error, service: entry.name }, 'xds: could not read a watched service');
+          if (this.closed || this.entries.get(entry.name) !== entry) return;
+          this.options.log.debug(
+            { err: error, service: entry.name },
+            'xds: could not read a watched service; retrying',
+          );
+          this.freshness.retries.failed(retryKey(entry.name), () => void this.refresh(entry), error);
           return;
         }
         if (this.closed || this.entries.get(entry.name) !== entry) return;
+        this.freshness.retries.succeeded(retryKey(entry.name));
+        entry.readAt = readAt;
         this.apply(entry, snapshot);
       } while (entry.dirty);
     })().finally(() => {
       entry.refreshing = undefined;
     });
     return entry.refreshing;
+  }
+
+  /** When the resource of watched `service` was read (KeptView). */
+  keptReadAt(service: string): number | undefined {
+    return this.entries.get(service)?.readAt;
+  }
+
+  keptServices(): Iterable<string> {
+    return this.entries.keys();
   }
 
   private apply(entry: EndpointEntry, snapshot: HostSnapshot): void {
@@ -378,7 +415,7 @@ export class XdsSnapshotCache {
   private armExpiry(entry: EndpointEntry, nextExpiryAt: number): void {
     clearTimeout(entry.expiryTimer);
     entry.expiryTimer = undefined;
-    if (!Number.isFinite(nextExpiryAt) || this.options.followsChangeFeed) return;
+    if (!Number.isFinite(nextExpiryAt) || this.freshness.kind === 'feed') return;
     const delay = Math.min(
       MAX_TIMER_MS,
       Math.max(EXPIRY_MARGIN_MS, nextExpiryAt - this.options.clock.now() + EXPIRY_MARGIN_MS),
@@ -430,10 +467,19 @@ export class XdsSnapshotCache {
   private resync(): void {
     if (this.closed) return;
     void this.pollWatched();
-    if (this.nameWatchers.size > 0)
-      this.loadServiceNames().catch((error: unknown) =>
-        this.options.log.warn({ err: error }, 'xds: could not list services'),
-      );
+    this.reloadServiceNames();
+  }
+
+  /** Lists the service names again for wildcard subscribers, retried until it succeeds. */
+  private reloadServiceNames(): void {
+    if (this.closed || this.nameWatchers.size === 0) {
+      this.freshness.retries.forget(NAMES_RETRY_KEY);
+      return;
+    }
+    this.loadServiceNames().then(
+      () => this.freshness.retries.succeeded(NAMES_RETRY_KEY),
+      (error: unknown) => this.freshness.retries.failed(NAMES_RETRY_KEY, () => this.reloadServiceNames(), error),
+    );
   }
 
   private schedulePoll(): void {
@@ -466,6 +512,14 @@ export class XdsSnapshotCache {
     }, this.options.wildcardPollIntervalMs);
     this.wildcardTimer.unref();
   }
+}
+
+/** The key of the service-name list's read in ReadRetries. */
+const NAMES_RETRY_KEY = 'xds-names';
+
+/** The key of a watched service's read in ReadRetries. */
+function retryKey(service: string): string {
+  return `xds:${service}`;
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {

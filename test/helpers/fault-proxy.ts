@@ -6,12 +6,13 @@ export type ProxyMode = 'pass' | 'cut' | 'blackhole';
 /**
  * A TCP proxy on loopback in front of one server (a dynalite, a replica's HTTP port), for tests
  * that break the connection between two real processes the way networks break:
- * - `cut()`: every open connection is reset and new ones are refused at once (ECONNRESET /
- *   ECONNREFUSED), as when the far side is down;
+ * - `cut()`: every open connection is closed and new ones are closed as soon as they are taken,
+ *   as when the far side is down (closed, not reset: a socket reset with `resetAndDestroy` can
+ *   keep Node 20 spinning at exit while it cleans up its handles);
  * - `blackhole()`: open connections stop carrying bytes and new ones are accepted and never
  *   answered, as behind a firewall that drops packets: only the client's own timeout ends a call;
- * - `heal()`: connections pass again (the ones open during a black hole are reset, as a
- *   dropped connection's would be once the network returns).
+ * - `heal()`: connections pass again (the ones open during a black hole are closed, as a
+ *   dropped connection would be once the network returns).
  */
 export class FaultProxy {
   private mode: ProxyMode = 'pass';
@@ -71,13 +72,13 @@ export class FaultProxy {
   }
 
   private dropAll(): void {
-    for (const socket of this.open) socket.resetAndDestroy();
+    for (const socket of this.open) socket.destroy();
     this.open.clear();
   }
 
   private accept(client: net.Socket, target: { host: string; port: number }): void {
     if (this.mode === 'cut') {
-      client.resetAndDestroy();
+      client.destroy();
       return;
     }
     this.open.add(client);
@@ -95,7 +96,7 @@ export class FaultProxy {
       this.open.delete(upstream);
       client.destroy();
     });
-    upstream.on('error', () => client.resetAndDestroy());
+    upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
     client.pipe(upstream);
     upstream.pipe(client);

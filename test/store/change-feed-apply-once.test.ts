@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { systemClock } from '../../src/clock.js';
-import { ChangeFeed, type ChangeHint, type FeedHostService } from '../../src/hosts/change-feed.js';
+import { ChangeFeed, type ChangeHint, type FeedHostService } from '../../src/replication/change-feed.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
 

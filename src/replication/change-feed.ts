@@ -8,8 +8,9 @@ import {
   type ChangeLog,
   type ChangeRecord,
   type ReplicaAnnouncement,
-} from './change-log.js';
-import type { HostService } from './host-service.js';
+} from '../hosts/change-log.js';
+import type { KeptView, ReadRetries } from '../hosts/freshness.js';
+import type { HostService } from '../hosts/host-service.js';
 
 /** What the feed needs of the domain: this process's changes, and the way to apply the others'. */
 export type FeedHostService = Pick<HostService, 'onLocalChange' | 'applyRemoteChanges' | 'resync'>;
@@ -58,6 +59,15 @@ export interface ChangeFeedOptions {
   readonly observer?: FeedObserver;
   /** How far before the previous read each read starts (default LOOKBACK_MS; tests shorten it). */
   readonly lookbackMs?: number;
+  /**
+   * What this process keeps built from reads of storage (the xDS cache, cached host lists): the
+   * anti-entropy check compares each with the log (see ANTI_ENTROPY_INTERVAL_MS).
+   */
+  readonly views?: readonly KeptView[];
+  /** Told when the log answers a read again, so views whose reads failed retry at once. */
+  readonly retries?: ReadRetries;
+  /** How often a read of the log looks back ANTI_ENTROPY_WINDOW_MS and checks the views (default ANTI_ENTROPY_INTERVAL_MS). */
+  readonly antiEntropyIntervalMs?: number;
 }
 
 /** The path hints are POSTed to on every peer (src/http/feed-routes.ts). */
@@ -75,6 +85,18 @@ export const ANNOUNCE_INTERVAL_MS = 15_000;
 export const PRUNE_INTERVAL_MS = 5 * 60_000;
 /** Records older than this are removed by the prune; far more than any read looks back. */
 export const PRUNE_AGE_MS = 10 * 60_000;
+/**
+ * Anti-entropy: this often (the read due next after it) a read of the log looks back
+ * ANTI_ENTROPY_WINDOW_MS instead of LOOKBACK_MS, and every view this process keeps is checked
+ * against every peer's record in that window: a view of a service read before a change to it
+ * was recorded is behind, whatever the reason (a record applied while the view's read failed
+ * and its retry was lost, a clock further off than LOOKBACK_MS, a bug), and is read again. It
+ * costs no call of its own: it is one of the regular reads, a longer one only while the log
+ * holds records (1 Query per MB of them).
+ */
+export const ANTI_ENTROPY_INTERVAL_MS = 15_000;
+/** How far back the anti-entropy read looks: within the 10 minutes the log keeps records. */
+export const ANTI_ENTROPY_WINDOW_MS = 2 * 60_000;
 /** After reads failed for longer than this, the gap is not read back: everything is read again instead. */
 const CATCH_UP_MAX_MS = 5 * 60_000;
 /**
@@ -141,6 +163,7 @@ export class ChangeFeed {
   private readFrom: number | undefined;
   private lastReadAt: number | undefined;
   private readFailing = false;
+  private lastAntiEntropyAt: number;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly unsubscribe: () => void;
   private started = false;
@@ -157,6 +180,8 @@ export class ChangeFeed {
     this.announceIntervalMs = options.announceIntervalMs ?? ANNOUNCE_INTERVAL_MS;
     this.pruneIntervalMs = options.pruneIntervalMs ?? PRUNE_INTERVAL_MS;
     this.lookbackMs = options.lookbackMs ?? LOOKBACK_MS;
+    // The first check comes one interval after start: what the views hold then was read since.
+    this.lastAntiEntropyAt = this.clock.now();
     this.unsubscribe = options.hostService.onLocalChange((service) => this.localChange(service));
   }
 
@@ -301,8 +326,11 @@ export class ChangeFeed {
     }
   }
 
-  /** Applies the records not applied yet (own records and repeats are skipped). */
-  private apply(changes: readonly ChangeRecord[], source: 'hint' | 'log'): void {
+  /**
+   * Applies the records not applied yet (own records and repeats are skipped); returns the
+   * services it made this process re-read (EVERY_SERVICE for all).
+   */
+  private apply(changes: readonly ChangeRecord[], source: 'hint' | 'log'): ReadonlySet<string> {
     const services = new Set<string>();
     let everything = false;
     for (const change of changes) {
@@ -318,6 +346,43 @@ export class ChangeFeed {
       this.log.debug({ source, services: everything ? 'every' : services.size }, 'change feed: applying changes');
     if (everything) this.options.hostService.resync();
     else if (services.size > 0) this.options.hostService.applyRemoteChanges(services);
+    return everything ? new Set([EVERY_SERVICE]) : services;
+  }
+
+  /**
+   * The anti-entropy check (ANTI_ENTROPY_INTERVAL_MS): every kept view of a service that a
+   * peer's record in `changes` names, read before that record was made, is read again.
+   * `justApplied` were re-read by this very read of the log and are not counted twice.
+   */
+  private checkViews(changes: readonly ChangeRecord[], justApplied: ReadonlySet<string>): void {
+    if (justApplied.has(EVERY_SERVICE)) return;
+    const latest = new Map<string, number>();
+    let everythingAt = -Infinity;
+    for (const change of changes) {
+      if (change.replica === this.replicaId) continue;
+      for (const service of change.services) {
+        if (service === EVERY_SERVICE) everythingAt = Math.max(everythingAt, change.at);
+        else if (!justApplied.has(service)) latest.set(service, Math.max(latest.get(service) ?? -Infinity, change.at));
+      }
+    }
+    const behind = new Set<string>();
+    for (const view of this.options.views ?? []) {
+      for (const [service, at] of latest) {
+        const readAt = view.keptReadAt(service);
+        if (readAt !== undefined && readAt < at) behind.add(service);
+      }
+      if (everythingAt === -Infinity) continue;
+      for (const service of view.keptServices()) {
+        const readAt = view.keptReadAt(service);
+        if (readAt !== undefined && readAt < everythingAt && !justApplied.has(service)) behind.add(service);
+      }
+    }
+    if (behind.size === 0) return;
+    this.log.info(
+      { services: behind.size, example: behind.values().next().value },
+      'change feed: anti-entropy found views read before a recorded change; reading them again',
+    );
+    this.options.hostService.applyRemoteChanges(behind);
   }
 
   private async pollLoop(): Promise<void> {
@@ -332,9 +397,13 @@ export class ChangeFeed {
     // Down for long: reading the whole gap back would be large; reading everything again is sure.
     const tooFarBehind = from < startedAt - CATCH_UP_MAX_MS;
     if (tooFarBehind) from = startedAt - this.lookbackMs;
+    const antiEntropy =
+      !tooFarBehind &&
+      startedAt - this.lastAntiEntropyAt >= (this.options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS);
+    const readFrom = antiEntropy ? Math.min(from, startedAt - ANTI_ENTROPY_WINDOW_MS) : from;
     let page;
     try {
-      page = await this.changeLog.read(from);
+      page = await this.changeLog.read(readFrom);
     } catch (error) {
       if (!this.readFailing) this.log.warn({ err: error }, 'change feed: could not read the change log; retrying');
       this.readFailing = true;
@@ -343,8 +412,15 @@ export class ChangeFeed {
     if (this.closed) return;
     if (this.readFailing) this.log.info({}, 'change feed: the change log is read again');
     this.readFailing = false;
+    // Storage answers again: views whose reads failed retry now rather than at their back-off.
+    this.options.retries?.answered();
     if (tooFarBehind) this.options.hostService.resync();
-    this.apply(page.changes, 'log');
+    // Records before `from` were applied by earlier reads (or are the anti-entropy's alone).
+    const applied = this.apply(antiEntropy ? page.changes.filter((change) => change.at >= from) : page.changes, 'log');
+    if (antiEntropy) {
+      this.lastAntiEntropyAt = startedAt;
+      this.checkViews(page.changes, applied);
+    }
     // Reads start at `from` or later from now on: a record before it is never returned again.
     this.forgetSeenBefore(from);
     this.readFrom = Math.max(from, startedAt - this.lookbackMs);
