@@ -52,11 +52,13 @@ export interface TableShape {
 const REMEMBERED_TAGS = 50_000;
 
 /**
- * Conditional writes retried after a concurrent writer changed the tags in between (original
- * layout); each retry reads the item afresh. Two writers of one host conflict once at most per
- * write they both make, so this is never reached short of a storm of writes to one host.
+ * Attempts of one conditional write of a host's tags (original layout) when other writers keep
+ * changing them in between; each retry reads the item afresh. Of writers contending at once,
+ * one wins each round, so a burst of N writes to one host needs at most N attempts for the last
+ * of them: 20 covers any burst a host's heartbeats and an operator's weights make. Past it the
+ * write answers 503, and the client's retry writes it.
  */
-const TAG_WRITE_ATTEMPTS = 8;
+const TAG_WRITE_ATTEMPTS = 20;
 
 /**
  * Each tag is its own top-level attribute `tag:<key>` holding the value's JSON text. A heartbeat
