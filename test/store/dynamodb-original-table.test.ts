@@ -11,7 +11,10 @@ import pino from 'pino';
 import { composeRegistry, type Registry } from '../../src/compose.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { ensureHostsTable } from '../../src/store/dynamodb/hosts-table.js';
+import { ensureHostsTable, learnTableShape } from '../../src/store/dynamodb/hosts-table.js';
+import { createDynamoDbStore } from '../../src/store/dynamodb/create-dynamodb-store.js';
+import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
+import { StorageUnavailableError } from '../../src/errors.js';
 import { freshTableName, silentLog, startDynalite, testClient } from '../helpers/dynamodb.js';
 import {
   createTableAsOriginal,
@@ -521,6 +524,69 @@ describe("start-up on the original's table and others", () => {
       );
     } finally {
       await registry.close();
+    }
+  });
+
+  test('DynamoDB unreachable at start-up: the replica starts, answers 503, and learns the table once it answers', async () => {
+    const tableName = freshTableName();
+    await createTableAsOriginal(admin, tableName);
+    const store = new DynamoDbHostStore({
+      client: testClient(server.endpoint),
+      tableName,
+      hostTtlSeconds: 600,
+      requestTimeoutMs: 3000,
+      shape: (() => {
+        let calls = 0;
+        // Unreachable the first time, as createDynamoDbStore's learner reports it; then the real description.
+        return async () => {
+          calls++;
+          if (calls === 1)
+            throw new StorageUnavailableError(
+              'Storage unavailable (DynamoDB DescribeTable: ECONNREFUSED); retry later.',
+            );
+          return learnTableShape(admin, tableName, undefined, silentLog);
+        };
+      })(),
+    });
+    try {
+      await assert.rejects(store.listByRepo('users-repo'), StorageUnavailableError);
+      await store.heartbeat({
+        service: 'users',
+        ip_address: '10.1.3.1',
+        port: 80,
+        revision: 'r',
+        service_repo_name: 'users-repo',
+        last_check_in: '2026-12-07 14:57:45.274456',
+        tags: TAGS,
+      });
+      assert.equal((await store.listByRepo('users-repo')).length, 1, "the original's index, learnt");
+      const item = await rawItem(admin, tableName, 'users', '10.1.3.1');
+      assert.equal(item?.last_check_in?.S, '2026-12-07T14:57:45.274456+0000', "written in the original's layout");
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('createDynamoDbStore starts while DynamoDB is unreachable, and its requests answer 503', async () => {
+    const dead = await startDynalite();
+    const endpoint = dead.endpoint;
+    await dead.close();
+    const config = loadConfig(
+      {
+        BACKEND_STORAGE: 'DynamoDB',
+        DYNAMODB_URL: endpoint,
+        DYNAMODB_TABLE_HOSTS: freshTableName(),
+        DYNAMODB_TIMEOUT_MS: '500',
+        APPLICATION_ENV: 'test',
+        XDS_ENABLED: 'false',
+      },
+      process.cwd(),
+    );
+    const store = await createDynamoDbStore(config, silentLog);
+    try {
+      await assert.rejects(store.listByRepo('users-repo'), StorageUnavailableError);
+    } finally {
+      await store.close();
     }
   });
 });
