@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   CreateTableCommand,
   DescribeTableCommand,
+  QueryCommand,
   ScanCommand,
   UpdateTableCommand,
   type DynamoDBClient,
@@ -364,6 +365,40 @@ describe("discovery on the original's table", () => {
     } finally {
       await second.registry.close();
     }
+  });
+
+  test('an expired host the original wrote is left out and removed, whichever check-in form it was stored in', async () => {
+    const old = Date.now() - 700_000; // HOST_TTL is 600 s
+    for (const [ip, checkIn] of [
+      ['10.0.11.1', pynamodbDateTime(old, 123)],
+      ['10.0.11.2', `${new Date(old).toISOString().slice(0, 23)}123+00:00`],
+      ['10.0.11.3', `${new Date(old).toISOString().slice(0, 23)}123Z`],
+    ] as const) {
+      await putAsOriginal(admin, tableName, {
+        service: 'expired',
+        ip_address: ip,
+        port: 80,
+        revision: 'r',
+        last_check_in: checkIn,
+        tags: '{"az": "a", "region": "r", "instance_id": "i"}',
+      });
+    }
+    assert.deepEqual(await list(discovery.url, '/v1/registration/expired'), []);
+    // Counted raw: the strict reader would refuse the two dateutil forms the original's 3.x still read.
+    const stored = async () =>
+      (
+        await admin.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: 'service = :s',
+            ExpressionAttributeValues: { ':s': { S: 'expired' } },
+            Select: 'COUNT',
+          }),
+        )
+      ).Count;
+    const deadline = Date.now() + 5000;
+    while ((await stored()) !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await stored(), 0, 'the sweep removed all three');
   });
 
   test("what discovery adds to the table (TTL attribute, change-log partition) is what the original's model ignores", async () => {
