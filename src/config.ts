@@ -4,6 +4,7 @@ import ipaddr from 'ipaddr.js';
 import { parseBoolean } from './booleans.js';
 import type { ExpiryProtection } from './hosts/expiry.js';
 import type { InstanceKeyMode } from './hosts/instance-keys.js';
+import type { ItemLayout } from './store/dynamodb/item-layout.js';
 
 /** A setting that cannot be used; its message is the one line printed at start-up. */
 export class ConfigError extends Error {
@@ -44,6 +45,12 @@ export interface Config {
     readonly region: string;
     /** Milliseconds one DynamoDB call may take, retries included, before the request fails with 503. */
     readonly requestTimeoutMs: number;
+    /**
+     * `DYNAMODB_ITEM_LAYOUT`: how items are written, `original` (the original service's pynamodb
+     * model, so it can read them) or `discovery` (ours); undefined: learnt from the table at
+     * start-up (docs/migrating.md).
+     */
+    readonly itemLayout: ItemLayout | undefined;
   };
   readonly statsd: { readonly host: string; readonly port: number; readonly prefix: string };
   /** `auto_ip` is honoured only for client addresses inside these ranges. */
@@ -260,6 +267,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       connectionPoolSize: number(env, 'CONNECTION_POOL_SIZE', 100, { min: 1, max: 10000, integer: true }),
       region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', '')),
       requestTimeoutMs: number(env, 'DYNAMODB_TIMEOUT_MS', 3000, { min: 100, max: 60000, integer: true }),
+      itemLayout:
+        oneOf<ItemLayout | ''>(env, 'DYNAMODB_ITEM_LAYOUT', '', { original: 'original', discovery: 'discovery' }) ||
+        undefined,
     },
     statsd: {
       host: text(env, 'STATSD_HOST', 'localhost'),

@@ -26,4 +26,16 @@ describe('DynamoDB and stale-read settings', () => {
     );
     assert.throws(() => loadConfig({ STALE_READ_MAX_SECONDS: 'soon' }, '/'), ConfigError);
   });
+
+  test('DYNAMODB_ITEM_LAYOUT is original or discovery (any case); unset, it is learnt from the table', () => {
+    assert.equal(loadConfig({}, '/').dynamodb.itemLayout, undefined);
+    assert.equal(loadConfig({ DYNAMODB_ITEM_LAYOUT: 'Original' }, '/').dynamodb.itemLayout, 'original');
+    assert.equal(loadConfig({ DYNAMODB_ITEM_LAYOUT: 'discovery' }, '/').dynamodb.itemLayout, 'discovery');
+    assert.throws(
+      () => loadConfig({ DYNAMODB_ITEM_LAYOUT: 'pynamodb' }, '/'),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message === 'invalid setting DYNAMODB_ITEM_LAYOUT="pynamodb": expected one of original, discovery',
+    );
+  });
 });

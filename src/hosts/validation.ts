@@ -49,20 +49,53 @@ export function requireIp(text: string, field = 'ip'): string {
 
 export const PORT_INVALID = `Invalid parameter 'port': must be an integer from ${PORT_MIN} to ${PORT_MAX}, written as digits.`;
 
-/** Digits, with the spaces and plus sign Python's `int()` accepts around them. */
-const PORT_DIGITS = /^[ \t]*\+?[0-9]{1,10}[ \t]*$/;
+/** The whitespace Python's `int()` strips around a number (its `str.isspace()`, less the four separators it refuses). */
+const PYTHON_INT_SPACE = '[\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*';
 
 /**
- * The port from a form string or a JSON number, as the original's `int()` read it: `80`, ` 80`
- * and `+80` are 80 (the request schema already refuses most else; this holds on its own); `Infinity`, `1e3`, `80.0`, `0x50` and anything out of range are a 400, so
- * no number that JSON cannot write (or a proxy cannot dial) is ever stored.
+ * What Python's `int(text)` reads as a decimal integer: whitespace (a trailing newline from
+ * `--data-urlencode port@file` included), a sign, and digits (any script's, as Python's), single
+ * underscores allowed between them.
+ */
+const PYTHON_INT = new RegExp(`^${PYTHON_INT_SPACE}([+-]?)(\\p{Nd}+(?:_\\p{Nd}+)*)${PYTHON_INT_SPACE}$`, 'u');
+
+/**
+ * A decimal digit's value: Unicode encodes each script's digits as a run of ten from zero, and
+ * runs that touch (the mathematical digits) each start at a zero, so the value is the distance
+ * from the start of its block of consecutive digits, modulo ten.
+ */
+function digitValue(char: string): number {
+  let code = char.codePointAt(0)!;
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  const start = code;
+  while (/\p{Nd}/u.test(String.fromCodePoint(code - 1))) code--;
+  return (start - code) % 10;
+}
+
+/**
+ * The integer `text` writes as Python's `int()` reads it (the original's rule for ports and
+ * weights), or undefined when `int()` would raise. Numbers past 2^53 come back inexact, which
+ * no caller minds: they are out of every range checked here.
+ */
+export function pythonInt(text: string): number | undefined {
+  const match = PYTHON_INT.exec(text);
+  if (!match) return undefined;
+  let value = 0;
+  for (const char of match[2]!) if (char !== '_') value = value * 10 + digitValue(char);
+  return match[1] === '-' ? -value : value;
+}
+
+/**
+ * The port from a form string or a JSON number, as the original's `int()` read it: `80`, ` 80`,
+ * `80\\n` and `+80` are 80; `Infinity`, `1e3`, `80.0`, `0x50` and anything out of range are a
+ * 400, so no number that JSON cannot write (or a proxy cannot dial) is ever stored.
  */
 export function parsePort(raw: unknown): number {
-  let port: number;
+  let port: number | undefined;
   if (typeof raw === 'number') port = raw;
-  else if (typeof raw === 'string' && PORT_DIGITS.test(raw)) port = Number(raw.trim());
-  else throw new InvalidInputError(PORT_INVALID);
-  if (!Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX) throw new InvalidInputError(PORT_INVALID);
+  else if (typeof raw === 'string') port = pythonInt(raw);
+  if (port === undefined || !Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX)
+    throw new InvalidInputError(PORT_INVALID);
   return port;
 }
 
@@ -115,13 +148,12 @@ function describeSchemaError(error: { instancePath: string; message: string; par
   return field ? `'${field}' ${error.message}.` : `${error.message}.`;
 }
 
-/** The load-balancing weight from a form string or a JSON number, with the original's messages. */
+/** The load-balancing weight from a form string (read as Python's `int()` does) or a JSON number, with the original's messages. */
 export function parseWeight(raw: unknown): number {
   if (raw === undefined || raw === null || raw === '') throw new InvalidInputError(WEIGHT_MISSING);
-  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
-  if (!/^\d{1,3}$/.test(text)) throw new InvalidInputError(WEIGHT_INVALID);
-  const weight = Number(text);
-  if (weight < WEIGHT_MIN || weight > WEIGHT_MAX) throw new InvalidInputError(WEIGHT_INVALID);
+  const weight = typeof raw === 'number' ? raw : typeof raw === 'string' ? pythonInt(raw) : undefined;
+  if (weight === undefined || !Number.isInteger(weight) || weight < WEIGHT_MIN || weight > WEIGHT_MAX)
+    throw new InvalidInputError(WEIGHT_INVALID);
   return weight;
 }
 

@@ -5,6 +5,8 @@ import { createDynamoDbClient } from '../../src/store/dynamodb/dynamodb-client.j
 import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
 import { startEmbeddedDynamoDb, type EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { ensureHostsTable } from '../../src/store/dynamodb/hosts-table.js';
+import { ORIGINAL_REPO_INDEX_NAME } from '../../src/store/dynamodb/item-layout.js';
+import { createTableAsOriginal } from './original-service.js';
 import type { Log } from '../../src/logger.js';
 
 /** A logger that drops everything, for tests that do not look at log lines. */
@@ -43,18 +45,28 @@ export async function openStore(
     requestTimeoutMs?: number;
     hostTtlSeconds?: number;
     prepare?(client: DynamoDBClient): void;
+    /** `original`: a table created as the original's pynamodb model creates it, written in its layout. */
+    layout?: 'original' | 'discovery';
   } = {},
 ): Promise<OpenedStore> {
   const tableName = options.tableName ?? freshTableName();
   const requestTimeoutMs = options.requestTimeoutMs ?? 3000;
   const client = testClient(endpoint, requestTimeoutMs);
-  await ensureHostsTable(client, tableName, silentLog);
+  if (options.layout === 'original') {
+    // A table already there (a reopen) is kept as it is.
+    await createTableAsOriginal(client, tableName).catch((error: unknown) => {
+      if (!(error instanceof Error && error.name === 'ResourceInUseException')) throw error;
+    });
+  } else {
+    await ensureHostsTable(client, tableName, silentLog);
+  }
   options.prepare?.(client);
   const store = new DynamoDbHostStore({
     client,
     tableName,
     hostTtlSeconds: options.hostTtlSeconds ?? 600,
     requestTimeoutMs,
+    shape: options.layout === 'original' ? { layout: 'original', repoIndexName: ORIGINAL_REPO_INDEX_NAME } : undefined,
   });
   return {
     store,

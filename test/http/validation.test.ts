@@ -215,7 +215,11 @@ describe('port: an integer written as digits, as the original read it with int()
     '',
     ' ',
     '80 80',
-    '1_000',
+    '1__000',
+    '_80',
+    '80_',
+    '- 80',
+    '80\ufeff',
   ];
   const refusedJson = ['"Infinity"', '1e309', '-1e309', '"1e3"', '"80.0"', '80.5', 'true', 'null', '{}', '0', '65536'];
 
@@ -261,13 +265,18 @@ describe('port: an integer written as digits, as the original read it with int()
         });
       }
 
-      test('digits with the spaces and sign int() accepts are the port they spell', async () => {
+      test('digits with the whitespace, sign and underscores int() accepts are the port they spell', async () => {
         for (const [port, expected] of [
           [' 8081', 8081],
           ['+8082', 8082],
           ['08083', 8083],
           ['65535', 65535],
           ['1', 1],
+          // `--data-urlencode port@file` sends the file's trailing newline; int() strips it.
+          ['8084\n', 8084],
+          ['\t8085 \r\n', 8085],
+          ['8_086', 8086],
+          ['\u0668\u0660\u0668\u0667', 8087],
         ] as const) {
           assert.equal((await register(server.url, 'web-accepted', { ...valid, port })).status, 200, port);
           assert.equal((await listHosts(server.url, 'web-accepted')).hosts[0]?.port, expected, port);

@@ -149,6 +149,151 @@ describe('DynamoDB calls per store operation', () => {
   });
 });
 
+describe("DynamoDB calls per store operation, in the original's item layout (its table, tags as one JSON attribute)", () => {
+  let opened: OpenedStore | undefined;
+  let other: OpenedStore | undefined;
+  const counter = new CommandCounter();
+  const store = () => {
+    if (!opened) throw new Error('no store');
+    return opened.store;
+  };
+
+  beforeEach(async () => {
+    await other?.store.close();
+    await opened?.dispose();
+    opened = await openStore(server.endpoint, { layout: 'original', prepare: (client) => counter.attach(client) });
+    // A second replica on the same table, uncounted: the other writer.
+    other = await openStore(server.endpoint, { layout: 'original', tableName: opened.tableName });
+    counter.reset();
+  });
+  after(async () => {
+    await other?.store.close();
+    await opened?.dispose();
+  });
+
+  test('a heartbeat of a host this replica has not seen is one GetItem and one UpdateItem (the original: the same)', async () => {
+    await store().heartbeat(heartbeatOf());
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
+    await other!.store.heartbeat(heartbeatOf({ ip_address: '10.0.0.2' }));
+    counter.reset();
+    await store().heartbeat(heartbeatOf({ ip_address: '10.0.0.2' }));
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
+  });
+
+  test('a heartbeat of a host this replica wrote or read last is one conditional UpdateItem and no read', async () => {
+    await store().heartbeat(heartbeatOf());
+    counter.reset();
+    const result = await store().heartbeat(heartbeatOf({ tags: { az: 'b', region: 'r', instance_id: 'i' } }));
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    assert.equal(result.current.tags.az, 'b');
+    await other!.store.heartbeat(heartbeatOf({ ip_address: '10.0.0.3' }));
+    await store().listByService('users');
+    counter.reset();
+    await store().heartbeat(heartbeatOf({ ip_address: '10.0.0.3' }));
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 }, 'known from the list it read');
+  });
+
+  test('when another writer changed the tags meanwhile, the conditional write fails, the item is read and written again', async () => {
+    await store().heartbeat(heartbeatOf());
+    await other!.store.updateTags('users', '10.0.0.1', { load_balancing_weight: 5 });
+    counter.reset();
+    const result = await store().heartbeat(heartbeatOf());
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 2 });
+    assert.equal(result.current.tags.load_balancing_weight, 5, 'the weight survives');
+  });
+
+  test('updateTags is one UpdateItem on a known host, a GetItem first on another, a GetItem alone on a missing one', async () => {
+    await store().heartbeat(heartbeatOf());
+    counter.reset();
+    await store().updateTags('users', '10.0.0.1', { load_balancing_weight: 3 });
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    await other!.store.heartbeat(heartbeatOf({ ip_address: '10.0.0.4' }));
+    counter.reset();
+    assert.notEqual(await store().updateTags('users', '10.0.0.4', { load_balancing_weight: 3 }), undefined);
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
+    assert.equal(await store().updateTags('users', '10.9.9.9', { load_balancing_weight: 3 }), undefined);
+    assert.deepEqual(counter.taken(), { GetItem: 1 });
+  });
+
+  test('get, lists, deletes and overrides cost what they cost in our layout', async () => {
+    await store().heartbeat(heartbeatOf());
+    counter.reset();
+    await store().get('users', '10.0.0.1');
+    assert.deepEqual(counter.taken(), { GetItem: 1 });
+    await store().listByService('users');
+    assert.deepEqual(counter.taken(), { Query: 1 });
+    await store().listByRepo('users-repo');
+    assert.deepEqual(counter.taken(), { Query: 1 });
+    await store().setStatusOverride('users', '10.0.0.1', 'DRAINING');
+    assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    assert.equal(await store().deleteIfCheckInIs('users', '10.0.0.1', heartbeatOf().last_check_in), true);
+    assert.deepEqual(counter.taken(), { DeleteItem: 1 });
+  });
+});
+
+describe("DynamoDB calls per API request in the original's item layout (through the real listener)", () => {
+  let opened: OpenedStore;
+  let registry: Registry;
+  let url: string;
+  const counter = new CommandCounter();
+
+  before(async () => {
+    opened = await openStore(server.endpoint, { layout: 'original', prepare: (client) => counter.attach(client) });
+    const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '600', CACHE_TYPE: 'null' }, process.cwd());
+    registry = await composeRegistry(config, pino({ level: 'silent' }), { store: opened.store, stats: NO_STATS });
+    await registry.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = registry.app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('no TCP address');
+    url = `http://127.0.0.1:${address.port}`;
+  });
+  after(async () => {
+    await registry.close();
+    await opened.dispose();
+  });
+
+  const register = (ip: string) =>
+    fetch(`${url}/v1/registration/api`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        ip,
+        port: '80',
+        revision: 'r1',
+        service_repo_name: 'api-repo',
+        tags: JSON.stringify({ az: 'a', region: 'r', instance_id: 'i' }),
+      }),
+    });
+
+  test('a first heartbeat is one GetItem and one UpdateItem; every later one from this replica one UpdateItem', async () => {
+    counter.reset();
+    assert.equal((await register('10.4.0.1')).status, 200);
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
+    for (let beat = 0; beat < 3; beat++) {
+      assert.equal((await register('10.4.0.1')).status, 200);
+      assert.deepEqual(counter.taken(), { UpdateItem: 1 });
+    }
+  });
+
+  test('a weight for one host is one GetItem and one UpdateItem; for every host one Query and one UpdateItem per host', async () => {
+    await register('10.4.0.2');
+    await register('10.4.0.3');
+    counter.reset();
+    const one = await fetch(`${url}/v1/loadbalancing/api/10.4.0.2`, {
+      method: 'POST',
+      body: new URLSearchParams({ load_balancing_weight: '7' }),
+    });
+    assert.equal(one.status, 204);
+    assert.deepEqual(counter.taken(), { GetItem: 1, UpdateItem: 1 });
+    const hosts = (await opened.store.listByService('api')).hosts.length;
+    counter.reset();
+    const all = await fetch(`${url}/v1/loadbalancing/api`, {
+      method: 'POST',
+      body: new URLSearchParams({ load_balancing_weight: '8' }),
+    });
+    assert.equal(all.status, 204);
+    assert.deepEqual(counter.taken(), { Query: 1, UpdateItem: hosts });
+  });
+});
+
 describe('DynamoDB calls per API request (through the real listener, fast paths included)', () => {
   let opened: OpenedStore;
   let registry: Registry;

@@ -23,3 +23,26 @@ hostStoreContract('DynamoDB (dynalite)', {
     return { ...reopened, dispose };
   },
 });
+
+// The same contract on a table created as the original's pynamodb model creates it, written in its layout.
+let originalServer: EmbeddedDynamoDb | undefined;
+
+hostStoreContract("DynamoDB (dynalite), the original's table and item layout", {
+  async setup() {
+    originalServer = await startDynalite();
+  },
+  async teardown() {
+    await originalServer?.close();
+  },
+  async open() {
+    if (!originalServer) throw new Error('dynalite is not running');
+    return openStore(originalServer.endpoint, { layout: 'original' });
+  },
+  async reopen(previous) {
+    if (!originalServer) throw new Error('dynalite is not running');
+    const { tableName, dispose } = previous as Awaited<ReturnType<typeof openStore>>;
+    await previous.store.close();
+    const reopened = await openStore(originalServer.endpoint, { tableName, layout: 'original' });
+    return { ...reopened, dispose };
+  },
+});

@@ -40,7 +40,12 @@ describe('model rules', () => {
     assert.equal(parseWeight('1'), 1);
     assert.equal(parseWeight(100), 100);
     assert.equal(parseWeight(' 42 '), 42);
-    for (const bad of ['0', '101', '1.5', 'x', '1e1', -1, 2.5]) assert.throws(() => parseWeight(bad), String(bad));
+    // The original's int(): a sign, any whitespace around (a newline from a file), underscores between digits.
+    assert.equal(parseWeight('+5'), 5);
+    assert.equal(parseWeight('5\n'), 5);
+    assert.equal(parseWeight('1_0'), 10);
+    for (const bad of ['0', '101', '1.5', 'x', '1e1', -1, 2.5, '-5', '1__0', '+ 5'])
+      assert.throws(() => parseWeight(bad), String(bad));
   });
 });
 

@@ -5,10 +5,11 @@ import { ConfigError } from '../../config.js';
 import type { Log } from '../../logger.js';
 import type { HostStore } from '../../hosts/host-store.js';
 import { createDynamoDbClient } from './dynamodb-client.js';
-import { DynamoDbHostStore } from './dynamodb-host-store.js';
+import { DynamoDbHostStore, type TableShape } from './dynamodb-host-store.js';
 import { lockApplicationDir } from '../directory-lock.js';
 import { EmbeddedStoreMissingError, startEmbeddedDynamoDb, type EmbeddedDynamoDb } from './embedded-dynalite.js';
-import { ensureHostsTable } from './hosts-table.js';
+import { ensureHostsTable, learnTableShape } from './hosts-table.js';
+import { StorageUnavailableError } from '../../errors.js';
 
 /**
  * Opens the DynamoDB backend the settings describe:
@@ -51,10 +52,25 @@ export async function createDynamoDbStore(config: Config, log: Log): Promise<Hos
     maxSockets: settings.connectionPoolSize,
     requestTimeoutMs: settings.requestTimeoutMs,
   });
+  const learn = () => learnTableShape(client, settings.tableHosts, settings.itemLayout, embedded ? quiet(log) : log);
+  let shape: TableShape | (() => Promise<TableShape>);
   try {
     if (endpoint === undefined) await checkAwsSettings(client);
     if (settings.createTablesInApp || embedded) {
-      await ensureHostsTable(client, settings.tableHosts, embedded ? quiet(log) : log);
+      await ensureHostsTable(client, settings.tableHosts, embedded ? quiet(log) : log, settings.itemLayout);
+    }
+    try {
+      shape = await learn();
+    } catch (error) {
+      // Created or checked above: a failure now is DynamoDB itself, and stops start-up like one there.
+      if (error instanceof ConfigError || settings.createTablesInApp || embedded) throw error;
+      // A replica may start while DynamoDB is unreachable (it says it is not ready meanwhile):
+      // the table is learnt, and checked, with the first call that needs it.
+      log.warn(
+        { err: error, table: settings.tableHosts },
+        `storage unavailable at start-up: DynamoDB table ${settings.tableHosts} is described with the first request instead`,
+      );
+      shape = () => learnLater(learn, log);
     }
   } catch (error) {
     client.destroy();
@@ -76,7 +92,30 @@ export async function createDynamoDbStore(config: Config, log: Log): Promise<Hos
     hostTtlSeconds: config.hostTtlSeconds,
     requestTimeoutMs: settings.requestTimeoutMs,
     onClose: embedded ? () => embedded.close() : undefined,
+    shape,
   });
+}
+
+/**
+ * The table learnt after start-up: unreachable is a 503 like any storage call's, tried again by
+ * the next request; a table that cannot be served (no repo index, the wrong layout) is logged
+ * and fails every call until fixed and restarted.
+ */
+async function learnLater(learn: () => Promise<TableShape>, log: Log): Promise<TableShape> {
+  try {
+    return await learn();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log.error({ err: error }, error.message);
+      throw new Error(error.message, { cause: error });
+    }
+    throw new StorageUnavailableError(
+      `Storage unavailable (DynamoDB DescribeTable: ${describe(error)}); retry later.`,
+      {
+        cause: error,
+      },
+    );
+  }
 }
 
 /** Resolves region and credentials once, so that a missing one is one clear line at start-up. */
