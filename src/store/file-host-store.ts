@@ -17,6 +17,7 @@ import {
 } from '../hosts/model.js';
 import type { HeartbeatResult } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
+import { BOM, describe, foundAt, hasBom, isPlainObject, lineOf, locateJsonError } from './file/json-diagnostics.js';
 
 type JournalEntry = { put: Host } | { del: [service: string, ipAddress: string] };
 
@@ -74,7 +75,6 @@ const TEMPORARY_INFIX = '.tmp-';
 const MAX_STALLED_WRITES = 3;
 /** Damaged journal lines named one by one in the log; the rest are counted. */
 const MAX_LOGGED_PROBLEMS = 20;
-const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /** What one queued write changes: a whole record to store, or a record to remove. */
 type Change = { put: Host } | { del: [service: string, ipAddress: string] };
@@ -669,132 +669,6 @@ function salvageGluedRecord(text: string): { index: number; entry: JournalEntry 
     }
   }
   return undefined;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'object') return 'an object';
-  const text = JSON.stringify(value);
-  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
-}
-
-function foundAt(text: string, index: number, atEnd: string): string {
-  if (index >= text.length) return atEnd;
-  const snippet = text.slice(index, index + 16);
-  return /^\0+$/.test(snippet) ? 'NUL bytes' : JSON.stringify(snippet);
-}
-
-function lineOf(text: string, index: number): number {
-  let line = 1;
-  for (let at = text.indexOf('\n'); at !== -1 && at < index; at = text.indexOf('\n', at + 1)) line++;
-  return line;
-}
-
-function hasBom(content: Buffer): boolean {
-  return content.length >= BOM.length && content.subarray(0, BOM.length).equals(BOM);
-}
-
-/** Where a JSON text stops being valid and what was expected there; JSON.parse names neither reliably. */
-export function locateJsonError(text: string): { index: number; expected: string } | undefined {
-  let at = 0;
-  const stop = (expected: string): never => {
-    throw new JsonStop(at, expected);
-  };
-  const space = () => {
-    while (at < text.length && ' \t\n\r'.includes(text[at]!)) at++;
-  };
-  const string = () => {
-    at++; // the opening quote
-    for (;;) {
-      if (at >= text.length) stop("'\"' to end the string");
-      const code = text.charCodeAt(at);
-      if (code === 0x22) {
-        at++;
-        return;
-      }
-      if (code === 0x5c) {
-        const escape = text[at + 1];
-        if (escape !== undefined && '"\\/bfnrt'.includes(escape)) at += 2;
-        else if (escape === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(at + 2, at + 6))) at += 6;
-        else stop('an escape sequence');
-      } else if (code < 0x20) {
-        stop('a character allowed in a string');
-      } else {
-        at++;
-      }
-    }
-  };
-  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  const value = (depth: number): void => {
-    space();
-    if (depth > 1000) stop('less deeply nested data');
-    const char = text[at];
-    if (char === '{' || char === '[') {
-      const close = char === '{' ? '}' : ']';
-      at++;
-      space();
-      if (text[at] === close) {
-        at++;
-        return;
-      }
-      for (;;) {
-        if (close === '}') {
-          space();
-          if (text[at] !== '"') stop('a property name in double quotes');
-          string();
-          space();
-          if (text[at] !== ':') stop("':' after the property name");
-          at++;
-        }
-        value(depth + 1);
-        space();
-        if (text[at] === ',') {
-          at++;
-          continue;
-        }
-        if (text[at] === close) {
-          at++;
-          return;
-        }
-        stop(`',' or '${close}'`);
-      }
-    }
-    if (char === '"') return string();
-    NUMBER.lastIndex = at;
-    if (NUMBER.test(text)) {
-      at = NUMBER.lastIndex;
-      return;
-    }
-    for (const literal of ['true', 'false', 'null']) {
-      if (text.startsWith(literal, at)) {
-        at += literal.length;
-        return;
-      }
-    }
-    stop('a JSON value');
-  };
-  try {
-    value(0);
-    space();
-    if (at < text.length) stop('nothing more after the JSON value');
-    return undefined;
-  } catch (error) {
-    if (error instanceof JsonStop) return { index: error.index, expected: error.expected };
-    throw error;
-  }
-}
-
-class JsonStop {
-  constructor(
-    readonly index: number,
-    readonly expected: string,
-  ) {}
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
