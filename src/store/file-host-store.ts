@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { access, mkdir, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
@@ -17,6 +17,8 @@ import {
 } from '../hosts/model.js';
 import type { HeartbeatResult } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
+import { NODE_FS, readIfExists, writeFully, writeNewFile, type StoreFile, type StoreFileSystem } from './file/disk.js';
+import { AtomicFileWriter, removeTemporaryFiles, snapshotText } from './file/snapshot-file.js';
 import { BOM, describe, foundAt, hasBom, isPlainObject, lineOf, locateJsonError } from './file/json-diagnostics.js';
 
 type JournalEntry = { put: Host } | { del: [service: string, ipAddress: string] };
@@ -42,23 +44,6 @@ export interface FileHostStoreOptions {
   readonly onClose?: () => Promise<void>;
 }
 
-/** The part of a `node:fs/promises` FileHandle the store writes through. */
-export interface StoreFile {
-  write(buffer: Uint8Array, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  datasync(): Promise<void>;
-  sync(): Promise<void>;
-  truncate(length: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Every call the store makes that writes to the disk. */
-export interface StoreFileSystem {
-  open(file: string, flags: 'a' | 'w' | 'r'): Promise<StoreFile>;
-  rename(from: string, to: string): Promise<void>;
-}
-
-const NODE_FS: StoreFileSystem = { open, rename };
-
 /**
  * A data file that cannot be loaded as it is. Thrown from `open`, so start-up stops with its
  * message: one line naming the file, where, what was expected there, and what to do.
@@ -69,10 +54,6 @@ export class DamagedDataFileError extends Error {
 
 /** Rewriting the snapshot costs one pass over every host; amortised over this many writes it is cheap. */
 const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
-/** Names of the store's temporary files start with the file they replace plus this. */
-const TEMPORARY_INFIX = '.tmp-';
-/** A write that makes no progress this many times in a row is a failure, not a short write. */
-const MAX_STALLED_WRITES = 3;
 /** Damaged journal lines named one by one in the log; the rest are counted. */
 const MAX_LOGGED_PROBLEMS = 20;
 
@@ -124,7 +105,7 @@ export class FileHostStore extends MemoryHostStore {
   private journalEntries = 0;
   /** After a failed compaction, the next is tried once the journal has this many entries. */
   private compactRetryAt = 0;
-  private temporaryCounter = 0;
+  private readonly files: AtomicFileWriter;
   private queue: QueuedWrite[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -138,6 +119,7 @@ export class FileHostStore extends MemoryHostStore {
     this.fsync = options.fsync ?? true;
     this.compactAfterEntries = options.compactAfterEntries ?? DEFAULT_COMPACT_AFTER_ENTRIES;
     this.fs = options.fs ?? NODE_FS;
+    this.files = new AtomicFileWriter(options.directory, this.fs);
     this.log = options.log;
     this.onClose = options.onClose;
   }
@@ -146,7 +128,7 @@ export class FileHostStore extends MemoryHostStore {
   static async open(options: FileHostStoreOptions): Promise<FileHostStore> {
     const store = new FileHostStore(options);
     await mkdir(options.directory, { recursive: true });
-    await store.removeTemporaryFiles();
+    await removeTemporaryFiles(options.directory, [store.snapshotPath, store.journalPath], options.log);
     await store.load();
     store.journal = await store.fs.open(store.journalPath, 'a');
     return store;
@@ -332,7 +314,7 @@ export class FileHostStore extends MemoryHostStore {
   /** Folds the journal into a new snapshot; runs inside the writer loop, so no append interleaves. */
   private async compact(): Promise<void> {
     const hosts = [...this.allHosts()];
-    await this.replaceFile(this.snapshotPath, Buffer.from(snapshotText(hosts)));
+    await this.files.replace(this.snapshotPath, Buffer.from(snapshotText(hosts)));
     const journal = this.journal;
     if (!journal) return;
     await journal.truncate(0);
@@ -341,56 +323,8 @@ export class FileHostStore extends MemoryHostStore {
     if (this.fsync) await journal.sync();
   }
 
-  /**
-   * Replaces `file` atomically: the new content goes to a temporary file that is written in
-   * full, fsynced and read back before it is renamed over `file`. On any failure `file` is as it
-   * was and the temporary file is gone.
-   */
-  private async replaceFile(file: string, content: Buffer): Promise<void> {
-    const temporary = `${file}${TEMPORARY_INFIX}${process.pid}-${++this.temporaryCounter}`;
-    try {
-      await this.writeNewFile(temporary, content);
-      const written = await readFile(temporary);
-      if (!written.equals(content))
-        throw new Error(
-          `${temporary} reads back ${written.length} bytes that differ from the ${content.length} written`,
-        );
-      await this.fs.rename(temporary, file);
-    } catch (error) {
-      await unlink(temporary).catch(() => undefined);
-      throw error;
-    }
-    await syncDirectory(this.directory);
-  }
-
-  private async writeNewFile(file: string, content: Buffer): Promise<void> {
-    const handle = await this.fs.open(file, 'w');
-    try {
-      await writeFully(handle, content, file);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
-
   private async drain(): Promise<void> {
     while (this.flushing) await this.flushing;
-  }
-
-  /** Temporary files are only ever complete once renamed; one still there is left from a crash. */
-  private async removeTemporaryFiles(): Promise<void> {
-    const prefixes = [
-      path.basename(this.snapshotPath) + TEMPORARY_INFIX,
-      path.basename(this.journalPath) + TEMPORARY_INFIX,
-    ];
-    for (const name of await readdir(this.directory)) {
-      if (!prefixes.some((prefix) => name.startsWith(prefix))) continue;
-      await unlink(path.join(this.directory, name));
-      this.log?.info(
-        { file: path.join(this.directory, name) },
-        'InFile: removed a temporary file left by an interrupted write',
-      );
-    }
   }
 
   private async load(): Promise<void> {
@@ -499,7 +433,7 @@ export class FileHostStore extends MemoryHostStore {
     const onlyTorn = torn && problems.length === 1;
     if (onlyTorn) {
       // The common case, a crash mid-append: cutting the tail off needs no free space, so it never stops a start.
-      const copied = await this.writeNewFile(kept, content).then(
+      const copied = await writeNewFile(this.fs, kept, content).then(
         () => true,
         async (error: unknown) => {
           await unlink(kept).catch(() => undefined);
@@ -528,8 +462,8 @@ export class FileHostStore extends MemoryHostStore {
     }
     const recovered = Buffer.concat(good);
     try {
-      await this.writeNewFile(kept, content);
-      await this.replaceFile(file, recovered);
+      await writeNewFile(this.fs, kept, content);
+      await this.files.replace(file, recovered);
       this.journalSize = recovered.length;
     } catch (error) {
       throw new DamagedDataFileError(
@@ -552,30 +486,6 @@ export class FileHostStore extends MemoryHostStore {
 
 function recordKey(service: string, ipAddress: string): string {
   return `${service}\u0000${ipAddress}`;
-}
-
-/** One record per line, so a damaged snapshot can be pointed at by line. */
-function snapshotText(hosts: readonly Host[]): string {
-  if (hosts.length === 0) return '[]\n';
-  return `[\n${hosts.map((host) => JSON.stringify(host)).join(',\n')}\n]\n`;
-}
-
-/** Writes all of `buffer`, however many calls it takes: write(2) may write less than it was given. */
-async function writeFully(file: StoreFile, buffer: Buffer, name: string): Promise<void> {
-  let offset = 0;
-  let stalled = 0;
-  while (offset < buffer.length) {
-    const { bytesWritten } = await file.write(buffer, offset, buffer.length - offset);
-    if (bytesWritten > 0) {
-      offset += bytesWritten;
-      stalled = 0;
-    } else if (++stalled >= MAX_STALLED_WRITES) {
-      throw Object.assign(
-        new Error(`no progress writing ${name}: ${buffer.length - offset} of ${buffer.length} bytes left`),
-        { code: 'EIO' },
-      );
-    }
-  }
 }
 
 function readJournalLine(text: string): { entry: JournalEntry } | { problem: string } {
@@ -669,23 +579,4 @@ function salvageGluedRecord(text: string): { index: number; entry: JournalEntry 
     }
   }
   return undefined;
-}
-
-async function readIfExists(file: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/** Makes a rename durable: the directory entry itself must reach the disk. */
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
