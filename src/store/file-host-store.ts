@@ -17,11 +17,10 @@ import {
 } from '../hosts/model.js';
 import type { HeartbeatResult } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
-import { NODE_FS, readIfExists, writeFully, writeNewFile, type StoreFile, type StoreFileSystem } from './file/disk.js';
+import { NODE_FS, readIfExists, writeNewFile, type StoreFileSystem } from './file/disk.js';
+import { Journal, type JournalEntry } from './file/journal.js';
 import { AtomicFileWriter, removeTemporaryFiles, snapshotText } from './file/snapshot-file.js';
 import { BOM, describe, foundAt, hasBom, isPlainObject, lineOf, locateJsonError } from './file/json-diagnostics.js';
-
-type JournalEntry = { put: Host } | { del: [service: string, ipAddress: string] };
 
 export interface FileHostStoreOptions {
   /** Folder that holds `hosts.json` (the snapshot) and `hosts.journal` (writes since it). */
@@ -58,7 +57,7 @@ const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
 const MAX_LOGGED_PROBLEMS = 20;
 
 /** What one queued write changes: a whole record to store, or a record to remove. */
-type Change = { put: Host } | { del: [service: string, ipAddress: string] };
+type Change = JournalEntry;
 
 /** Looks a record up as the batch being built sees it: the durable state plus the batch's earlier writes. */
 type BatchView = (service: string, ipAddress: string) => Host | undefined;
@@ -97,12 +96,9 @@ export class FileHostStore extends MemoryHostStore {
   private readonly compactAfterEntries: number;
   private readonly fs: StoreFileSystem;
   private readonly log: Log | undefined;
-  private journal: StoreFile | undefined;
-  /** Bytes of the journal up to the end of its last complete line. */
-  private journalSize = 0;
-  /** A failed append could not be cut off again: the bytes past `journalSize` must go before the next append. */
-  private journalDirty = false;
-  private journalEntries = 0;
+  private journal: Journal | undefined;
+  /** What loading kept of the journal: its bytes up to the last good line, and its entries. */
+  private loaded = { size: 0, entries: 0 };
   /** After a failed compaction, the next is tried once the journal has this many entries. */
   private compactRetryAt = 0;
   private readonly files: AtomicFileWriter;
@@ -130,7 +126,11 @@ export class FileHostStore extends MemoryHostStore {
     await mkdir(options.directory, { recursive: true });
     await removeTemporaryFiles(options.directory, [store.snapshotPath, store.journalPath], options.log);
     await store.load();
-    store.journal = await store.fs.open(store.journalPath, 'a');
+    store.journal = await Journal.open(store.fs, store.journalPath, {
+      fsync: store.fsync,
+      log: store.log,
+      ...store.loaded,
+    });
     return store;
   }
 
@@ -246,7 +246,7 @@ export class FileHostStore extends MemoryHostStore {
         if ('put' in change) pending.set(recordKey(change.put.service, change.put.ip_address), change.put);
         else pending.set(recordKey(change.del[0], change.del[1]), null);
       }
-      if (changes.length > 0) await this.append(changes.map((change) => JSON.stringify(change) + '\n').join(''));
+      if (changes.length > 0) await this.append(changes);
     } catch (error) {
       const failure = new StorageUnavailableError('could not write the InFile journal', { cause: error });
       for (const write of batch) write.reject(failure);
@@ -257,44 +257,16 @@ export class FileHostStore extends MemoryHostStore {
       if ('put' in change) this.put(change.put);
       else this.remove(change.del[0], change.del[1]);
     }
-    this.journalEntries += changes.length;
+    const journalEntries = this.journal?.entries ?? 0;
     // Answered once its compaction, if one came due, is over; that never fails a durable batch.
-    if (this.journalEntries > this.compactAfterEntries && this.journalEntries >= this.compactRetryAt)
+    if (journalEntries > this.compactAfterEntries && journalEntries >= this.compactRetryAt)
       await this.compactOrKeepOld();
     batch.forEach((write, index) => write.resolve(answers[index]));
   }
 
-  /** Appends whole lines, or none: a failed append is cut off again so the next one starts on a line of its own. */
-  private async append(text: string): Promise<void> {
-    const journal = this.journal;
-    if (!journal) throw new Error('journal is not open');
-    if (this.journalDirty) {
-      await journal.truncate(this.journalSize);
-      if (this.fsync) await journal.datasync();
-      this.journalDirty = false;
-    }
-    const buffer = Buffer.from(text);
-    try {
-      await writeFully(journal, buffer, this.journalPath);
-      if (this.fsync) await journal.datasync();
-    } catch (error) {
-      await this.rollBack(journal);
-      throw error;
-    }
-    this.journalSize += buffer.length;
-  }
-
-  private async rollBack(journal: StoreFile): Promise<void> {
-    try {
-      await journal.truncate(this.journalSize);
-      if (this.fsync) await journal.datasync();
-    } catch (error) {
-      this.journalDirty = true; // retried before the next append, which fails if it fails again
-      this.log?.error(
-        { err: error, file: this.journalPath, offset: this.journalSize },
-        'InFile: could not cut a failed append off the journal; retrying before the next write',
-      );
-    }
+  private async append(changes: readonly Change[]): Promise<void> {
+    if (!this.journal) throw new Error('journal is not open');
+    await this.journal.append(changes);
   }
 
   /** A durable batch is never failed by its compaction: on any error the old snapshot and journal stay, and it is tried again later. */
@@ -303,9 +275,10 @@ export class FileHostStore extends MemoryHostStore {
       await this.compact();
       this.compactRetryAt = 0;
     } catch (error) {
-      this.compactRetryAt = this.journalEntries + Math.max(1, Math.ceil(this.compactAfterEntries / 10));
+      const journalEntries = this.journal?.entries ?? 0;
+      this.compactRetryAt = journalEntries + Math.max(1, Math.ceil(this.compactAfterEntries / 10));
       this.log?.error(
-        { err: error, snapshot: this.snapshotPath, journal: this.journalPath, journalEntries: this.journalEntries },
+        { err: error, snapshot: this.snapshotPath, journal: this.journalPath, journalEntries },
         'InFile: could not write a new snapshot (is the disk full?); the old snapshot and journal are kept and every answered write is in them; retrying later',
       );
     }
@@ -315,12 +288,7 @@ export class FileHostStore extends MemoryHostStore {
   private async compact(): Promise<void> {
     const hosts = [...this.allHosts()];
     await this.files.replace(this.snapshotPath, Buffer.from(snapshotText(hosts)));
-    const journal = this.journal;
-    if (!journal) return;
-    await journal.truncate(0);
-    this.journalSize = 0;
-    this.journalEntries = 0;
-    if (this.fsync) await journal.sync();
+    await this.journal?.empty();
   }
 
   private async drain(): Promise<void> {
@@ -421,8 +389,7 @@ export class FileHostStore extends MemoryHostStore {
       }
       position = end + 1;
     }
-    this.journalEntries = good.length;
-    this.journalSize = content.length;
+    this.loaded = { size: content.length, entries: good.length };
     if (problems.length === 0) return;
 
     for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS))
@@ -453,7 +420,7 @@ export class FileHostStore extends MemoryHostStore {
           { cause: error },
         );
       }
-      this.journalSize = goodEnd;
+      this.loaded.size = goodEnd;
       this.log?.warn(
         { file, kept: copied ? kept : undefined },
         `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`,
@@ -464,7 +431,7 @@ export class FileHostStore extends MemoryHostStore {
     try {
       await writeNewFile(this.fs, kept, content);
       await this.files.replace(file, recovered);
-      this.journalSize = recovered.length;
+      this.loaded.size = recovered.length;
     } catch (error) {
       throw new DamagedDataFileError(
         `InFile cannot start: ${file} is damaged (${problems[0]}) and could not be set aside: ${error instanceof Error ? error.message : String(error)}. ` +
