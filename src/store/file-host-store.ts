@@ -1,15 +1,11 @@
 import { constants } from 'node:fs';
-import { access, mkdir, truncate, unlink } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
-import { hostOfStored } from '../hosts/instance-keys.js';
 import {
-  hostProblem,
   mergeHeartbeat,
   mergeTags,
-  PORT_MAX,
-  PORT_MIN,
   withStatuses,
   type Heartbeat,
   type Host,
@@ -17,10 +13,13 @@ import {
 } from '../hosts/model.js';
 import type { HeartbeatResult } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
-import { NODE_FS, readIfExists, writeNewFile, type StoreFileSystem } from './file/disk.js';
+import { NODE_FS, type StoreFileSystem } from './file/disk.js';
+import { loadFiles } from './file/load.js';
 import { Journal, type JournalEntry } from './file/journal.js';
 import { AtomicFileWriter, removeTemporaryFiles, snapshotText } from './file/snapshot-file.js';
-import { BOM, describe, foundAt, hasBom, isPlainObject, lineOf, locateJsonError } from './file/json-diagnostics.js';
+
+/** Thrown by `open` when a data file cannot be loaded as it is. */
+export { DamagedDataFileError } from './file/load.js';
 
 export interface FileHostStoreOptions {
   /** Folder that holds `hosts.json` (the snapshot) and `hosts.journal` (writes since it). */
@@ -43,18 +42,8 @@ export interface FileHostStoreOptions {
   readonly onClose?: () => Promise<void>;
 }
 
-/**
- * A data file that cannot be loaded as it is. Thrown from `open`, so start-up stops with its
- * message: one line naming the file, where, what was expected there, and what to do.
- */
-export class DamagedDataFileError extends Error {
-  override readonly name = 'DamagedDataFileError';
-}
-
 /** Rewriting the snapshot costs one pass over every host; amortised over this many writes it is cheap. */
 const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
-/** Damaged journal lines named one by one in the log; the rest are counted. */
-const MAX_LOGGED_PROBLEMS = 20;
 
 /** What one queued write changes: a whole record to store, or a record to remove. */
 type Change = JournalEntry;
@@ -97,8 +86,6 @@ export class FileHostStore extends MemoryHostStore {
   private readonly fs: StoreFileSystem;
   private readonly log: Log | undefined;
   private journal: Journal | undefined;
-  /** What loading kept of the journal: its bytes up to the last good line, and its entries. */
-  private loaded = { size: 0, entries: 0 };
   /** After a failed compaction, the next is tried once the journal has this many entries. */
   private compactRetryAt = 0;
   private readonly files: AtomicFileWriter;
@@ -125,12 +112,18 @@ export class FileHostStore extends MemoryHostStore {
     const store = new FileHostStore(options);
     await mkdir(options.directory, { recursive: true });
     await removeTemporaryFiles(options.directory, [store.snapshotPath, store.journalPath], options.log);
-    await store.load();
-    store.journal = await Journal.open(store.fs, store.journalPath, {
-      fsync: store.fsync,
-      log: store.log,
-      ...store.loaded,
-    });
+    const loaded = await loadFiles(
+      {
+        directory: store.directory,
+        snapshotPath: store.snapshotPath,
+        journalPath: store.journalPath,
+        fs: store.fs,
+        writer: store.files,
+        log: store.log,
+      },
+      (entry) => store.replay(entry),
+    );
+    store.journal = await Journal.open(store.fs, store.journalPath, { fsync: store.fsync, log: store.log, ...loaded });
     return store;
   }
 
@@ -295,156 +288,6 @@ export class FileHostStore extends MemoryHostStore {
     while (this.flushing) await this.flushing;
   }
 
-  private async load(): Promise<void> {
-    const snapshot = await readIfExists(this.snapshotPath);
-    if (snapshot !== undefined) for (const host of this.readSnapshot(snapshot)) this.put(host);
-    const journal = await readIfExists(this.journalPath);
-    if (journal !== undefined) await this.loadJournal(journal);
-  }
-
-  /** Every host of the snapshot, or a `DamagedDataFileError` saying where it is damaged and what to do. */
-  private readSnapshot(content: Buffer): Host[] {
-    const file = this.snapshotPath;
-    const skip = hasBom(content) ? BOM.length : 0;
-    if (skip > 0) this.log?.warn({ file }, `InFile: ${file} starts with a byte-order mark; ignored`);
-    const text = content.toString('utf8', skip);
-    const refuse = (where: string, problem: string) =>
-      new DamagedDataFileError(
-        `InFile cannot start: ${file} is damaged at ${where}: ${problem}. Nothing was changed. ` +
-          `Put back a good copy of ${file}, or, to start from the journal alone, move ${file} aside ` +
-          `(hosts recorded only in it are served again after their next heartbeat); then start again.`,
-      );
-    if (text.trim() === '')
-      throw refuse(`byte ${skip} (line 1)`, 'expected a JSON array of host records, found an empty file');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      const error = locateJsonError(text);
-      const index = error?.index ?? text.length;
-      throw refuse(
-        `byte ${skip + Buffer.byteLength(text.slice(0, index))} (line ${lineOf(text, index)})`,
-        `expected a JSON array of host records: ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the file (it is cut short)')}`,
-      );
-    }
-    if (!Array.isArray(parsed))
-      throw refuse(`byte ${skip} (line 1)`, `expected a JSON array of host records, found ${describe(parsed)}`);
-    // The snapshot is written one record per line: record N is on line N + 1.
-    const oneRecordPerLine = text.startsWith('[\n');
-    return parsed.map((record, index) => {
-      const problem = checkLoadedHost(record);
-      if (problem !== undefined)
-        throw refuse(`record ${index + 1}${oneRecordPerLine ? ` (line ${index + 2})` : ''}`, problem);
-      return copyHost(record as Host);
-    });
-  }
-
-  /**
-   * Replays every readable line. Damage is recovered, never trusted and never fatal: an
-   * unterminated last line is an append cut short (never answered) and is cut off; a line that
-   * is not a whole record is skipped, except for a whole record glued after a torn one, which is
-   * kept. The damaged file is kept aside and the journal rewritten with the good lines only, so
-   * later appends follow a good line and the next start is clean.
-   */
-  private async loadJournal(content: Buffer): Promise<void> {
-    const file = this.journalPath;
-    const problems: string[] = [];
-    const good: Buffer[] = [];
-    let goodEnd = 0; // end of the last good line, when every line before it is good too
-    let torn = false;
-    let position = 0;
-    if (hasBom(content)) {
-      problems.push(`byte 0 (line 1): a byte-order mark before the first record; dropped`);
-      position = BOM.length;
-    }
-    for (let line = 1; position < content.length; line++) {
-      const newline = content.indexOf(0x0a, position);
-      const end = newline === -1 ? content.length : newline;
-      const raw = content.subarray(position, end);
-      const where = `line ${line} (byte ${position})`;
-      if (newline === -1) {
-        problems.push(
-          `${where}: an unterminated last line of ${raw.length} bytes, an append cut short before it was answered; dropped`,
-        );
-        torn = true;
-      } else if (raw.length > 0) {
-        const text = raw.toString('utf8');
-        const entry = readJournalLine(text);
-        if ('entry' in entry) {
-          this.replay(entry.entry);
-          good.push(content.subarray(position, end + 1));
-          if (problems.length === 0) goodEnd = end + 1;
-        } else {
-          const glued = salvageGluedRecord(text);
-          if (glued) {
-            this.replay(glued.entry);
-            good.push(Buffer.from(text.slice(glued.index) + '\n'));
-            problems.push(
-              `${where}: ${entry.problem}; the whole record glued after it at byte ${position + Buffer.byteLength(text.slice(0, glued.index))} was kept`,
-            );
-          } else {
-            problems.push(`${where}: ${entry.problem}; skipped`);
-          }
-        }
-      }
-      position = end + 1;
-    }
-    this.loaded = { size: content.length, entries: good.length };
-    if (problems.length === 0) return;
-
-    for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS))
-      this.log?.warn({ file }, `InFile: ${file}: ${problem}`);
-    if (problems.length > MAX_LOGGED_PROBLEMS)
-      this.log?.warn({ file }, `InFile: ${file}: ${problems.length - MAX_LOGGED_PROBLEMS} more damaged lines`);
-    const kept = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    const onlyTorn = torn && problems.length === 1;
-    if (onlyTorn) {
-      // The common case, a crash mid-append: cutting the tail off needs no free space, so it never stops a start.
-      const copied = await writeNewFile(this.fs, kept, content).then(
-        () => true,
-        async (error: unknown) => {
-          await unlink(kept).catch(() => undefined);
-          this.log?.warn(
-            { err: error, file },
-            `InFile: could not keep a copy of the damaged ${file}; its unanswered last line is dropped anyway`,
-          );
-          return false;
-        },
-      );
-      try {
-        await truncate(file, goodEnd);
-      } catch (error) {
-        throw new DamagedDataFileError(
-          `InFile cannot start: ${file} ends in a torn line (${problems[0]}) that could not be cut off: ${error instanceof Error ? error.message : String(error)}. ` +
-            `Make ${file} writable and start again.`,
-          { cause: error },
-        );
-      }
-      this.loaded.size = goodEnd;
-      this.log?.warn(
-        { file, kept: copied ? kept : undefined },
-        `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`,
-      );
-      return;
-    }
-    const recovered = Buffer.concat(good);
-    try {
-      await writeNewFile(this.fs, kept, content);
-      await this.files.replace(file, recovered);
-      this.loaded.size = recovered.length;
-    } catch (error) {
-      throw new DamagedDataFileError(
-        `InFile cannot start: ${file} is damaged (${problems[0]}) and could not be set aside: ${error instanceof Error ? error.message : String(error)}. ` +
-          `The journal was not changed. Free space in ${this.directory} and start again.`,
-        { cause: error },
-      );
-    }
-    this.log?.warn(
-      { file, kept, damagedLines: problems.length, records: good.length },
-      `InFile: recovered ${file} without its ${problems.length} damaged line(s) (${good.length} records kept); the damaged file is kept as ${kept}`,
-    );
-  }
-
   private replay(entry: JournalEntry): void {
     if ('put' in entry) this.put(entry.put);
     else this.remove(entry.del[0], entry.del[1]);
@@ -453,97 +296,4 @@ export class FileHostStore extends MemoryHostStore {
 
 function recordKey(service: string, ipAddress: string): string {
   return `${service}\u0000${ipAddress}`;
-}
-
-function readJournalLine(text: string): { entry: JournalEntry } | { problem: string } {
-  const expected = 'expected a journal record {"put": host} or {"del": [service, ip_address]}';
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    const error = locateJsonError(text);
-    const index = error?.index ?? text.length;
-    const at = Buffer.byteLength(text.slice(0, index));
-    return {
-      problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the line')}`,
-    };
-  }
-  const problem = checkJournalEntry(value);
-  return problem === undefined
-    ? { entry: normalise(value as JournalEntry) }
-    : { problem: `${expected}, found ${problem}` };
-}
-
-function checkJournalEntry(value: unknown): string | undefined {
-  if (!isPlainObject(value)) return describe(value);
-  const keys = Object.keys(value);
-  if (keys.length !== 1 || (keys[0] !== 'put' && keys[0] !== 'del'))
-    return `an object with ${keys.length === 0 ? 'no keys' : `the keys ${keys.map((key) => JSON.stringify(key)).join(', ')}`}`;
-  if (keys[0] === 'put') {
-    const problem = checkLoadedHost(value.put);
-    return problem === undefined ? undefined : `a "put" whose ${problem}`;
-  }
-  const del = value.del;
-  if (!Array.isArray(del) || del.length !== 2 || !del.every((part) => typeof part === 'string' && part !== '')) {
-    return `a "del" of ${describe(del)}, not [service, ip_address]`;
-  }
-  return undefined;
-}
-
-function normalise(entry: JournalEntry): JournalEntry {
-  return 'put' in entry ? { put: copyHost(entry.put) } : entry;
-}
-
-/**
- * A host record from disk must be one this service could have written; what is not is damage.
- * Returns what is wrong, or undefined for a valid record: the model's own check (hostProblem),
- * with the fields a damaged line most often breaks described first, with what was found.
- */
-function checkLoadedHost(value: unknown): string | undefined {
-  if (!isPlainObject(value)) return `record is ${describe(value)}, not a host object`;
-  for (const field of ['service', 'ip_address'] as const) {
-    if (typeof value[field] !== 'string' || value[field] === '')
-      return `${field} must be a non-empty string, found ${describe(value[field])}`;
-  }
-  for (const field of ['revision', 'service_repo_name', 'last_check_in'] as const) {
-    if (typeof value[field] !== 'string') return `${field} must be a string, found ${describe(value[field])}`;
-  }
-  const port = value.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX) {
-    return `port must be an integer ${PORT_MIN}..${PORT_MAX}, found ${describe(port)}`;
-  }
-  if (!isPlainObject(value.tags)) return `tags must be an object, found ${describe(value.tags)}`;
-  // The rest of what any served record must meet (address, check-in, plain-JSON tags); an
-  // INSTANCE_KEY=ip_port record keeps `ip:port` where the IP is, and is checked with its IP.
-  return hostProblem(hostOfStored(value as { ip_address: string }));
-}
-
-/** The record's own fields only, in the order this service writes them. */
-function copyHost(host: Host): Host {
-  return {
-    service: host.service,
-    ip_address: host.ip_address,
-    port: host.port,
-    revision: host.revision,
-    service_repo_name: host.service_repo_name,
-    last_check_in: host.last_check_in,
-    tags: host.tags,
-    // Only when set, so the records of UP hosts are written exactly as before statuses.
-    ...(host.reported_status === undefined ? {} : { reported_status: host.reported_status }),
-    ...(host.status_override === undefined ? {} : { status_override: host.status_override }),
-  };
-}
-
-/**
- * A torn append with the next append glued to it (as written before appends were cut off on
- * failure): the glued record, a whole line of its own once, was answered and is kept.
- */
-function salvageGluedRecord(text: string): { index: number; entry: JournalEntry } | undefined {
-  for (const marker of ['{"put":', '{"del":']) {
-    for (let index = text.indexOf(marker, 1); index > 0; index = text.indexOf(marker, index + 1)) {
-      const entry = readJournalLine(text.slice(index));
-      if ('entry' in entry) return { index, entry: entry.entry };
-    }
-  }
-  return undefined;
 }
