@@ -1,9 +1,9 @@
-import type { Host } from '../../hosts/model.js';
 import type { Log } from '../../logger.js';
+import type { RecordChange } from '../memory-host-store.js';
 import { writeFully, type StoreFile, type StoreFileSystem } from './disk.js';
 
-/** One line of the journal, as JSON: a whole record stored, or a record removed. */
-export type JournalEntry = { put: Host } | { del: [service: string, ipAddress: string] };
+/** One line of the journal, as JSON: a change as the memory store applies it (a whole record stored, or a record removed). */
+export type JournalEntry = RecordChange;
 
 export interface JournalOptions {
   /** fsync every append (and every cut-off) before it counts as written. */
