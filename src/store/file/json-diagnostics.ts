@@ -40,6 +40,16 @@ export function hasBom(content: Buffer): boolean {
   return content.length >= BOM.length && content.subarray(0, BOM.length).equals(BOM);
 }
 
+/** The value of a JSON text, or where the text stops being valid JSON and what was expected there. */
+export function parseJson(text: string): { value: unknown } | { index: number; expected: string } {
+  try {
+    return { value: JSON.parse(text) };
+  } catch {
+    const error = locateJsonError(text);
+    return { index: error?.index ?? text.length, expected: error?.expected ?? 'valid JSON' };
+  }
+}
+
 /** Where a JSON text stops being valid and what was expected there; JSON.parse names neither reliably. */
 export function locateJsonError(text: string): { index: number; expected: string } | undefined {
   let at = 0;

@@ -1,10 +1,10 @@
 import { truncate, unlink } from 'node:fs/promises';
 import { hostOfStored } from '../../hosts/instance-keys.js';
-import { hostProblem, PORT_MAX, PORT_MIN, type Host } from '../../hosts/model.js';
+import { hostProblem, PORT_MAX, PORT_MIN, withStatuses, type Host } from '../../hosts/model.js';
 import type { Log } from '../../logger.js';
 import { readIfExists, writeNewFile, type StoreFileSystem } from './disk.js';
 import type { JournalEntry } from './journal.js';
-import { BOM, describe, foundAt, hasBom, isPlainObject, lineOf, locateJsonError } from './json-diagnostics.js';
+import { BOM, describe, foundAt, hasBom, isPlainObject, lineOf, parseJson } from './json-diagnostics.js';
 import type { AtomicFileWriter } from './snapshot-file.js';
 
 /**
@@ -64,17 +64,15 @@ export function readSnapshot(files: Pick<StoreFiles, 'snapshotPath' | 'log'>, co
     );
   if (text.trim() === '')
     throw refuse(`byte ${skip} (line 1)`, 'expected a JSON array of host records, found an empty file');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    const error = locateJsonError(text);
-    const index = error?.index ?? text.length;
+  const json = parseJson(text);
+  if (!('value' in json)) {
+    const { index, expected } = json;
     throw refuse(
       `byte ${skip + Buffer.byteLength(text.slice(0, index))} (line ${lineOf(text, index)})`,
-      `expected a JSON array of host records: ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the file (it is cut short)')}`,
+      `expected a JSON array of host records: ${expected}, found ${foundAt(text, index, 'the end of the file (it is cut short)')}`,
     );
   }
+  const parsed = json.value;
   if (!Array.isArray(parsed))
     throw refuse(`byte ${skip} (line 1)`, `expected a JSON array of host records, found ${describe(parsed)}`);
   // The snapshot is written one record per line: record N is on line N + 1.
@@ -198,17 +196,14 @@ export async function loadJournal(
 
 function readJournalLine(text: string): { entry: JournalEntry } | { problem: string } {
   const expected = 'expected a journal record {"put": host} or {"del": [service, ip_address]}';
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    const error = locateJsonError(text);
-    const index = error?.index ?? text.length;
-    const at = Buffer.byteLength(text.slice(0, index));
+  const json = parseJson(text);
+  if (!('value' in json)) {
+    const at = Buffer.byteLength(text.slice(0, json.index));
     return {
-      problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the line')}`,
+      problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${json.expected}, found ${foundAt(text, json.index, 'the end of the line')}`,
     };
   }
+  const { value } = json;
   const problem = checkJournalEntry(value);
   return problem === undefined
     ? { entry: normalise(value as JournalEntry) }
@@ -261,18 +256,8 @@ function checkLoadedHost(value: unknown): string | undefined {
 
 /** The record's own fields only, in the order this service writes them. */
 function copyHost(host: Host): Host {
-  return {
-    service: host.service,
-    ip_address: host.ip_address,
-    port: host.port,
-    revision: host.revision,
-    service_repo_name: host.service_repo_name,
-    last_check_in: host.last_check_in,
-    tags: host.tags,
-    // Only when set, so the records of UP hosts are written exactly as before statuses.
-    ...(host.reported_status === undefined ? {} : { reported_status: host.reported_status }),
-    ...(host.status_override === undefined ? {} : { status_override: host.status_override }),
-  };
+  // withStatuses leaves an unset status out, so the records of UP hosts are written exactly as before statuses.
+  return withStatuses(host, host.reported_status, host.status_override);
 }
 
 /**

@@ -2,23 +2,15 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Host } from '../../../src/hosts/model.js';
+import { mergeHeartbeat } from '../../../src/hosts/model.js';
 import { Journal, type JournalEntry } from '../../../src/store/file/journal.js';
+import { heartbeatOf } from '../../contract/host-store.contract.js';
 import { FakeDisk, recordingLog } from '../../helpers/fake-disk.js';
 import { tempDir } from '../../helpers/temp-dir.js';
 
-function put(ipAddress: string): JournalEntry {
-  const host: Host = {
-    service: 'users',
-    ip_address: ipAddress,
-    port: 8080,
-    revision: 'r1',
-    service_repo_name: '',
-    last_check_in: '2026-01-01T00:00:00.000000',
-    tags: {},
-  };
-  return { put: host };
-}
+const put = (ipAddress: string): JournalEntry => ({
+  put: mergeHeartbeat(undefined, heartbeatOf({ ip_address: ipAddress })),
+});
 
 const lines = (...entries: JournalEntry[]) => entries.map((entry) => JSON.stringify(entry) + '\n').join('');
 

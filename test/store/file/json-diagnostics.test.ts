@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe as suite, test } from 'node:test';
-import { describe, foundAt, hasBom, lineOf, locateJsonError } from '../../../src/store/file/json-diagnostics.js';
+import {
+  describe,
+  foundAt,
+  hasBom,
+  lineOf,
+  locateJsonError,
+  parseJson,
+} from '../../../src/store/file/json-diagnostics.js';
 
 suite('locateJsonError', () => {
   test('valid JSON has no error', () => {
@@ -26,6 +33,13 @@ suite('locateJsonError', () => {
       index: 1001,
       expected: 'less deeply nested data',
     });
+  });
+});
+
+suite('parseJson', () => {
+  test('gives the value of valid JSON, and for anything else where it stops being JSON and what was expected', () => {
+    assert.deepEqual(parseJson('{"a": [1]}'), { value: { a: [1] } });
+    assert.deepEqual(parseJson('{"a": 1'), { index: 7, expected: "',' or '}'" });
   });
 });
 

@@ -2,24 +2,16 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Host } from '../../../src/hosts/model.js';
+import { mergeHeartbeat, type Host } from '../../../src/hosts/model.js';
 import type { JournalEntry } from '../../../src/store/file/journal.js';
 import { DamagedDataFileError, loadFiles, readSnapshot, type StoreFiles } from '../../../src/store/file/load.js';
 import { AtomicFileWriter, snapshotText } from '../../../src/store/file/snapshot-file.js';
+import { heartbeatOf } from '../../contract/host-store.contract.js';
 import { FakeDisk, recordingLog } from '../../helpers/fake-disk.js';
 import { tempDir } from '../../helpers/temp-dir.js';
 
-function host(ipAddress: string): Host {
-  return {
-    service: 'users',
-    ip_address: ipAddress,
-    port: 8080,
-    revision: 'r1',
-    service_repo_name: '',
-    last_check_in: '2026-01-01T00:00:00.000000',
-    tags: {},
-  };
-}
+/** A record as a first heartbeat from `ipAddress` stores it. */
+const host = (ipAddress: string): Host => mergeHeartbeat(undefined, heartbeatOf({ ip_address: ipAddress }));
 
 const line = (entry: JournalEntry) => JSON.stringify(entry) + '\n';
 

@@ -2,22 +2,14 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Host } from '../../../src/hosts/model.js';
+import { mergeHeartbeat, type Host } from '../../../src/hosts/model.js';
 import { AtomicFileWriter, removeTemporaryFiles, snapshotText } from '../../../src/store/file/snapshot-file.js';
+import { heartbeatOf } from '../../contract/host-store.contract.js';
 import { FakeDisk, recordingLog } from '../../helpers/fake-disk.js';
 import { tempDir } from '../../helpers/temp-dir.js';
 
-function host(ipAddress: string): Host {
-  return {
-    service: 'users',
-    ip_address: ipAddress,
-    port: 8080,
-    revision: 'r1',
-    service_repo_name: '',
-    last_check_in: '2026-01-01T00:00:00.000000',
-    tags: {},
-  };
-}
+/** A record as a first heartbeat from `ipAddress` stores it. */
+const host = (ipAddress: string): Host => mergeHeartbeat(undefined, heartbeatOf({ ip_address: ipAddress }));
 
 describe('snapshotText', () => {
   test('an empty registry is an empty array', () => {
@@ -42,31 +34,25 @@ describe('AtomicFileWriter', () => {
     await dir.remove();
   });
 
-  test('a failed rename leaves the old file as it was and removes the temporary file', async () => {
-    const dir = await tempDir();
-    const file = path.join(dir.path, 'hosts.json');
-    await writeFile(file, 'old');
-    const disk = new FakeDisk();
-    disk.failRenames = true;
-    await assert.rejects(new AtomicFileWriter(dir.path, disk).replace(file, Buffer.from('new')), { code: 'EIO' });
-    assert.equal(await readFile(file, 'utf8'), 'old');
-    assert.deepEqual(await readdir(dir.path), ['hosts.json']);
-    await dir.remove();
-  });
-
-  test('a disk that fills up mid-write leaves the old file as it was and removes the temporary file', async () => {
-    const dir = await tempDir();
-    const file = path.join(dir.path, 'hosts.json');
-    await writeFile(file, 'old');
-    const disk = new FakeDisk();
-    disk.free = 5;
-    await assert.rejects(new AtomicFileWriter(dir.path, disk).replace(file, Buffer.from('a longer new content')), {
-      code: 'ENOSPC',
+  const faults: [name: string, code: string, arrange: (disk: FakeDisk) => void][] = [
+    ['a failed rename', 'EIO', (disk) => (disk.failRenames = true)],
+    ['a disk that fills up mid-write', 'ENOSPC', (disk) => (disk.free = 5)],
+  ];
+  for (const [name, code, arrange] of faults) {
+    test(`${name} leaves the old file as it was and removes the temporary file`, async () => {
+      const dir = await tempDir();
+      const file = path.join(dir.path, 'hosts.json');
+      await writeFile(file, 'old');
+      const disk = new FakeDisk();
+      arrange(disk);
+      await assert.rejects(new AtomicFileWriter(dir.path, disk).replace(file, Buffer.from('a longer new content')), {
+        code,
+      });
+      assert.equal(await readFile(file, 'utf8'), 'old');
+      assert.deepEqual(await readdir(dir.path), ['hosts.json']);
+      await dir.remove();
     });
-    assert.equal(await readFile(file, 'utf8'), 'old');
-    assert.deepEqual(await readdir(dir.path), ['hosts.json']);
-    await dir.remove();
-  });
+  }
 });
 
 describe('removeTemporaryFiles', () => {
