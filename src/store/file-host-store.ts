@@ -1,24 +1,18 @@
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, truncate, unlink } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
-import { hostOfStored } from '../hosts/instance-keys.js';
-import {
-  hostProblem,
-  mergeHeartbeat,
-  mergeTags,
-  PORT_MAX,
-  PORT_MIN,
-  withStatuses,
-  type Heartbeat,
-  type Host,
-  type InstanceStatus,
-} from '../hosts/model.js';
-import type { HeartbeatResult } from '../hosts/host-store.js';
-import { MemoryHostStore } from './memory-host-store.js';
+import type { Heartbeat, Host, InstanceStatus } from '../hosts/model.js';
+import type { HeartbeatResult, HostStore, ServiceHosts } from '../hosts/host-store.js';
+import { MemoryHostStore, recordWrites, type RecordChange, type RecordWrite } from './memory-host-store.js';
+import { NODE_FS, type StoreFileSystem } from './file/disk.js';
+import { loadFiles, type StoreFiles } from './file/load.js';
+import { Journal } from './file/journal.js';
+import { AtomicFileWriter, removeTemporaryFiles, snapshotText } from './file/snapshot-file.js';
 
-type JournalEntry = { put: Host } | { del: [service: string, ipAddress: string] };
+/** Thrown by `open` when a data file cannot be loaded as it is. */
+export { DamagedDataFileError } from './file/load.js';
 
 export interface FileHostStoreOptions {
   /** Folder that holds `hosts.json` (the snapshot) and `hosts.journal` (writes since it). */
@@ -41,56 +35,20 @@ export interface FileHostStoreOptions {
   readonly onClose?: () => Promise<void>;
 }
 
-/** The part of a `node:fs/promises` FileHandle the store writes through. */
-export interface StoreFile {
-  write(buffer: Uint8Array, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  datasync(): Promise<void>;
-  sync(): Promise<void>;
-  truncate(length: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Every call the store makes that writes to the disk. */
-export interface StoreFileSystem {
-  open(file: string, flags: 'a' | 'w' | 'r'): Promise<StoreFile>;
-  rename(from: string, to: string): Promise<void>;
-}
-
-const NODE_FS: StoreFileSystem = { open, rename };
-
-/**
- * A data file that cannot be loaded as it is. Thrown from `open`, so start-up stops with its
- * message: one line naming the file, where, what was expected there, and what to do.
- */
-export class DamagedDataFileError extends Error {
-  override readonly name = 'DamagedDataFileError';
-}
-
 /** Rewriting the snapshot costs one pass over every host; amortised over this many writes it is cheap. */
 const DEFAULT_COMPACT_AFTER_ENTRIES = 10_000;
-/** Names of the store's temporary files start with the file they replace plus this. */
-const TEMPORARY_INFIX = '.tmp-';
-/** A write that makes no progress this many times in a row is a failure, not a short write. */
-const MAX_STALLED_WRITES = 3;
-/** Damaged journal lines named one by one in the log; the rest are counted. */
-const MAX_LOGGED_PROBLEMS = 20;
-const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
-
-/** What one queued write changes: a whole record to store, or a record to remove. */
-type Change = { put: Host } | { del: [service: string, ipAddress: string] };
-
-/** Looks a record up as the batch being built sees it: the durable state plus the batch's earlier writes. */
-type BatchView = (service: string, ipAddress: string) => Host | undefined;
 
 interface QueuedWrite {
-  /** Works out, against the state its batch sees, what the write changes and what its caller is answered. */
-  apply(view: BatchView): { change?: Change; answer: unknown };
+  /** Worked out when its batch is, against the durable state plus the batch's earlier writes. */
+  write: RecordWrite<unknown>;
   resolve(answer: unknown): void;
   reject(error: unknown): void;
 }
 
 /**
- * The in-memory registry made durable under `APPLICATION_DIR`.
+ * The in-memory registry made durable under `APPLICATION_DIR`: a MemoryHostStore serves the
+ * reads, and is changed only by writes this store has made durable, following the same merge
+ * rule (`recordWrites`).
  *
  * Every write is appended to a journal (one JSON line per record) and the caller is answered
  * only once the line is written, so an acknowledged registration survives `kill -9`. Writes that
@@ -108,124 +66,112 @@ interface QueuedWrite {
  * a warning and the damaged file kept aside; a snapshot that cannot be read stops start-up with
  * a message saying where and what to do, since starting without it would serve an empty registry.
  */
-export class FileHostStore extends MemoryHostStore {
-  private readonly directory: string;
-  private readonly snapshotPath: string;
-  private readonly journalPath: string;
-  private readonly fsync: boolean;
+export class FileHostStore implements HostStore {
   private readonly compactAfterEntries: number;
-  private readonly fs: StoreFileSystem;
   private readonly log: Log | undefined;
-  private journal: StoreFile | undefined;
-  /** Bytes of the journal up to the end of its last complete line. */
-  private journalSize = 0;
-  /** A failed append could not be cut off again: the bytes past `journalSize` must go before the next append. */
-  private journalDirty = false;
-  private journalEntries = 0;
+  private readonly onClose: (() => Promise<void>) | undefined;
   /** After a failed compaction, the next is tried once the journal has this many entries. */
   private compactRetryAt = 0;
-  private temporaryCounter = 0;
   private queue: QueuedWrite[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
-  private readonly onClose: (() => Promise<void>) | undefined;
 
-  private constructor(options: FileHostStoreOptions) {
-    super();
-    this.directory = options.directory;
-    this.snapshotPath = path.join(options.directory, 'hosts.json');
-    this.journalPath = path.join(options.directory, 'hosts.journal');
-    this.fsync = options.fsync ?? true;
+  private constructor(
+    options: FileHostStoreOptions,
+    private readonly files: StoreFiles,
+    /** What is served: the durable state, and nothing else. */
+    private readonly memory: MemoryHostStore,
+    private readonly journal: Journal,
+  ) {
     this.compactAfterEntries = options.compactAfterEntries ?? DEFAULT_COMPACT_AFTER_ENTRIES;
-    this.fs = options.fs ?? NODE_FS;
     this.log = options.log;
     this.onClose = options.onClose;
   }
 
   /** Loads the snapshot and replays the journal, then opens the journal for appending. */
   static async open(options: FileHostStoreOptions): Promise<FileHostStore> {
-    const store = new FileHostStore(options);
-    await mkdir(options.directory, { recursive: true });
-    await store.removeTemporaryFiles();
-    await store.load();
-    store.journal = await store.fs.open(store.journalPath, 'a');
-    return store;
+    const { directory, log } = options;
+    const fs = options.fs ?? NODE_FS;
+    const files: StoreFiles = {
+      directory,
+      snapshotPath: path.join(directory, 'hosts.json'),
+      journalPath: path.join(directory, 'hosts.journal'),
+      fs,
+      writer: new AtomicFileWriter(directory, fs),
+      log,
+    };
+    await mkdir(directory, { recursive: true });
+    await removeTemporaryFiles(directory, [files.snapshotPath, files.journalPath], log);
+    const memory = new MemoryHostStore();
+    const loaded = await loadFiles(files, (entry) => memory.apply(entry));
+    const journal = await Journal.open(fs, files.journalPath, { fsync: options.fsync ?? true, log, ...loaded });
+    return new FileHostStore(options, files, memory, journal);
   }
 
-  override heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult> {
-    return this.enqueue((view) => {
-      const previous = view(heartbeat.service, heartbeat.ip_address);
-      const current = mergeHeartbeat(previous, heartbeat);
-      return { change: { put: current }, answer: { previous, current } };
-    });
+  heartbeat(heartbeat: Heartbeat): Promise<HeartbeatResult> {
+    return this.enqueue(recordWrites.heartbeat(heartbeat));
   }
 
-  override delete(service: string, ipAddress: string): Promise<Host | undefined> {
-    return this.enqueue((view) => {
-      const existing = view(service, ipAddress);
-      return existing ? { change: { del: [service, ipAddress] }, answer: existing } : { answer: undefined };
-    });
+  get(service: string, ipAddress: string): Promise<Host | undefined> {
+    return this.memory.get(service, ipAddress);
   }
 
-  override deleteIfCheckInIs(service: string, ipAddress: string, lastCheckIn: string): Promise<boolean> {
-    return this.enqueue((view) => {
-      const existing = view(service, ipAddress);
-      if (!existing || existing.last_check_in !== lastCheckIn) return { answer: false };
-      return { change: { del: [service, ipAddress] }, answer: true };
-    });
+  listByService(service: string): Promise<ServiceHosts> {
+    return this.memory.listByService(service);
   }
 
-  override updateTags(
-    service: string,
-    ipAddress: string,
-    tags: Readonly<Record<string, unknown>>,
-  ): Promise<Host | undefined> {
-    return this.enqueue((view) => {
-      const existing = view(service, ipAddress);
-      if (!existing) return { answer: undefined };
-      const updated: Host = { ...existing, tags: mergeTags(existing.tags, tags) };
-      return { change: { put: updated }, answer: updated };
-    });
+  currentChangeToken(service: string): number {
+    return this.memory.currentChangeToken(service);
   }
 
-  override setStatusOverride(
-    service: string,
-    ipAddress: string,
-    status: InstanceStatus | undefined,
-  ): Promise<Host | undefined> {
-    return this.enqueue((view) => {
-      const existing = view(service, ipAddress);
-      if (!existing) return { answer: undefined };
-      const updated = withStatuses(existing, existing.reported_status, status);
-      return { change: { put: updated }, answer: updated };
-    });
+  listByRepo(repo: string): Promise<readonly Host[]> {
+    return this.memory.listByRepo(repo);
   }
 
-  override async close(): Promise<void> {
+  listServices(): Promise<readonly string[]> {
+    return this.memory.listServices();
+  }
+
+  delete(service: string, ipAddress: string): Promise<Host | undefined> {
+    return this.enqueue(recordWrites.delete(service, ipAddress));
+  }
+
+  deleteIfCheckInIs(service: string, ipAddress: string, lastCheckIn: string): Promise<boolean> {
+    return this.enqueue(recordWrites.deleteIfCheckInIs(service, ipAddress, lastCheckIn));
+  }
+
+  updateTags(service: string, ipAddress: string, tags: Readonly<Record<string, unknown>>): Promise<Host | undefined> {
+    return this.enqueue(recordWrites.updateTags(service, ipAddress, tags));
+  }
+
+  setStatusOverride(service: string, ipAddress: string, status: InstanceStatus | undefined): Promise<Host | undefined> {
+    return this.enqueue(recordWrites.setStatusOverride(service, ipAddress, status));
+  }
+
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.drain();
-    await this.journal?.close();
-    this.journal = undefined;
+    await this.journal.close();
     await this.onClose?.();
   }
 
   /** Ready while open and its folder is still there to write to. */
-  override async ping(): Promise<void> {
+  async ping(): Promise<void> {
     if (this.closed) throw new StorageUnavailableError('the InFile store is closed');
     try {
-      await access(this.directory, constants.W_OK);
+      await access(this.files.directory, constants.W_OK);
     } catch (error) {
       throw new StorageUnavailableError(
-        `the InFile folder ${this.directory} is not writable: ${error instanceof Error ? error.message : String(error)}`,
+        `the InFile folder ${this.files.directory} is not writable: ${error instanceof Error ? error.message : String(error)}`,
       );
     }
   }
 
-  private enqueue<T>(apply: QueuedWrite['apply']): Promise<T> {
+  private enqueue<T>(write: RecordWrite<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StorageUnavailableError('the InFile store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ apply, resolve: resolve as (answer: unknown) => void, reject });
+      this.queue.push({ write, resolve: resolve as (answer: unknown) => void, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
@@ -249,70 +195,35 @@ export class FileHostStore extends MemoryHostStore {
 
   private async commit(batch: QueuedWrite[]): Promise<void> {
     const pending = new Map<string, Host | null>();
-    const view: BatchView = (service, ipAddress) => {
+    /** The record as this batch sees it: the durable state plus the batch's earlier writes. */
+    const view = (service: string, ipAddress: string) => {
       const key = recordKey(service, ipAddress);
-      return pending.has(key) ? (pending.get(key) ?? undefined) : this.lookup(service, ipAddress);
+      return pending.has(key) ? (pending.get(key) ?? undefined) : this.memory.record(service, ipAddress);
     };
-    const changes: Change[] = [];
+    const changes: RecordChange[] = [];
     const answers: unknown[] = [];
     try {
-      for (const write of batch) {
-        const { change, answer } = write.apply(view);
+      for (const { write } of batch) {
+        const { change, answer } = write.decide(view(write.service, write.ipAddress));
         answers.push(answer);
         if (!change) continue;
         changes.push(change);
         if ('put' in change) pending.set(recordKey(change.put.service, change.put.ip_address), change.put);
         else pending.set(recordKey(change.del[0], change.del[1]), null);
       }
-      if (changes.length > 0) await this.append(changes.map((change) => JSON.stringify(change) + '\n').join(''));
+      if (changes.length > 0) await this.journal.append(changes);
     } catch (error) {
       const failure = new StorageUnavailableError('could not write the InFile journal', { cause: error });
-      for (const write of batch) write.reject(failure);
+      for (const queued of batch) queued.reject(failure);
       return;
     }
     // Durable: now, and only now, the writes are served.
-    for (const change of changes) {
-      if ('put' in change) this.put(change.put);
-      else this.remove(change.del[0], change.del[1]);
-    }
-    this.journalEntries += changes.length;
+    for (const change of changes) this.memory.apply(change);
+    const journalEntries = this.journal.entries;
     // Answered once its compaction, if one came due, is over; that never fails a durable batch.
-    if (this.journalEntries > this.compactAfterEntries && this.journalEntries >= this.compactRetryAt)
+    if (journalEntries > this.compactAfterEntries && journalEntries >= this.compactRetryAt)
       await this.compactOrKeepOld();
-    batch.forEach((write, index) => write.resolve(answers[index]));
-  }
-
-  /** Appends whole lines, or none: a failed append is cut off again so the next one starts on a line of its own. */
-  private async append(text: string): Promise<void> {
-    const journal = this.journal;
-    if (!journal) throw new Error('journal is not open');
-    if (this.journalDirty) {
-      await journal.truncate(this.journalSize);
-      if (this.fsync) await journal.datasync();
-      this.journalDirty = false;
-    }
-    const buffer = Buffer.from(text);
-    try {
-      await writeFully(journal, buffer, this.journalPath);
-      if (this.fsync) await journal.datasync();
-    } catch (error) {
-      await this.rollBack(journal);
-      throw error;
-    }
-    this.journalSize += buffer.length;
-  }
-
-  private async rollBack(journal: StoreFile): Promise<void> {
-    try {
-      await journal.truncate(this.journalSize);
-      if (this.fsync) await journal.datasync();
-    } catch (error) {
-      this.journalDirty = true; // retried before the next append, which fails if it fails again
-      this.log?.error(
-        { err: error, file: this.journalPath, offset: this.journalSize },
-        'InFile: could not cut a failed append off the journal; retrying before the next write',
-      );
-    }
+    batch.forEach((queued, index) => queued.resolve(answers[index]));
   }
 
   /** A durable batch is never failed by its compaction: on any error the old snapshot and journal stay, and it is tried again later. */
@@ -321,9 +232,10 @@ export class FileHostStore extends MemoryHostStore {
       await this.compact();
       this.compactRetryAt = 0;
     } catch (error) {
-      this.compactRetryAt = this.journalEntries + Math.max(1, Math.ceil(this.compactAfterEntries / 10));
+      const journalEntries = this.journal.entries;
+      this.compactRetryAt = journalEntries + Math.max(1, Math.ceil(this.compactAfterEntries / 10));
       this.log?.error(
-        { err: error, snapshot: this.snapshotPath, journal: this.journalPath, journalEntries: this.journalEntries },
+        { err: error, snapshot: this.files.snapshotPath, journal: this.files.journalPath, journalEntries },
         'InFile: could not write a new snapshot (is the disk full?); the old snapshot and journal are kept and every answered write is in them; retrying later',
       );
     }
@@ -331,487 +243,16 @@ export class FileHostStore extends MemoryHostStore {
 
   /** Folds the journal into a new snapshot; runs inside the writer loop, so no append interleaves. */
   private async compact(): Promise<void> {
-    const hosts = [...this.allHosts()];
-    await this.replaceFile(this.snapshotPath, Buffer.from(snapshotText(hosts)));
-    const journal = this.journal;
-    if (!journal) return;
-    await journal.truncate(0);
-    this.journalSize = 0;
-    this.journalEntries = 0;
-    if (this.fsync) await journal.sync();
-  }
-
-  /**
-   * Replaces `file` atomically: the new content goes to a temporary file that is written in
-   * full, fsynced and read back before it is renamed over `file`. On any failure `file` is as it
-   * was and the temporary file is gone.
-   */
-  private async replaceFile(file: string, content: Buffer): Promise<void> {
-    const temporary = `${file}${TEMPORARY_INFIX}${process.pid}-${++this.temporaryCounter}`;
-    try {
-      await this.writeNewFile(temporary, content);
-      const written = await readFile(temporary);
-      if (!written.equals(content))
-        throw new Error(
-          `${temporary} reads back ${written.length} bytes that differ from the ${content.length} written`,
-        );
-      await this.fs.rename(temporary, file);
-    } catch (error) {
-      await unlink(temporary).catch(() => undefined);
-      throw error;
-    }
-    await syncDirectory(this.directory);
-  }
-
-  private async writeNewFile(file: string, content: Buffer): Promise<void> {
-    const handle = await this.fs.open(file, 'w');
-    try {
-      await writeFully(handle, content, file);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    const hosts = [...this.memory.records()];
+    await this.files.writer.replace(this.files.snapshotPath, Buffer.from(snapshotText(hosts)));
+    await this.journal.empty();
   }
 
   private async drain(): Promise<void> {
     while (this.flushing) await this.flushing;
   }
-
-  /** Temporary files are only ever complete once renamed; one still there is left from a crash. */
-  private async removeTemporaryFiles(): Promise<void> {
-    const prefixes = [
-      path.basename(this.snapshotPath) + TEMPORARY_INFIX,
-      path.basename(this.journalPath) + TEMPORARY_INFIX,
-    ];
-    for (const name of await readdir(this.directory)) {
-      if (!prefixes.some((prefix) => name.startsWith(prefix))) continue;
-      await unlink(path.join(this.directory, name));
-      this.log?.info(
-        { file: path.join(this.directory, name) },
-        'InFile: removed a temporary file left by an interrupted write',
-      );
-    }
-  }
-
-  private async load(): Promise<void> {
-    const snapshot = await readIfExists(this.snapshotPath);
-    if (snapshot !== undefined) for (const host of this.readSnapshot(snapshot)) this.put(host);
-    const journal = await readIfExists(this.journalPath);
-    if (journal !== undefined) await this.loadJournal(journal);
-  }
-
-  /** Every host of the snapshot, or a `DamagedDataFileError` saying where it is damaged and what to do. */
-  private readSnapshot(content: Buffer): Host[] {
-    const file = this.snapshotPath;
-    const skip = hasBom(content) ? BOM.length : 0;
-    if (skip > 0) this.log?.warn({ file }, `InFile: ${file} starts with a byte-order mark; ignored`);
-    const text = content.toString('utf8', skip);
-    const refuse = (where: string, problem: string) =>
-      new DamagedDataFileError(
-        `InFile cannot start: ${file} is damaged at ${where}: ${problem}. Nothing was changed. ` +
-          `Put back a good copy of ${file}, or, to start from the journal alone, move ${file} aside ` +
-          `(hosts recorded only in it are served again after their next heartbeat); then start again.`,
-      );
-    if (text.trim() === '')
-      throw refuse(`byte ${skip} (line 1)`, 'expected a JSON array of host records, found an empty file');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      const error = locateJsonError(text);
-      const index = error?.index ?? text.length;
-      throw refuse(
-        `byte ${skip + Buffer.byteLength(text.slice(0, index))} (line ${lineOf(text, index)})`,
-        `expected a JSON array of host records: ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the file (it is cut short)')}`,
-      );
-    }
-    if (!Array.isArray(parsed))
-      throw refuse(`byte ${skip} (line 1)`, `expected a JSON array of host records, found ${describe(parsed)}`);
-    // The snapshot is written one record per line: record N is on line N + 1.
-    const oneRecordPerLine = text.startsWith('[\n');
-    return parsed.map((record, index) => {
-      const problem = checkLoadedHost(record);
-      if (problem !== undefined)
-        throw refuse(`record ${index + 1}${oneRecordPerLine ? ` (line ${index + 2})` : ''}`, problem);
-      return copyHost(record as Host);
-    });
-  }
-
-  /**
-   * Replays every readable line. Damage is recovered, never trusted and never fatal: an
-   * unterminated last line is an append cut short (never answered) and is cut off; a line that
-   * is not a whole record is skipped, except for a whole record glued after a torn one, which is
-   * kept. The damaged file is kept aside and the journal rewritten with the good lines only, so
-   * later appends follow a good line and the next start is clean.
-   */
-  private async loadJournal(content: Buffer): Promise<void> {
-    const file = this.journalPath;
-    const problems: string[] = [];
-    const good: Buffer[] = [];
-    let goodEnd = 0; // end of the last good line, when every line before it is good too
-    let torn = false;
-    let position = 0;
-    if (hasBom(content)) {
-      problems.push(`byte 0 (line 1): a byte-order mark before the first record; dropped`);
-      position = BOM.length;
-    }
-    for (let line = 1; position < content.length; line++) {
-      const newline = content.indexOf(0x0a, position);
-      const end = newline === -1 ? content.length : newline;
-      const raw = content.subarray(position, end);
-      const where = `line ${line} (byte ${position})`;
-      if (newline === -1) {
-        problems.push(
-          `${where}: an unterminated last line of ${raw.length} bytes, an append cut short before it was answered; dropped`,
-        );
-        torn = true;
-      } else if (raw.length > 0) {
-        const text = raw.toString('utf8');
-        const entry = readJournalLine(text);
-        if ('entry' in entry) {
-          this.replay(entry.entry);
-          good.push(content.subarray(position, end + 1));
-          if (problems.length === 0) goodEnd = end + 1;
-        } else {
-          const glued = salvageGluedRecord(text);
-          if (glued) {
-            this.replay(glued.entry);
-            good.push(Buffer.from(text.slice(glued.index) + '\n'));
-            problems.push(
-              `${where}: ${entry.problem}; the whole record glued after it at byte ${position + Buffer.byteLength(text.slice(0, glued.index))} was kept`,
-            );
-          } else {
-            problems.push(`${where}: ${entry.problem}; skipped`);
-          }
-        }
-      }
-      position = end + 1;
-    }
-    this.journalEntries = good.length;
-    this.journalSize = content.length;
-    if (problems.length === 0) return;
-
-    for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS))
-      this.log?.warn({ file }, `InFile: ${file}: ${problem}`);
-    if (problems.length > MAX_LOGGED_PROBLEMS)
-      this.log?.warn({ file }, `InFile: ${file}: ${problems.length - MAX_LOGGED_PROBLEMS} more damaged lines`);
-    const kept = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    const onlyTorn = torn && problems.length === 1;
-    if (onlyTorn) {
-      // The common case, a crash mid-append: cutting the tail off needs no free space, so it never stops a start.
-      const copied = await this.writeNewFile(kept, content).then(
-        () => true,
-        async (error: unknown) => {
-          await unlink(kept).catch(() => undefined);
-          this.log?.warn(
-            { err: error, file },
-            `InFile: could not keep a copy of the damaged ${file}; its unanswered last line is dropped anyway`,
-          );
-          return false;
-        },
-      );
-      try {
-        await truncate(file, goodEnd);
-      } catch (error) {
-        throw new DamagedDataFileError(
-          `InFile cannot start: ${file} ends in a torn line (${problems[0]}) that could not be cut off: ${error instanceof Error ? error.message : String(error)}. ` +
-            `Make ${file} writable and start again.`,
-          { cause: error },
-        );
-      }
-      this.journalSize = goodEnd;
-      this.log?.warn(
-        { file, kept: copied ? kept : undefined },
-        `InFile: recovered ${file} up to its last good line (${good.length} records)${copied ? `; the damaged file is kept as ${kept}` : ''}`,
-      );
-      return;
-    }
-    const recovered = Buffer.concat(good);
-    try {
-      await this.writeNewFile(kept, content);
-      await this.replaceFile(file, recovered);
-      this.journalSize = recovered.length;
-    } catch (error) {
-      throw new DamagedDataFileError(
-        `InFile cannot start: ${file} is damaged (${problems[0]}) and could not be set aside: ${error instanceof Error ? error.message : String(error)}. ` +
-          `The journal was not changed. Free space in ${this.directory} and start again.`,
-        { cause: error },
-      );
-    }
-    this.log?.warn(
-      { file, kept, damagedLines: problems.length, records: good.length },
-      `InFile: recovered ${file} without its ${problems.length} damaged line(s) (${good.length} records kept); the damaged file is kept as ${kept}`,
-    );
-  }
-
-  private replay(entry: JournalEntry): void {
-    if ('put' in entry) this.put(entry.put);
-    else this.remove(entry.del[0], entry.del[1]);
-  }
 }
 
 function recordKey(service: string, ipAddress: string): string {
   return `${service}\u0000${ipAddress}`;
-}
-
-/** One record per line, so a damaged snapshot can be pointed at by line. */
-function snapshotText(hosts: readonly Host[]): string {
-  if (hosts.length === 0) return '[]\n';
-  return `[\n${hosts.map((host) => JSON.stringify(host)).join(',\n')}\n]\n`;
-}
-
-/** Writes all of `buffer`, however many calls it takes: write(2) may write less than it was given. */
-async function writeFully(file: StoreFile, buffer: Buffer, name: string): Promise<void> {
-  let offset = 0;
-  let stalled = 0;
-  while (offset < buffer.length) {
-    const { bytesWritten } = await file.write(buffer, offset, buffer.length - offset);
-    if (bytesWritten > 0) {
-      offset += bytesWritten;
-      stalled = 0;
-    } else if (++stalled >= MAX_STALLED_WRITES) {
-      throw Object.assign(
-        new Error(`no progress writing ${name}: ${buffer.length - offset} of ${buffer.length} bytes left`),
-        { code: 'EIO' },
-      );
-    }
-  }
-}
-
-function readJournalLine(text: string): { entry: JournalEntry } | { problem: string } {
-  const expected = 'expected a journal record {"put": host} or {"del": [service, ip_address]}';
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    const error = locateJsonError(text);
-    const index = error?.index ?? text.length;
-    const at = Buffer.byteLength(text.slice(0, index));
-    return {
-      problem: `${expected}, but it is not valid JSON: at byte ${at} of the line expected ${error?.expected ?? 'valid JSON'}, found ${foundAt(text, index, 'the end of the line')}`,
-    };
-  }
-  const problem = checkJournalEntry(value);
-  return problem === undefined
-    ? { entry: normalise(value as JournalEntry) }
-    : { problem: `${expected}, found ${problem}` };
-}
-
-function checkJournalEntry(value: unknown): string | undefined {
-  if (!isPlainObject(value)) return describe(value);
-  const keys = Object.keys(value);
-  if (keys.length !== 1 || (keys[0] !== 'put' && keys[0] !== 'del'))
-    return `an object with ${keys.length === 0 ? 'no keys' : `the keys ${keys.map((key) => JSON.stringify(key)).join(', ')}`}`;
-  if (keys[0] === 'put') {
-    const problem = checkLoadedHost(value.put);
-    return problem === undefined ? undefined : `a "put" whose ${problem}`;
-  }
-  const del = value.del;
-  if (!Array.isArray(del) || del.length !== 2 || !del.every((part) => typeof part === 'string' && part !== '')) {
-    return `a "del" of ${describe(del)}, not [service, ip_address]`;
-  }
-  return undefined;
-}
-
-function normalise(entry: JournalEntry): JournalEntry {
-  return 'put' in entry ? { put: copyHost(entry.put) } : entry;
-}
-
-/**
- * A host record from disk must be one this service could have written; what is not is damage.
- * Returns what is wrong, or undefined for a valid record: the model's own check (hostProblem),
- * with the fields a damaged line most often breaks described first, with what was found.
- */
-function checkLoadedHost(value: unknown): string | undefined {
-  if (!isPlainObject(value)) return `record is ${describe(value)}, not a host object`;
-  for (const field of ['service', 'ip_address'] as const) {
-    if (typeof value[field] !== 'string' || value[field] === '')
-      return `${field} must be a non-empty string, found ${describe(value[field])}`;
-  }
-  for (const field of ['revision', 'service_repo_name', 'last_check_in'] as const) {
-    if (typeof value[field] !== 'string') return `${field} must be a string, found ${describe(value[field])}`;
-  }
-  const port = value.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < PORT_MIN || port > PORT_MAX) {
-    return `port must be an integer ${PORT_MIN}..${PORT_MAX}, found ${describe(port)}`;
-  }
-  if (!isPlainObject(value.tags)) return `tags must be an object, found ${describe(value.tags)}`;
-  // The rest of what any served record must meet (address, check-in, plain-JSON tags); an
-  // INSTANCE_KEY=ip_port record keeps `ip:port` where the IP is, and is checked with its IP.
-  return hostProblem(hostOfStored(value as { ip_address: string }));
-}
-
-/** The record's own fields only, in the order this service writes them. */
-function copyHost(host: Host): Host {
-  return {
-    service: host.service,
-    ip_address: host.ip_address,
-    port: host.port,
-    revision: host.revision,
-    service_repo_name: host.service_repo_name,
-    last_check_in: host.last_check_in,
-    tags: host.tags,
-    // Only when set, so the records of UP hosts are written exactly as before statuses.
-    ...(host.reported_status === undefined ? {} : { reported_status: host.reported_status }),
-    ...(host.status_override === undefined ? {} : { status_override: host.status_override }),
-  };
-}
-
-/**
- * A torn append with the next append glued to it (as written before appends were cut off on
- * failure): the glued record, a whole line of its own once, was answered and is kept.
- */
-function salvageGluedRecord(text: string): { index: number; entry: JournalEntry } | undefined {
-  for (const marker of ['{"put":', '{"del":']) {
-    for (let index = text.indexOf(marker, 1); index > 0; index = text.indexOf(marker, index + 1)) {
-      const entry = readJournalLine(text.slice(index));
-      if ('entry' in entry) return { index, entry: entry.entry };
-    }
-  }
-  return undefined;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'object') return 'an object';
-  const text = JSON.stringify(value);
-  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
-}
-
-function foundAt(text: string, index: number, atEnd: string): string {
-  if (index >= text.length) return atEnd;
-  const snippet = text.slice(index, index + 16);
-  return /^\0+$/.test(snippet) ? 'NUL bytes' : JSON.stringify(snippet);
-}
-
-function lineOf(text: string, index: number): number {
-  let line = 1;
-  for (let at = text.indexOf('\n'); at !== -1 && at < index; at = text.indexOf('\n', at + 1)) line++;
-  return line;
-}
-
-function hasBom(content: Buffer): boolean {
-  return content.length >= BOM.length && content.subarray(0, BOM.length).equals(BOM);
-}
-
-/** Where a JSON text stops being valid and what was expected there; JSON.parse names neither reliably. */
-export function locateJsonError(text: string): { index: number; expected: string } | undefined {
-  let at = 0;
-  const stop = (expected: string): never => {
-    throw new JsonStop(at, expected);
-  };
-  const space = () => {
-    while (at < text.length && ' \t\n\r'.includes(text[at]!)) at++;
-  };
-  const string = () => {
-    at++; // the opening quote
-    for (;;) {
-      if (at >= text.length) stop("'\"' to end the string");
-      const code = text.charCodeAt(at);
-      if (code === 0x22) {
-        at++;
-        return;
-      }
-      if (code === 0x5c) {
-        const escape = text[at + 1];
-        if (escape !== undefined && '"\\/bfnrt'.includes(escape)) at += 2;
-        else if (escape === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(at + 2, at + 6))) at += 6;
-        else stop('an escape sequence');
-      } else if (code < 0x20) {
-        stop('a character allowed in a string');
-      } else {
-        at++;
-      }
-    }
-  };
-  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  const value = (depth: number): void => {
-    space();
-    if (depth > 1000) stop('less deeply nested data');
-    const char = text[at];
-    if (char === '{' || char === '[') {
-      const close = char === '{' ? '}' : ']';
-      at++;
-      space();
-      if (text[at] === close) {
-        at++;
-        return;
-      }
-      for (;;) {
-        if (close === '}') {
-          space();
-          if (text[at] !== '"') stop('a property name in double quotes');
-          string();
-          space();
-          if (text[at] !== ':') stop("':' after the property name");
-          at++;
-        }
-        value(depth + 1);
-        space();
-        if (text[at] === ',') {
-          at++;
-          continue;
-        }
-        if (text[at] === close) {
-          at++;
-          return;
-        }
-        stop(`',' or '${close}'`);
-      }
-    }
-    if (char === '"') return string();
-    NUMBER.lastIndex = at;
-    if (NUMBER.test(text)) {
-      at = NUMBER.lastIndex;
-      return;
-    }
-    for (const literal of ['true', 'false', 'null']) {
-      if (text.startsWith(literal, at)) {
-        at += literal.length;
-        return;
-      }
-    }
-    stop('a JSON value');
-  };
-  try {
-    value(0);
-    space();
-    if (at < text.length) stop('nothing more after the JSON value');
-    return undefined;
-  } catch (error) {
-    if (error instanceof JsonStop) return { index: error.index, expected: error.expected };
-    throw error;
-  }
-}
-
-class JsonStop {
-  constructor(
-    readonly index: number,
-    readonly expected: string,
-  ) {}
-}
-
-async function readIfExists(file: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/** Makes a rename durable: the directory entry itself must reach the disk. */
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

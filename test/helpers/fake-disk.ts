@@ -1,5 +1,5 @@
 import { open, rename } from 'node:fs/promises';
-import type { StoreFile, StoreFileSystem } from '../../src/store/file-host-store.js';
+import type { StoreFile, StoreFileSystem } from '../../src/store/file/disk.js';
 
 function errno(code: string, syscall: string, file: string): NodeJS.ErrnoException {
   const error: NodeJS.ErrnoException = new Error(`${code}: fake disk, ${syscall} '${file}'`);
