@@ -197,6 +197,13 @@ export async function composeRegistry(
     localityPriority: config.xds.localityPriority,
     freshness,
   });
+  const serviceDirectory = new ServiceDirectory({
+    hostService,
+    clock,
+    log,
+    refreshIntervalMs: overrides.serviceRefreshIntervalMs,
+    retries: freshness.retries,
+  });
   // The feed asks for this replica's URL once the app (built below, with the feed's route) listens.
   const built: { app?: FastifyInstance } = {};
   const changeFeed = changeLog
@@ -211,7 +218,7 @@ export async function composeRegistry(
         sendHint: hintSender(config.changeFeed.peerToken),
         observer: metrics,
         retries: freshness.retries,
-        views: [hostService, xdsCache],
+        views: [hostService, xdsCache, serviceDirectory],
       })
     : undefined;
   if (changeFeed) feedPeers = () => changeFeed.peerIds().length;
@@ -229,12 +236,6 @@ export async function composeRegistry(
         tls: config.xds.tls,
       })
     : undefined;
-  const serviceDirectory = new ServiceDirectory({
-    hostService,
-    clock,
-    log,
-    refreshIntervalMs: overrides.serviceRefreshIntervalMs,
-  });
   serviceTotals = () => serviceDirectory.totals();
   xdsStreams = () => streamServer.clients().length;
   const readiness = new Readiness({

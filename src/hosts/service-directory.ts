@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { StorageUnavailableError } from '../errors.js';
+import { ReadRetries, type KeptView } from './freshness.js';
 import type { Log } from '../logger.js';
 import type { HostSnapshot } from './host-lists.js';
 import type { HostService } from './host-service.js';
@@ -59,6 +60,8 @@ export interface ServiceDirectoryOptions {
   readonly refreshIntervalMs?: number;
   /** Services read from storage at once during a refresh. */
   readonly concurrency?: number;
+  /** Where a failed re-read of changed services waits to be retried (a private one when absent). */
+  readonly retries?: ReadRetries;
 }
 
 /**
@@ -67,6 +70,9 @@ export interface ServiceDirectoryOptions {
  * heartbeats; and it only bounds how late this replica sees changes made through other replicas.
  */
 export const SERVICE_DIRECTORY_REFRESH_MS = 60_000;
+/** The directory's re-read of changed services in ReadRetries. */
+const DIRECTORY_RETRY_KEY = 'directory';
+
 /** Enough parallel reads to refresh 10,000 services in about a second on DynamoDB without hogging the connection pool. */
 export const SERVICE_DIRECTORY_CONCURRENCY = 16;
 
@@ -81,6 +87,8 @@ interface Entry {
   readonly summary: ServiceSummary;
   /** `reads` counter when this entry was read from storage. */
   readonly readSeq: number;
+  /** When that read began (epoch ms): what the change feed's anti-entropy check compares. */
+  readonly readAt: number;
 }
 
 /**
@@ -103,12 +111,13 @@ interface Entry {
  * Memory is one small record per service. Pages are cut from a sorted name array, so a page costs
  * a binary search plus the page itself (a `filter` also walks the names, microseconds for 10,000).
  */
-export class ServiceDirectory {
+export class ServiceDirectory implements KeptView {
   private readonly hostService: HostService;
   private readonly clock: Clock;
   private readonly log: Log;
   private readonly refreshIntervalMs: number;
   private readonly concurrency: number;
+  private readonly retries: ReadRetries;
   private readonly entries = new Map<string, Entry>();
   private readonly dirty = new Set<string>();
   private readonly epoch = randomBytes(6).toString('base64url');
@@ -131,6 +140,7 @@ export class ServiceDirectory {
     this.log = options.log;
     this.refreshIntervalMs = options.refreshIntervalMs ?? SERVICE_DIRECTORY_REFRESH_MS;
     this.concurrency = options.concurrency ?? SERVICE_DIRECTORY_CONCURRENCY;
+    this.retries = options.retries ?? new ReadRetries(options.log);
     const unsubscribeChanges = this.hostService.onServiceChanged((service) => this.markChanged(service));
     // Anything may have changed (the change feed could not say what): the next list reads everything.
     const unsubscribeResync = this.hostService.onResync(() => this.markAllChanged());
@@ -173,9 +183,19 @@ export class ServiceDirectory {
     return { services, hosts, hostsByStatus };
   }
 
+  /** When the summary of `service` was read (KeptView). */
+  keptReadAt(service: string): number | undefined {
+    return this.entries.get(service)?.readAt;
+  }
+
+  keptServices(): Iterable<string> {
+    return this.entries.keys();
+  }
+
   /** Stops listening to change events. */
   close(): void {
     this.unsubscribe();
+    this.retries.forget(DIRECTORY_RETRY_KEY);
   }
 
   private page(query: ServiceQuery): ServicePage {
@@ -253,10 +273,13 @@ export class ServiceDirectory {
         this.dirty.clear();
         try {
           await forEachLimited(services, this.concurrency, (name) => this.refreshOne(name));
+          this.retries.succeeded(DIRECTORY_RETRY_KEY);
         } catch (error) {
-          // Storage failed: keep them dirty for the next list, and answer from what is known.
+          // Storage failed: keep them dirty, answer from what is known, and read them again
+          // until a read succeeds (the gauges read this summary without anyone listing).
           for (const name of services) this.dirty.add(name);
-          this.log.warn({ err: error }, 'service directory could not re-read changed services');
+          this.log.debug({ err: error }, 'service directory could not re-read changed services; retrying');
+          this.retries.failed(DIRECTORY_RETRY_KEY, () => void this.refreshDirty(), error);
         } finally {
           this.dirtyRefresh = undefined;
         }
@@ -267,6 +290,7 @@ export class ServiceDirectory {
 
   private async refreshOne(name: string): Promise<void> {
     const seq = ++this.reads;
+    const readAt = this.clock.now();
     const snapshot = await this.hostService.listByService(name);
     // Storage could answer only with the last list read: the summary keeps what it had, and the
     // service stays marked to be read again (a failed read never replaces what was known good).
@@ -283,11 +307,11 @@ export class ServiceDirectory {
     }
     const summary = summarise(name, snapshot);
     if (current && sameSummary(current.summary, summary)) {
-      this.entries.set(name, { summary: current.summary, readSeq: seq });
+      this.entries.set(name, { summary: current.summary, readSeq: seq, readAt });
       return;
     }
     if (!current) this.namesChanged();
-    this.entries.set(name, { summary, readSeq: seq });
+    this.entries.set(name, { summary, readSeq: seq, readAt });
     this.changes++;
   }
 
