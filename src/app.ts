@@ -45,7 +45,7 @@ import { feedRoutes } from './http/feed-routes.js';
 import type { ChangeFeed } from './replication/change-feed.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
-import { ErrorBody } from './hosts/schemas.js';
+import { ErrorBody } from './http/schemas.js';
 import { systemClock, type Clock } from './clock.js';
 import { PACKAGE_VERSION } from './version.js';
 

@@ -20,7 +20,7 @@ import {
 } from './model.js';
 import { ReadRetries, type Freshness, type KeptView } from './freshness.js';
 import { ServableRecords } from './servable-records.js';
-import { canonicalIp } from './validation.js';
+import { canonicalIp } from './ip-address.js';
 
 export interface HostServiceOptions {
   readonly store: HostStore;

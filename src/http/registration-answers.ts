@@ -3,7 +3,7 @@ import { InvalidInputError } from '../errors.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
 import type { HeartbeatInput, Requester } from '../hosts/model.js';
-import type { RegistrationBody } from '../hosts/schemas.js';
+import type { RegistrationBody } from './schemas.js';
 import {
   autoIp,
   parseFlagField,
@@ -13,7 +13,7 @@ import {
   parseTags,
   requireIp,
   type ClientAddress,
-} from '../hosts/validation.js';
+} from './validation.js';
 import { statusView, type StatusQuery } from '../hosts/status-views.js';
 import type { Log } from '../logger.js';
 import { describeFailure, describeValidation } from './error-handler.js';
