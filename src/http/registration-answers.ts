@@ -1,4 +1,3 @@
-import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
@@ -12,6 +11,7 @@ import {
   parseStatusQuery,
   parseTags,
   requireIp,
+  type CidrRange,
   type ClientAddress,
 } from './validation.js';
 import { statusView, type StatusQuery } from '../hosts/status-views.js';

@@ -1,7 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { Compile } from 'typebox/compile';
 import { parseBoolean } from '../booleans.js';
-import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import { canonicalIp } from '../hosts/ip-address.js';
 import { jsonDepthExceeds, plainJsonProblem } from '../hosts/json-limits.js';
@@ -21,6 +20,9 @@ import type { StatusQuery } from '../hosts/status-views.js';
 import { TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
+
+/** An address range as `ipaddr.parseCIDR` reads it (AUTO_IP_ALLOWED_RANGES): the network and its prefix length. */
+export type CidrRange = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 export const WEIGHT_MISSING = "Required parameter 'weight' is missing.";
 export const WEIGHT_INVALID = `Invalid load_balancing_weight. Supply an integer between ${WEIGHT_MIN} and ${WEIGHT_MAX}.`;
