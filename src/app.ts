@@ -12,7 +12,7 @@ import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { AuthConfig, TlsFiles } from './config.js';
+import type { TlsFiles } from './tls-files.js';
 import { AnsweredRequests } from './http/answered-requests.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './http/requester.js';
 import { RegistrationAnswers, type AutoIpPolicy } from './http/registration-answers.js';
@@ -24,7 +24,7 @@ import { Readiness } from './readiness.js';
 import type { Metrics } from './metrics.js';
 import { routesOf, trackRoutes } from './http/route-list.js';
 import { AllowedMethods } from './http/allowed-methods.js';
-import { Authorizer } from './http/auth.js';
+import { Authorizer, type AuthConfig } from './http/auth.js';
 import { answerClientError } from './http/client-errors.js';
 import { RoutePolicy } from './http/route-policy.js';
 import {
@@ -45,7 +45,7 @@ import { feedRoutes } from './http/feed-routes.js';
 import type { ChangeFeed } from './replication/change-feed.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import type { ServiceDirectory } from './hosts/service-directory.js';
-import { ErrorBody } from './hosts/schemas.js';
+import { ErrorBody } from './http/schemas.js';
 import { systemClock, type Clock } from './clock.js';
 import { PACKAGE_VERSION } from './version.js';
 

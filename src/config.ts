@@ -2,18 +2,22 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseBoolean } from './booleans.js';
+import { ConfigError } from './errors.js';
 import type { ExpiryProtection } from './hosts/expiry.js';
+import type { CacheType } from './hosts/host-service.js';
 import type { InstanceKeyMode } from './hosts/instance-keys.js';
+import { ROLES, type AuthConfig, type Role } from './http/auth.js';
+import type { CidrRange } from './http/validation.js';
+import type { LogLevel } from './logger.js';
+import type { DynamoDbSettings } from './store/dynamodb/create-dynamodb-store.js';
 import type { ItemLayout } from './store/dynamodb/item-layout.js';
+import type { TlsFiles } from './tls-files.js';
 
-/** A setting that cannot be used; its message is the one line printed at start-up. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-export type CacheType = 'simple' | 'null';
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-export type CidrRange = [ipaddr.IPv4 | ipaddr.IPv6, number];
+// What a setting means lives with the code that uses it (the log level with the logger, the
+// DynamoDB settings with that store, the roles with the authorizer…): this module only reads
+// the environment and checks it. So it may import every room, and only compose.ts and main.ts
+// import it (eslint.config.js keeps it so). loadConfig throws ConfigError, hence the re-export.
+export { ConfigError };
 
 export interface Config {
   /** Seconds since the last heartbeat after which a host is expired. */
@@ -33,25 +37,7 @@ export interface Config {
   readonly accessLog: boolean;
   readonly port: number;
   readonly listenAddress: string;
-  readonly dynamodb: {
-    readonly tableHosts: string;
-    /**
-     * Endpoint of a local DynamoDB-compatible server (static dummy credentials). Empty: the
-     * embedded store when `applicationEnv` is `development`, else AWS itself.
-     */
-    readonly url: string;
-    readonly createTablesInApp: boolean;
-    readonly connectionPoolSize: number;
-    readonly region: string;
-    /** Milliseconds one DynamoDB call may take, retries included, before the request fails with 503. */
-    readonly requestTimeoutMs: number;
-    /**
-     * `DYNAMODB_ITEM_LAYOUT`: how items are written, `original` (the original service's pynamodb
-     * model, so it can read them) or `discovery` (ours); undefined: learnt from the table at
-     * start-up (docs/migrating.md).
-     */
-    readonly itemLayout: ItemLayout | undefined;
-  };
+  readonly dynamodb: DynamoDbSettings;
   readonly statsd: { readonly host: string; readonly port: number; readonly prefix: string };
   /** `auto_ip` is honoured only for client addresses inside these ranges. */
   readonly autoIpAllowedRanges: readonly CidrRange[];
@@ -85,16 +71,6 @@ export interface Config {
   readonly drainSeconds: number;
 }
 
-/**
- * Certificate material read from files named in settings. With `ca`, the peer must present a
- * certificate signed by it (mutual TLS).
- */
-export interface TlsFiles {
-  readonly cert: Buffer;
-  readonly key: Buffer;
-  readonly ca: Buffer | undefined;
-}
-
 /** The change feed between replicas on one DynamoDB table (docs/replicas.md). */
 export interface ChangeFeedConfig {
   /** `CHANGE_FEED` (default true): follow the feed; false re-reads watched services every `XDS_POLL_INTERVAL_MS`, as before it. */
@@ -125,20 +101,6 @@ export interface XdsConfig {
   readonly tls: TlsFiles | undefined;
 }
 
-/** Who may do what; a role also has the rights of the roles below it (admin > register > read). */
-export type Role = 'read' | 'register' | 'admin';
-
-/**
- * Credentials per role: a password for HTTP basic auth (the user name is the role's name) and
- * bearer tokens. Writes need a credential once any register or admin credential is set; reads
- * need one once a read credential is set.
- */
-export interface AuthConfig {
-  readonly passwords: Readonly<Partial<Record<Role, string>>>;
-  readonly tokens: Readonly<Record<Role, readonly string[]>>;
-}
-
-export const ROLES: readonly Role[] = ['read', 'register', 'admin'];
 const CREDENTIAL_MIN_LENGTH = 8;
 
 type Env = Readonly<Record<string, string | undefined>>;

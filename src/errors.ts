@@ -35,3 +35,12 @@ export class StorageUnavailableError extends DomainError {
     if (options?.cause !== undefined) this.cause = options.cause;
   }
 }
+
+/**
+ * A setting that cannot be used; its message is the one line printed at start-up. Thrown by
+ * config.ts while it reads the environment, and by a store that finds its setting unusable
+ * (a locked directory, a missing plugin, a table of the wrong shape).
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}

@@ -1,5 +1,7 @@
 import pino, { type Logger } from 'pino';
-import type { LogLevel } from './config.js';
+
+/** The levels LOG_LEVEL names (config.ts reads the original's words, `warning` and `critical`, as these). */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** The part of a pino logger the domain, the stores and xDS use, so they can be handed any such logger. */
 export interface Log {

@@ -4,7 +4,7 @@
  * code; its types are the server's own (type-only imports, gone from the built JavaScript).
  */
 import type { InstanceStatus, Host as StoredHost } from '../hosts/model.js';
-import type { Tags as SchemaTags } from '../hosts/schemas.js';
+import type { Tags as SchemaTags } from '../http/schemas.js';
 
 /** Per-request limit when the caller gives none: long enough for a loaded registry, short enough that a heartbeat loop notices an outage well within `HOST_TTL`. */
 export const DEFAULT_TIMEOUT_MS = 5_000;

@@ -1,4 +1,4 @@
-/** The package's public API: `import { DiscoveryClient } from '@discovery-registry/discovery'`. */
+/** The client library; the package entry (src/index.ts) re-exports it with the heartbeat agent. */
 export {
   DEFAULT_TIMEOUT_MS,
   DiscoveryClient,
@@ -12,4 +12,3 @@ export {
   type RepoHostList,
   type ServiceHostList,
 } from './discovery-client.js';
-export { HeartbeatAgent, type HeartbeatAgentOptions, type AgentLogEntry } from '../agent/agent.js';

@@ -10,7 +10,7 @@ import type { Clock } from '../clock.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
 import { effectiveStatus, INSTANCE_STATUSES, parseCheckIn, sortedKeys, type Host } from '../hosts/model.js';
-import { ErrorBody, NAME_MAX_LENGTH, NotModified, ServiceParams, SERVICES_LIMIT_MAX } from '../hosts/schemas.js';
+import { ErrorBody, NAME_MAX_LENGTH, NotModified, ServiceParams, SERVICES_LIMIT_MAX } from '../http/schemas.js';
 import type { ServiceDirectory } from '../hosts/service-directory.js';
 import type { Authorizer } from '../http/auth.js';
 import { ifNoneMatchIncludes } from '../http/etag.js';

@@ -1,4 +1,3 @@
-import type { CacheType } from '../config.js';
 import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
@@ -20,7 +19,10 @@ import {
 } from './model.js';
 import { ReadRetries, type Freshness, type KeptView } from './freshness.js';
 import { ServableRecords } from './servable-records.js';
-import { canonicalIp } from './validation.js';
+import { canonicalIp } from './ip-address.js';
+
+/** CACHE_TYPE: whether host lists are kept between reads (`simple`) or read from storage each time (`null`). */
+export type CacheType = 'simple' | 'null';
 
 export interface HostServiceOptions {
   readonly store: HostStore;

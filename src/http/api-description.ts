@@ -1,8 +1,8 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
-import { ROLES } from '../config.js';
-import { ErrorBody } from '../hosts/schemas.js';
+import { ROLES } from './auth.js';
+import { ErrorBody } from './schemas.js';
 import type { Authorizer } from './auth.js';
 import { declarePluginRoutes, type RoutePolicy } from './route-policy.js';
 

@@ -1,6 +1,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
-import { ROLES, type AuthConfig, type Role } from '../config.js';
+
+/** Who may do what; a role also has the rights of the roles below it (admin > register > read). */
+export type Role = 'read' | 'register' | 'admin';
+
+/**
+ * Credentials per role: a password for HTTP basic auth (the user name is the role's name) and
+ * bearer tokens. Writes need a credential once any register or admin credential is set; reads
+ * need one once a read credential is set.
+ */
+export interface AuthConfig {
+  readonly passwords: Readonly<Partial<Record<Role, string>>>;
+  readonly tokens: Readonly<Record<Role, readonly string[]>>;
+}
+
+export const ROLES: readonly Role[] = ['read', 'register', 'admin'];
 
 const RANK: Record<Role, number> = { read: 0, register: 1, admin: 2 };
 

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ClientAddress } from '../hosts/validation.js';
+import type { ClientAddress } from './validation.js';
 
 /** Who sent a request: the socket's peer and the X-Forwarded-For chain, for `auto_ip`. */
 export function clientAddress(request: {

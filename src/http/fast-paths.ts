@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { HostService } from '../hosts/host-service.js';
 import { NAME_FORBIDDEN_CHARACTERS, NAME_MAX_LENGTH } from '../hosts/names.js';
 import type { Log } from '../logger.js';
-import type { Role } from '../config.js';
+import type { Role } from './auth.js';
 import type { AnsweredRequests } from './answered-requests.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';

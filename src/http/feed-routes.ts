@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { HINT_QUEUE_MAX, HINT_PATH, type ChangeFeed } from '../replication/change-feed.js';
 import { EVERY_SERVICE, SERVICES_PER_CHANGE_MAX } from '../hosts/change-log.js';
-import { ErrorBody, NoContent, ServiceName } from '../hosts/schemas.js';
+import { ErrorBody, NoContent, ServiceName } from './schemas.js';
 
 /** A replica id as ChangeFeed makes them: URL-safe base64, no `/`. */
 const ReplicaId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'replica id' });

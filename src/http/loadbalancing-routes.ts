@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService } from '../hosts/host-service.js';
-import { ErrorBody, HostParams, InstanceParams, NoContent, ServiceParams, WeightBody } from '../hosts/schemas.js';
-import { parsePort, parseWeight } from '../hosts/validation.js';
+import { ErrorBody, HostParams, InstanceParams, NoContent, ServiceParams, WeightBody } from './schemas.js';
+import { parsePort, parseWeight } from './validation.js';
 import type { Authorizer } from './auth.js';
 import { emptyBodyAsObject } from './registration-routes.js';
 import { requesterOf } from './requester.js';

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, RouteOptions } from 'fastify';
-import { textBody } from '../hosts/schemas.js';
+import { textBody } from './schemas.js';
 import type { Metrics } from '../metrics.js';
 import type { RoutePolicy } from './route-policy.js';
 

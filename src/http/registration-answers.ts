@@ -1,9 +1,8 @@
-import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { HostService } from '../hosts/host-service.js';
 import type { HeartbeatInput, Requester } from '../hosts/model.js';
-import type { RegistrationBody } from '../hosts/schemas.js';
+import type { RegistrationBody } from './schemas.js';
 import {
   autoIp,
   parseFlagField,
@@ -12,8 +11,9 @@ import {
   parseStatusQuery,
   parseTags,
   requireIp,
+  type CidrRange,
   type ClientAddress,
-} from '../hosts/validation.js';
+} from './validation.js';
 import { statusView, type StatusQuery } from '../hosts/status-views.js';
 import type { Log } from '../logger.js';
 import { describeFailure, describeValidation } from './error-handler.js';

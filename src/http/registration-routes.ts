@@ -15,8 +15,8 @@ import {
   ServiceHostList,
   ServiceParams,
   StatusBody,
-} from '../hosts/schemas.js';
-import { parsePort, parseStatus } from '../hosts/validation.js';
+} from './schemas.js';
+import { parsePort, parseStatus } from './validation.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
 import { requesterOf } from './requester.js';

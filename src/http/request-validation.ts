@@ -1,6 +1,6 @@
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { FastifySchemaCompiler } from 'fastify';
-import { RegistrationBody } from '../hosts/schemas.js';
+import { RegistrationBody } from './schemas.js';
 import type { SchemaIssue } from './error-handler.js';
 
 /** A compiled schema check as Fastify runs it: coerces and fills `data` in place, issues in `errors`. */

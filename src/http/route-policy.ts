@@ -1,5 +1,5 @@
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import type { Role } from '../config.js';
+import type { Role } from './auth.js';
 import type { Authorizer } from './auth.js';
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { InvalidInputError } from '../errors.js';
 import { isName } from '../hosts/names.js';
-import { ErrorBody, NotModified, ServicePage, ServicesQuery, SERVICES_LIMIT_DEFAULT } from '../hosts/schemas.js';
+import { ErrorBody, NotModified, ServicePage, ServicesQuery, SERVICES_LIMIT_DEFAULT } from './schemas.js';
 import { ifNoneMatchIncludes } from './etag.js';
 import type { ServiceDirectory } from '../hosts/service-directory.js';
 

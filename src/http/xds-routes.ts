@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
 import { InvalidInputError } from '../errors.js';
-import { ErrorBody, NotModified } from '../hosts/schemas.js';
+import { ErrorBody, NotModified } from './schemas.js';
 import { messageFromJson, messageToJson, ProtoJsonError } from '../xds/proto-json.js';
 import type { NodeLocality } from '../xds/locality-classes.js';
 import { TYPE_URL, xdsProtos } from '../xds/protos.js';

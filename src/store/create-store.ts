@@ -1,22 +1,31 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Config } from '../config.js';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../errors.js';
 import type { Log } from '../logger.js';
 import { lockApplicationDir } from './directory-lock.js';
 import { FileHostStore } from './file-host-store.js';
 import { HOST_STORE_METHODS, type HostStore } from '../hosts/host-store.js';
 import { MemoryHostStore } from './memory-host-store.js';
+import type { DynamoDbStoreSettings } from './dynamodb/create-dynamodb-store.js';
+
+/**
+ * What opening a store needs of the validated settings. compose.ts passes config.ts's whole
+ * `Config`, so a plugin still receives every setting; this names the part the stores read.
+ */
+export interface StoreSettings extends DynamoDbStoreSettings {
+  /** `DynamoDB`, `InMemory`, `InFile`, or the name of a plugin under `<applicationDir>/plugins/`. */
+  readonly backendStorage: string;
+}
 
 /** What a plugin module receives: the validated settings and a logger. */
 export interface PluginStoreContext {
-  readonly config: Config;
+  readonly config: StoreSettings;
   readonly log: Log;
 }
 
 /** Opens the backend `config.backendStorage` names. */
-export async function createStore(config: Config, log: Log): Promise<HostStore> {
+export async function createStore(config: StoreSettings, log: Log): Promise<HostStore> {
   switch (config.backendStorage) {
     case 'InMemory':
       return new MemoryHostStore();
@@ -92,7 +101,7 @@ async function findEntry(folder: string): Promise<string | undefined> {
 }
 
 /** Where `config` keeps its records, in the words a start-up message uses. */
-export function storeDescription(config: Config): string {
+export function storeDescription(config: StoreSettings): string {
   switch (config.backendStorage) {
     case 'InMemory':
       return 'the InMemory store';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../errors.js';
 import type { Log } from '../logger.js';
 
 /** The lock file's name inside the locked folder. */

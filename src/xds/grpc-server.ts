@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { TlsFiles } from '../config.js';
+import type { TlsFiles } from '../tls-files.js';
 import type { Log } from '../logger.js';
 import { xdsProtos } from './protos.js';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './response-wire.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
@@ -232,7 +232,18 @@ describe('the package entry point', () => {
     const entry = (await import(name)) as Record<string, unknown>;
     assert.equal(entry.DiscoveryClient, DiscoveryClient);
     assert.equal(typeof entry.HeartbeatAgent, 'function');
+    assert.deepEqual(Object.keys(entry).sort(), [
+      'DEFAULT_TIMEOUT_MS',
+      'DiscoveryClient',
+      'DiscoveryError',
+      'HeartbeatAgent',
+    ]);
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-    await access(path.join(root, 'dist/src/client/index.d.ts'));
+    const manifest = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+      types: string;
+      exports: { '.': { types: string } };
+    };
+    assert.equal(path.normalize(manifest.exports['.'].types), path.normalize(manifest.types));
+    await access(path.join(root, manifest.types));
   });
 });

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { buildApp, type AppDependencies } from '../../src/app.js';
 import { ManualClock } from '../../src/clock.js';
-import type { AuthConfig } from '../../src/config.js';
+import type { AuthConfig } from '../../src/http/auth.js';
 import { HostService } from '../../src/hosts/host-service.js';
 import { ServiceDirectory } from '../../src/hosts/service-directory.js';
 import { Metrics } from '../../src/metrics.js';

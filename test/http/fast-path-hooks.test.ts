@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { OPEN, realApp } from '../helpers/app.js';
-import type { AuthConfig } from '../../src/config.js';
+import type { AuthConfig } from '../../src/http/auth.js';
 
 const CREDENTIALS: AuthConfig = {
   passwords: {},

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WEIGHT_INVALID, WEIGHT_MISSING } from '../../src/hosts/validation.js';
+import { WEIGHT_INVALID, WEIGHT_MISSING } from '../../src/http/validation.js';
 import { StorageUnavailableError } from '../../src/errors.js';
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { form, listHosts, register, startRegistry, type RunningRegistry } from '../helpers/registry.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { AuthConfig } from '../../src/config.js';
+import type { AuthConfig } from '../../src/http/auth.js';
 import { Authorizer } from '../../src/http/auth.js';
 import { declarePluginRoutes, RoutePolicy, type Access } from '../../src/http/route-policy.js';
 import { realApp } from '../helpers/app.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PORT_INVALID, TAGS_NOT_JSON } from '../../src/hosts/validation.js';
+import { PORT_INVALID, TAGS_NOT_JSON } from '../../src/http/validation.js';
 import { form, listHosts, register, startRegistry, TAGS, type RunningRegistry } from '../helpers/registry.js';
 
 describe('heartbeat validation', () => {

@@ -53,8 +53,8 @@ test(
         'README.md',
         'dist/src/main.js',
         'dist/src/agent/cli.js',
-        'dist/src/client/index.js',
-        'dist/src/client/index.d.ts',
+        'dist/src/index.js',
+        'dist/src/index.d.ts',
         'dist/src/dashboard/static/index.html',
         'dist/src/dashboard/static/app.js',
       ])
@@ -89,13 +89,14 @@ test(
         assert.equal(page.status, 200);
         assert.equal(await page.text(), await readFile(path.join(ROOT, 'src/dashboard/static/index.html'), 'utf8'));
 
-        // The client library, through the package's name.
+        // The client library and the embeddable agent, through the package's name.
         const { stdout: seen } = await run(
           process.execPath,
           [
             '--input-type=module',
             '-e',
-            `import { DiscoveryClient } from '${own.name}';
+            `import { DiscoveryClient, HeartbeatAgent } from '${own.name}';
+             if (typeof HeartbeatAgent !== 'function') throw new Error('HeartbeatAgent is not exported');
              const { hosts } = await new DiscoveryClient({ baseUrl: process.argv[1] }).list('users');
              process.stdout.write(hosts.map((host) => host.ip_address).join(','));`,
             server.url,

@@ -10,7 +10,8 @@ import {
   parseCheckIn,
   routingChanged,
 } from '../../src/hosts/model.js';
-import { canonicalIp, parseWeight } from '../../src/hosts/validation.js';
+import { canonicalIp } from '../../src/hosts/ip-address.js';
+import { parseWeight } from '../../src/http/validation.js';
 
 describe('model rules', () => {
   test('last_check_in is written as Python printed utcnow(), always with six fraction digits', () => {

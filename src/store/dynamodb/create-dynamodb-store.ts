@@ -1,7 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import path from 'node:path';
-import type { Config } from '../../config.js';
-import { ConfigError } from '../../config.js';
 import type { Log } from '../../logger.js';
 import type { HostStore } from '../../hosts/host-store.js';
 import { createDynamoDbClient } from './dynamodb-client.js';
@@ -9,7 +7,38 @@ import { DynamoDbHostStore, type TableShape } from './dynamodb-host-store.js';
 import { lockApplicationDir } from '../directory-lock.js';
 import { EmbeddedStoreMissingError, startEmbeddedDynamoDb, type EmbeddedDynamoDb } from './embedded-dynalite.js';
 import { ensureHostsTable, learnTableShape } from './hosts-table.js';
-import { StorageUnavailableError } from '../../errors.js';
+import { ConfigError, StorageUnavailableError } from '../../errors.js';
+import type { ItemLayout } from './item-layout.js';
+
+/** The DynamoDB settings (`DYNAMODB_*`, `AWS_REGION`, `CONNECTION_POOL_SIZE`), read by config.ts. */
+export interface DynamoDbSettings {
+  readonly tableHosts: string;
+  /**
+   * Endpoint of a local DynamoDB-compatible server (static dummy credentials). Empty: the
+   * embedded store when `applicationEnv` is `development`, else AWS itself.
+   */
+  readonly url: string;
+  readonly createTablesInApp: boolean;
+  readonly connectionPoolSize: number;
+  readonly region: string;
+  /** Milliseconds one DynamoDB call may take, retries included, before the request fails with 503. */
+  readonly requestTimeoutMs: number;
+  /**
+   * `DYNAMODB_ITEM_LAYOUT`: how items are written, `original` (the original service's pynamodb
+   * model, so it can read them) or `discovery` (ours); undefined: learnt from the table at
+   * start-up (docs/migrating.md).
+   */
+  readonly itemLayout: ItemLayout | undefined;
+}
+
+/** What opening the DynamoDB backend needs of the validated settings (config.ts's `Config` has all of it). */
+export interface DynamoDbStoreSettings {
+  readonly applicationDir: string;
+  /** `development` with no `DYNAMODB_URL` starts the embedded store. */
+  readonly applicationEnv: string;
+  readonly hostTtlSeconds: number;
+  readonly dynamodb: DynamoDbSettings;
+}
 
 /**
  * Opens the DynamoDB backend the settings describe:
@@ -20,7 +49,7 @@ import { StorageUnavailableError } from '../../errors.js';
  *   that a missing one is a start-up error (ConfigError), not a failure of the first request.
  * The table is created when missing if `DYNAMODB_CREATE_TABLES_IN_APP` is set (always when embedded).
  */
-export async function createDynamoDbStore(config: Config, log: Log): Promise<HostStore> {
+export async function createDynamoDbStore(config: DynamoDbStoreSettings, log: Log): Promise<HostStore> {
   const settings = config.dynamodb;
   let endpoint: string | undefined = settings.url === '' ? undefined : settings.url;
   let embedded: EmbeddedDynamoDb | undefined;

@@ -9,7 +9,7 @@ import {
   type DynamoDBClient,
   type TableDescription,
 } from '@aws-sdk/client-dynamodb';
-import { ConfigError } from '../../config.js';
+import { ConfigError } from '../../errors.js';
 import type { Log } from '../../logger.js';
 import { CHANGE_LOG_PARTITION } from './dynamodb-change-log.js';
 import { EXPIRES_AT_ATTRIBUTE, TAG_ATTRIBUTE_PREFIX, type TableShape } from './dynamodb-host-store.js';

@@ -1,8 +1,8 @@
 import Type, { type Static } from 'typebox';
-import { INSTANCE_STATUSES, PORT_MAX, PORT_MIN, WEIGHT_MAX, WEIGHT_MIN } from './model.js';
-import { NAME_MAX_LENGTH, NAME_PATTERN, OPTIONAL_NAME_PATTERN } from './names.js';
+import { INSTANCE_STATUSES, PORT_MAX, PORT_MIN, WEIGHT_MAX, WEIGHT_MIN } from '../hosts/model.js';
+import { NAME_MAX_LENGTH, NAME_PATTERN, OPTIONAL_NAME_PATTERN } from '../hosts/names.js';
 
-export { NAME_MAX_LENGTH } from './names.js';
+export { NAME_MAX_LENGTH } from '../hosts/names.js';
 
 /**
  * Request schemas: the single source for validation (Fastify), types (Static) and the API
@@ -30,12 +30,12 @@ export const RepoName = Type.String({
   description: 'service repository name',
 });
 
-/** Textual form only; the domain checks that it is an IPv4 or IPv6 address. */
+/** Textual form only; `requireIp` (validation.ts) checks that it is an IPv4 or IPv6 address. */
 export const IpAddressText = Type.String({ minLength: 1, maxLength: 64, description: 'IPv4 or IPv6 address' });
 
 /**
  * The port as sent: form text or a JSON number. Listed as two types, not as an integer, so the
- * schema check never coerces text such as `Infinity`, `1e3` or `80.0` into a number; the domain
+ * schema check never coerces text such as `Infinity`, `1e3` or `80.0` into a number; validation.ts
  * (`parsePort`) applies the rule, the original's `int()`: digits only, 1..65535.
  */
 export const PortText = Type.Unsafe<string | number>({
@@ -88,7 +88,7 @@ export const RegistrationBody = Type.Object(
     revision: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH }),
     service_repo_name: Type.Optional(Type.String({ maxLength: NAME_MAX_LENGTH, pattern: OPTIONAL_NAME_PATTERN })),
     tags: Type.Union([Type.String({ maxLength: TAGS_TEXT_MAX }), Type.Object({}, { additionalProperties: true })]),
-    // Bounded here, read by the domain (parseReportedStatus), whose message names the statuses.
+    // Bounded here, read by parseReportedStatus (validation.ts), whose message names the statuses.
     status: Type.Optional(
       Type.String({ maxLength: STATUS_TEXT_MAX, description: `the host's own status: ${STATUS_LIST}; absent: UP` }),
     ),
@@ -97,14 +97,14 @@ export const RegistrationBody = Type.Object(
 );
 export type RegistrationBody = Static<typeof RegistrationBody>;
 
-/** The weight as a form field (a string) or a JSON number; checked by the domain for the original's messages. */
+/** The weight as a form field (a string) or a JSON number; checked by parseWeight (validation.ts) for the original's messages. */
 export const WeightBody = Type.Object(
   { load_balancing_weight: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Number()])) },
   { additionalProperties: true },
 );
 export type WeightBody = Static<typeof WeightBody>;
 
-/** An operator's status override (PUT …/status) as a form field or JSON; checked by the domain (parseStatus). */
+/** An operator's status override (PUT …/status) as a form field or JSON; checked by parseStatus (validation.ts). */
 export const StatusBody = Type.Object(
   { status: Type.Optional(Type.String({ maxLength: STATUS_TEXT_MAX, description: STATUS_LIST })) },
   { additionalProperties: true },

@@ -1,10 +1,9 @@
-import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Compile } from 'typebox/compile';
 import { parseBoolean } from '../booleans.js';
-import type { CidrRange } from '../config.js';
 import { InvalidInputError } from '../errors.js';
-import { jsonDepthExceeds, plainJsonProblem } from './json-limits.js';
+import { canonicalIp } from '../hosts/ip-address.js';
+import { jsonDepthExceeds, plainJsonProblem } from '../hosts/json-limits.js';
 import {
   INSTANCE_STATUSES,
   isInstanceStatus,
@@ -16,30 +15,18 @@ import {
   type HostTags,
   type InstanceStatus,
   type NotUpStatus,
-} from './model.js';
-import type { StatusQuery } from './status-views.js';
+} from '../hosts/model.js';
+import type { StatusQuery } from '../hosts/status-views.js';
 import { TAGS_TEXT_MAX, Tags } from './schemas.js';
 
 const tagsValidator = Compile(Tags);
 
+/** An address range as `ipaddr.parseCIDR` reads it (AUTO_IP_ALLOWED_RANGES): the network and its prefix length. */
+export type CidrRange = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
 export const WEIGHT_MISSING = "Required parameter 'weight' is missing.";
 export const WEIGHT_INVALID = `Invalid load_balancing_weight. Supply an integer between ${WEIGHT_MIN} and ${WEIGHT_MAX}.`;
 export const TAGS_NOT_JSON = 'Invalid json supplied in tags';
-
-/**
- * The canonical text of an IPv4 or IPv6 address, or undefined when `text` is neither.
- * IPv6 is written in RFC 5952 form so that two spellings of one address are one host.
- */
-export function canonicalIp(text: string): string | undefined {
-  const family = isIP(text);
-  if (family === 4) return text;
-  if (family === 6) {
-    if (text.includes('%')) return undefined; // a zone index only means something on the sender's machine
-    const parsed = ipaddr.IPv6.parse(text);
-    return parsed.isIPv4MappedAddress() ? parsed.toIPv4Address().toString() : parsed.toRFC5952String();
-  }
-  return undefined;
-}
 
 export function requireIp(text: string, field = 'ip'): string {
   const ip = canonicalIp(text);
