@@ -5,9 +5,10 @@ import { ErrorBody, NotModified } from './schemas.js';
 import { messageFromJson, messageToJson, ProtoJsonError } from '../xds/proto-json.js';
 import type { NodeLocality } from '../xds/locality-classes.js';
 import { TYPE_URL, xdsProtos } from '../xds/protos.js';
-import { contentVersion, isServiceName, type XdsResource } from '../xds/resources.js';
+import { resourceSetVersion } from '../xds/resources.js';
 import type { XdsSnapshotCache } from '../xds/snapshot-cache.js';
 import type { XdsStreamServer } from '../xds/stream-server.js';
+import { requestedType, resourcesOf, serviceNamesOf } from '../xds/subscription.js';
 
 /** A string, or null (OpenAPI 3.0 spells nullability `nullable`, which the serializer reads too). */
 const NullableString = (description: string) =>
@@ -130,14 +131,18 @@ export const xdsRoutes: FastifyPluginAsync<XdsRoutesOptions> = async (app, { cac
         if (error instanceof ProtoJsonError) throw new InvalidInputError(`Invalid DiscoveryRequest: ${error.message}`);
         throw error;
       }
-      const typeUrl = discoveryRequest.type_url || TYPE_URL.clusterLoadAssignment;
-      if (typeUrl !== TYPE_URL.clusterLoadAssignment) {
-        throw new InvalidInputError(`This endpoint serves ${TYPE_URL.clusterLoadAssignment}, not '${typeUrl}'.`);
-      }
-      const names = [...new Set(discoveryRequest.resource_names ?? [])].filter(isServiceName).sort();
-      const resources: XdsResource[] = [];
-      for (const name of names) resources.push(await cache.endpoints(name, discoveryRequest.node?.locality));
-      const version = contentVersion(resources.map((resource) => `${resource.name}:${resource.version}`));
+      const typeUrl = TYPE_URL.clusterLoadAssignment;
+      requestedType(
+        discoveryRequest.type_url ?? '',
+        true,
+        (asked) => new InvalidInputError(`This endpoint serves ${typeUrl}, not '${asked}'.`),
+      );
+      // The stream's resolution, but a service that cannot be read fails the request: REST has no push to follow.
+      const names = serviceNamesOf(discoveryRequest.resource_names ?? []);
+      const resources = await resourcesOf(cache, typeUrl, names, discoveryRequest.node?.locality, (_service, error) => {
+        throw error;
+      });
+      const version = resourceSetVersion(resources);
       if (discoveryRequest.version_info === version) return reply.code(304).send();
       const response = protos.discoveryResponse.fromObject({
         version_info: version,

@@ -1,6 +1,11 @@
 import type { Log } from '../logger.js';
 import type { RegistryStats } from '../stats.js';
+import { TYPE_URL, type ResourceTypeUrl } from './protos.js';
+import type { XdsResource } from './resources.js';
 import type { XdsSnapshotCache } from './snapshot-cache.js';
+import { requestedType, StreamError, type Subscription, type TypeStatus } from './subscription.js';
+
+export { StreamError, type TypeStatus } from './subscription.js';
 
 /** The parts of `envoy.config.core.v3.Node` an operator needs to recognise a client. */
 export interface NodeInfo {
@@ -11,38 +16,21 @@ export interface NodeInfo {
   readonly user_agent_version?: string;
 }
 
-/** A protocol violation that ends the stream with a gRPC status code. */
-export class StreamError extends Error {
-  override readonly name = 'StreamError';
-  constructor(
-    message: string,
-    /** gRPC status code: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE (shutting down). */
-    readonly code: number,
-  ) {
-    super(message);
-  }
-}
-
 const SETTLED: Promise<void> = Promise.resolve();
 
-/** What `GET /v1/xds/clients` shows per resource type of a stream. */
-export interface TypeStatus {
+/** The fields both protocols' requests carry and the server reads (DiscoveryRequest, DeltaDiscoveryRequest). */
+export interface ProtocolRequest {
+  readonly node?: NodeInfo | null;
   readonly type_url: string;
-  /** True when the client subscribes to every resource of the type. */
-  readonly wildcard: boolean;
-  readonly resource_names: readonly string[];
-  readonly version_sent: string | null;
-  readonly nonce_sent: string | null;
-  readonly version_acked: string | null;
-  /** Whether the client acknowledged the last response sent. */
-  readonly up_to_date: boolean;
-  readonly nack_count: number;
-  readonly last_nack: {
-    readonly error: string;
-    readonly nonce: string;
-    readonly version_kept: string;
-    readonly at: string;
-  } | null;
+  readonly response_nonce: string;
+  readonly error_detail?: { readonly code?: number; readonly message?: string } | null;
+}
+
+/** The fields both protocols' responses carry (DiscoveryResponse, DeltaDiscoveryResponse). */
+export interface ProtocolResponse {
+  readonly resources: readonly XdsResource[];
+  readonly type_url: ResourceTypeUrl;
+  readonly nonce: string;
 }
 
 /** What `GET /v1/xds/clients` shows per connected stream. */
@@ -67,21 +55,12 @@ export interface StreamServerOptions {
   readonly stats: RegistryStats;
 }
 
-/** What every protocol stream keeps per resource type, for the admin view and the watches. */
-export interface WatchedType {
-  readonly typeUrl: string;
-  wildcard: boolean;
-  /**
-   * The one watcher this type registers with the cache, for every name it watches and for the
-   * service names when a wildcard: one function per stream and type, not one per name.
-   */
-  readonly onChange: () => void;
-  unwatchNames: (() => void) | undefined;
-}
-
-/** How a stream ends on its transport: cleanly (OK) without an error, else with the error's status. */
-export interface StreamEnd {
+/** How a stream reaches its client; implemented over a grpc-js duplex call (grpc-server.ts), or by tests. */
+export interface ProtocolTransport<Response> {
+  /** Where the client connects from, for logs and the admin view. */
   readonly peer: string;
+  send(response: Response): void;
+  /** Ends the stream: cleanly (OK) without an error, else with the error's status. */
   end(error?: StreamError): void;
 }
 
@@ -89,13 +68,16 @@ export interface StreamEnd {
  * What both xDS protocols (state of the world, stream-server.ts; incremental, delta-stream.ts)
  * do alike for one client stream: requests and pushes run one at a time in arrival order; a
  * StreamError ends the stream with its status and any other failure is logged; closing drops
- * every watch once; and the admin view of the stream. Each protocol says how it handles a
- * request and what its per-type state shows.
+ * every watch once; a push from the cache answered once however many fold into it; the
+ * resources a subscription (subscription.ts) names resolved for the client's node; NACKs
+ * recorded; and the admin view of the stream. Each protocol says how it handles a request and
+ * what it sends.
  */
-export abstract class ProtocolStream<Request, Type extends WatchedType> {
+export abstract class ProtocolStream<Request, Response, Type extends Subscription> {
   protected readonly types = new Map<string, Type>();
   protected node: NodeInfo | undefined;
   protected closed = false;
+  private nonceCounter = 0;
   /** Epoch milliseconds (a number, not a Date: one object fewer per stream). */
   private readonly connectedAt = Date.now();
   /** A task is running; later ones wait in `waiting`, in order. */
@@ -105,7 +87,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
   constructor(
     readonly id: number,
     readonly kind: ClientStatus['kind'],
-    private readonly end: StreamEnd,
+    protected readonly transport: ProtocolTransport<Response>,
     protected readonly options: StreamServerOptions,
     private readonly onClosed: () => void,
   ) {}
@@ -126,10 +108,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const state of this.types.values()) {
-      for (const name of this.watchedEndpoints(state)) this.options.cache.unwatchEndpoints(name, state.onChange);
-      state.unwatchNames?.();
-    }
+    for (const state of this.types.values()) state.release();
     this.onClosed();
   }
 
@@ -137,7 +116,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
   shutdown(): void {
     if (this.closed) return;
     this.close();
-    this.end.end();
+    this.transport.end();
   }
 
   status(): ClientStatus {
@@ -145,7 +124,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
     return {
       stream_id: this.id,
       kind: this.kind,
-      peer: this.end.peer,
+      peer: this.transport.peer,
       connected_at: new Date(this.connectedAt).toISOString(),
       node: node
         ? {
@@ -161,7 +140,7 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
             user_agent: [node.user_agent_name, node.user_agent_version].filter(Boolean).join('/'),
           }
         : null,
-      resources: [...this.types.values()].map((state) => this.typeStatus(state)),
+      resources: [...this.types.values()].map((state) => state.status()),
     };
   }
 
@@ -228,11 +207,11 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
   private fail(error: unknown): void {
     if (error instanceof StreamError) {
       this.options.log.warn(
-        { stream: this.id, kind: this.kind, peer: this.end.peer, err: error },
+        { stream: this.id, kind: this.kind, peer: this.transport.peer, err: error },
         'xds: ending stream',
       );
       this.close();
-      this.end.end(error);
+      this.transport.end(error);
     } else {
       this.options.log.error({ stream: this.id, kind: this.kind, err: error }, 'xds: request failed');
     }
@@ -255,12 +234,94 @@ export abstract class ProtocolStream<Request, Type extends WatchedType> {
     };
   }
 
-  /** The names `state` watches for endpoints in the cache (each with `state.onChange`), for `close`. */
-  protected abstract watchedEndpoints(state: Type): Iterable<string>;
+  /**
+   * The type a request asks for (see `requestedType`): the EDS-only services refuse any other
+   * with INVALID_ARGUMENT; undefined for a type not served here (logged as `unsupported`), which
+   * the caller ignores.
+   */
+  protected typeOf(typeUrl: string, unsupported: string): ResourceTypeUrl | undefined {
+    const type = requestedType(
+      typeUrl,
+      this.kind === 'eds' || this.kind === 'delta-eds',
+      (asked) => new StreamError(`the EDS service serves only ${TYPE_URL.clusterLoadAssignment}, not '${asked}'`, 3),
+    );
+    // Nothing of that type exists here; the client's own timeout tells it so.
+    if (type === undefined) this.options.log.info({ stream: this.id, type: typeUrl }, unsupported);
+    return type;
+  }
+
+  /** A nonce never sent before on this stream: `prefix`, the stream id and a counter. */
+  protected nextNonce(prefix: string): string {
+    return `${prefix}${this.id}-${++this.nonceCounter}`;
+  }
+
+  /** The subscription of `typeUrl`, made on the type's first request and kept for the stream's life. */
+  protected subscriptionOf(typeUrl: ResourceTypeUrl): Type {
+    let state = this.types.get(typeUrl);
+    if (!state) {
+      const created: Type = this.newSubscription(typeUrl, () => this.push(created));
+      state = created;
+      this.types.set(typeUrl, state);
+    }
+    return state;
+  }
+
+  /** The client rejected the response `nonce` of `state`: counted, logged, shown in the admin view; nothing is resent. */
+  protected nacked(
+    state: Type,
+    nonce: string,
+    error: { readonly message?: string },
+    versionKept: string,
+    message: string,
+  ): void {
+    state.recordNack(nonce, error.message, versionKept);
+    this.options.stats.xds('nack');
+    this.options.log.warn(
+      { stream: this.id, node: this.node?.id, type: state.typeUrl, nonce, versionKept, error: error.message },
+      message,
+    );
+  }
+
+  /** The cache changed something `state` subscribes to: answer once, after queued requests. */
+  private push(state: Type): void {
+    if (this.closed || state.pushQueued) return;
+    state.pushQueued = true;
+    void this.enqueue(() => {
+      state.pushQueued = false;
+      return this.respond(state, false);
+    });
+  }
+
+  /**
+   * Resolves what `state` names for this client's node and sends what the client lacks:
+   * synchronously when every resource is at hand, else once the reads are done.
+   */
+  protected respond(state: Type, initial: boolean): void | Promise<void> {
+    const locality = this.node?.locality;
+    const now = state.resolveNow(locality);
+    if (now) return this.send(state, now, initial, state.serviceNames);
+    const unavailable = (service: string, error: unknown) =>
+      this.options.log.warn({ err: error, service }, 'xds: endpoints unavailable');
+    return state.resolve(locality, unavailable).then((resources) => {
+      if (!this.closed) this.send(state, resources, initial, undefined);
+    });
+  }
+
+  /** A new subscription of `typeUrl` whose cache watcher is `onChange`. */
+  protected abstract newSubscription(typeUrl: ResourceTypeUrl, onChange: () => void): Type;
 
   /** Handles one request: synchronously when it can, else with a promise of the end. */
   protected abstract handle(request: Request): void | Promise<void>;
 
-  /** What the admin view shows of one resource type of this stream. */
-  protected abstract typeStatus(state: Type): TypeStatus;
+  /**
+   * Sends what the client lacks of `resources` (what `state` names now, sorted by name), if
+   * anything. `initial`: the answer to a type's first request (or a request with no nonce);
+   * `names`: the shared subscription `resources` were resolved for, when it holds every one.
+   */
+  protected abstract send(
+    state: Type,
+    resources: readonly XdsResource[],
+    initial: boolean,
+    names: readonly string[] | undefined,
+  ): void;
 }

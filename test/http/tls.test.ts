@@ -6,34 +6,14 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { composeRegistry, xdsExposureWarning, type Registry } from '../../src/compose.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { xdsProtos, TYPE_URL } from '../../src/xds/protos.js';
-import { RawXdsStream, type WireResponse } from '../helpers/ads-client.js';
+import { TYPE_URL } from '../../src/xds/protos.js';
+import { RawXdsStream } from '../helpers/ads-client.js';
 import { makeCertificates, type Certificates } from '../helpers/certificates.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { endpointsOf } from '../helpers/xds-wire.js';
 import { NO_STATS } from '../../src/stats.js';
 
 const CLUSTER_TYPE = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
-
-/** `address:port` of every endpoint in an EDS response, by cluster. */
-function endpointsOf(response: WireResponse): Record<string, string[]> {
-  const type = xdsProtos().typeOf(TYPE_URL.clusterLoadAssignment);
-  assert.ok(type);
-  const out: Record<string, string[]> = {};
-  for (const resource of response.resources) {
-    const cla = type.toObject(type.decode(resource.value)) as {
-      cluster_name: string;
-      endpoints?: {
-        lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[];
-      }[];
-    };
-    out[cla.cluster_name] = (cla.endpoints ?? []).flatMap((locality) =>
-      (locality.lb_endpoints ?? []).map(
-        (lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`,
-      ),
-    );
-  }
-  return out;
-}
 
 function httpsGet(
   url: string,

@@ -8,13 +8,9 @@ import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
 import { clusterLoadAssignment, toResource, type XdsResource } from '../../src/xds/resources.js';
 import { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
-import {
-  XdsStreamServer,
-  type DiscoveryResponse,
-  type NodeInfo,
-  type StreamError,
-} from '../../src/xds/stream-server.js';
+import { XdsStreamServer, type DiscoveryResponse, type NodeInfo } from '../../src/xds/stream-server.js';
 import { CountingStats, register, startRegistry, waitFor, type RunningRegistry } from '../helpers/xds.js';
+import { RecordingTransport } from '../helpers/xds-wire.js';
 
 const EDS = TYPE_URL.clusterLoadAssignment;
 const SERVICE = 'users';
@@ -25,23 +21,6 @@ const HOSTS = [
   { ip: '10.0.2.1', region: 'us-east-1', az: 'us-east-1b' },
   { ip: '10.0.3.1', region: 'eu-west-1', az: 'eu-west-1a' },
 ] as const;
-
-class RecordingTransport {
-  readonly peer = 'test';
-  readonly sent: DiscoveryResponse[] = [];
-  ended: { error?: StreamError } | undefined;
-  send(response: DiscoveryResponse): void {
-    this.sent.push(response);
-  }
-  end(error?: StreamError): void {
-    this.ended = { error };
-  }
-  last(): DiscoveryResponse {
-    const response = this.sent.at(-1);
-    assert.ok(response, 'a response was sent');
-    return response;
-  }
-}
 
 function decoded(resource: XdsResource): Record<string, any> {
   const type = xdsProtos().typeOf(EDS);
@@ -103,8 +82,8 @@ describe('xDS endpoints by the proxy locality (XDS_LOCALITY_PRIORITY)', () => {
   async function subscribe(
     locality: NodeInfo['locality'] | 'no node',
     kind: 'ads' | 'eds' = 'ads',
-  ): Promise<{ transport: RecordingTransport; response: DiscoveryResponse }> {
-    const transport = new RecordingTransport();
+  ): Promise<{ transport: RecordingTransport<DiscoveryResponse>; response: DiscoveryResponse }> {
+    const transport = new RecordingTransport<DiscoveryResponse>();
     const stream = server.openStream(kind, transport);
     await stream.receive({
       type_url: EDS,

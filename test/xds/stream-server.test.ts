@@ -1,41 +1,23 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import pino from 'pino';
-import { systemClock, type Clock } from '../../src/clock.js';
-import { HostService } from '../../src/hosts/host-service.js';
-import { MemoryHostStore } from '../../src/store/memory-host-store.js';
-import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
-import { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
+import type { HostService } from '../../src/hosts/host-service.js';
+import { TYPE_URL } from '../../src/xds/protos.js';
+import type { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
+import type { DiscoveryRequest, DiscoveryResponse, XdsStream, XdsStreamServer } from '../../src/xds/stream-server.js';
+import { waitFor, type CountingStats } from '../helpers/xds.js';
 import {
-  StreamError,
-  XdsStreamServer,
-  type DiscoveryRequest,
-  type DiscoveryResponse,
-  type XdsStream,
-} from '../../src/xds/stream-server.js';
-import { CountingStats, waitFor } from '../helpers/xds.js';
+  assertEnded,
+  eachSentExactly,
+  endpointsOf,
+  RecordingTransport,
+  settle,
+  StreamFixture,
+  type StreamFixtureOptions,
+} from '../helpers/xds-wire.js';
 
 const EDS = TYPE_URL.clusterLoadAssignment;
 const CDS = TYPE_URL.cluster;
 const LDS = TYPE_URL.listener;
-
-/** A transport that records what the server sends. */
-class RecordingTransport {
-  readonly peer = 'test';
-  readonly sent: DiscoveryResponse[] = [];
-  ended: { error?: StreamError } | undefined;
-  send(response: DiscoveryResponse): void {
-    this.sent.push(response);
-  }
-  end(error?: StreamError): void {
-    this.ended = { error };
-  }
-  last(): DiscoveryResponse {
-    const response = this.sent.at(-1);
-    assert.ok(response, 'a response was sent');
-    return response;
-  }
-}
 
 function request(
   typeUrl: string,
@@ -52,83 +34,32 @@ function request(
   };
 }
 
-function endpointsOf(response: DiscoveryResponse): Record<string, string[]> {
-  const type = xdsProtos().typeOf(EDS);
-  assert.ok(type);
-  const out: Record<string, string[]> = {};
-  for (const resource of response.resources) {
-    const cla = type.toObject(type.decode(resource.body)) as {
-      cluster_name: string;
-      endpoints?: {
-        lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[];
-      }[];
-    };
-    out[cla.cluster_name] = (cla.endpoints ?? []).flatMap((locality) =>
-      (locality.lb_endpoints ?? []).map(
-        (lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`,
-      ),
-    );
-  }
-  return out;
-}
-
 describe('xDS state-of-the-world stream protocol', () => {
-  let store: MemoryHostStore;
+  let fixture: StreamFixture;
   let hostService: HostService;
   let cache: XdsSnapshotCache;
   let server: XdsStreamServer;
   let stats: CountingStats;
 
-  function setUp(
-    options: { clock?: Clock; hostTtlSeconds?: number; pollIntervalMs?: number; maxWatchedNames?: number } = {},
-  ) {
-    store = new MemoryHostStore();
-    stats = new CountingStats();
-    const log = pino({ level: 'silent' });
-    hostService = new HostService({
-      store,
-      clock: options.clock ?? systemClock,
-      hostTtlSeconds: options.hostTtlSeconds ?? 600,
-      cacheType: 'null',
-      cacheTtlSeconds: 30,
-      stats,
-      log,
-    });
-    cache = new XdsSnapshotCache({
-      hostService,
-      clock: options.clock ?? systemClock,
-      log,
-      pollIntervalMs: options.pollIntervalMs ?? 600_000,
-      wildcardPollIntervalMs: 600_000,
-      maxWatchedNames: options.maxWatchedNames,
-    });
-    server = new XdsStreamServer({ cache, log, stats });
+  function setUp(options: StreamFixtureOptions = {}) {
+    fixture = new StreamFixture(options);
+    ({ hostService, cache, server, stats } = fixture);
   }
 
   function heartbeat(service: string, ip: string, tags: Record<string, unknown> = {}, port = 8080) {
-    return hostService.heartbeat({
-      service,
-      ip_address: ip,
-      port,
-      revision: 'r1',
-      service_repo_name: '',
-      tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}`, ...tags },
-    });
+    return fixture.heartbeat(service, ip, tags, port);
   }
 
-  function open(kind: 'ads' | 'eds' = 'ads'): { stream: XdsStream; transport: RecordingTransport } {
-    const transport = new RecordingTransport();
+  function open(kind: 'ads' | 'eds' = 'ads'): {
+    stream: XdsStream;
+    transport: RecordingTransport<DiscoveryResponse>;
+  } {
+    const transport = new RecordingTransport<DiscoveryResponse>();
     return { stream: server.openStream(kind, transport), transport };
   }
 
-  /** Lets queued pushes and reads settle. */
-  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
-
   beforeEach(() => setUp());
-  afterEach(() => {
-    server.closeAll();
-    cache.close();
-  });
+  afterEach(() => fixture.close());
 
   test('the first request of a type is answered with every subscribed resource, a version and a nonce', async () => {
     await heartbeat('users', '10.0.0.1');
@@ -334,25 +265,10 @@ describe('xDS state-of-the-world stream protocol', () => {
     cache.close();
     setUp({ pollIntervalMs: 100 });
     // A second HostService over the same store stands for another replica writing to the shared table.
-    const otherReplica = new HostService({
-      store,
-      clock: systemClock,
-      hostTtlSeconds: 600,
-      cacheType: 'null',
-      cacheTtlSeconds: 30,
-      stats,
-      log: pino({ level: 'silent' }),
-    });
+    const otherReplica = fixture.replica();
     const { stream, transport } = open();
     await stream.receive(request(EDS, ['users']));
-    await otherReplica.heartbeat({
-      service: 'users',
-      ip_address: '10.0.0.9',
-      port: 8080,
-      revision: 'r1',
-      service_repo_name: '',
-      tags: { az: 'a', region: 'r', instance_id: 'i' },
-    });
+    await fixture.heartbeat('users', '10.0.0.9', {}, 8080, otherReplica);
     await waitFor('the remote write to be pushed', () => transport.sent.length === 2, 3000, 10);
     assert.deepEqual(endpointsOf(transport.last()), { users: ['10.0.0.9:8080'] });
   });
@@ -368,8 +284,7 @@ describe('xDS state-of-the-world stream protocol', () => {
 
     const second = open();
     await second.stream.receive(request(EDS, names('b', 60)));
-    assert.equal(second.transport.ended?.error?.code, 8, 'RESOURCE_EXHAUSTED past the bound');
-    assert.match(second.transport.ended?.error?.message ?? '', /100 services are watched/);
+    assertEnded(second.transport, 8, /100 services are watched/);
     assert.equal(cache.watchedServices().length, 60, 'what the refused stream had watched is released');
 
     // Names shared with another stream cost nothing more.
@@ -391,16 +306,9 @@ describe('xDS state-of-the-world stream protocol', () => {
     const streams = Array.from({ length: 2_500 }, () => open('eds'));
     for (const { stream } of streams) await stream.receive(request(EDS, ['users', 'orders']));
     await heartbeat('users', '10.0.0.2');
-    await waitFor(
-      'every stream has the push',
-      () => streams.every(({ transport }) => transport.sent.length === 2),
-      5000,
-      5,
-    );
-    await settle();
-    assert.ok(
-      streams.every(({ transport }) => transport.sent.length === 2),
-      'no stream was written to twice',
+    await eachSentExactly(
+      streams.map(({ transport }) => transport),
+      2,
     );
     assert.equal(new Set(streams.map(({ transport }) => transport.last().version_info)).size, 1);
     assert.deepEqual(endpointsOf(streams.at(-1)!.transport.last()), { users: ['10.0.0.1:8080', '10.0.0.2:8080'] });
