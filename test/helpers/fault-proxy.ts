@@ -25,14 +25,15 @@ export class FaultProxy {
   ) {}
 
   static async start(target: { host: string; port: number }, port = 0): Promise<FaultProxy> {
-    let proxy: FaultProxy | undefined;
-    const server = net.createServer((client) => proxy?.accept(client, target));
+    const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', resolve);
     });
     const bound = (server.address() as net.AddressInfo).port;
-    proxy = new FaultProxy(server, `http://127.0.0.1:${bound}`, bound);
+    const proxy = new FaultProxy(server, `http://127.0.0.1:${bound}`, bound);
+    // Nobody has its address before this returns, so no connection arrives before the handler.
+    server.on('connection', (client) => proxy.accept(client, target));
     return proxy;
   }
 
