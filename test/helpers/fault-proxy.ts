@@ -72,13 +72,13 @@ export class FaultProxy {
   }
 
   private dropAll(): void {
-    for (const socket of this.open) socket.resetAndDestroy();
+    for (const socket of this.open) reset(socket);
     this.open.clear();
   }
 
   private accept(client: net.Socket, target: { host: string; port: number }): void {
     if (this.mode === 'cut') {
-      client.resetAndDestroy();
+      reset(client);
       return;
     }
     this.open.add(client);
@@ -96,9 +96,20 @@ export class FaultProxy {
       this.open.delete(upstream);
       client.destroy();
     });
-    upstream.on('error', () => client.resetAndDestroy());
+    upstream.on('error', () => reset(client));
     client.on('close', () => upstream.destroy());
     client.pipe(upstream);
     upstream.pipe(client);
   }
+}
+
+/**
+ * Resets `socket` (RST, as a dropped connection looks to the far side), or only destroys it once
+ * its own end was sent: libuv refuses to reset a socket that is shutting down (a pipe ends its
+ * destination when the source ends), and Node then never closes its handle, so the process
+ * spins at exit waiting for it.
+ */
+function reset(socket: net.Socket): void {
+  if (socket.writableEnded || socket.destroyed) socket.destroy();
+  else socket.resetAndDestroy();
 }

@@ -34,32 +34,38 @@ let dynamo: EmbeddedDynamoDb | undefined;
 const replicas: ReplicaProcess[] = [];
 let watcher: XdsWatcher | undefined;
 
-before(async () => {
-  dynamo = await startDynalite();
-  const table = freshTableName();
-  const admin = testClient(dynamo.endpoint);
-  await ensureHostsTable(admin, table, silentLog);
-  admin.destroy();
-  for (const name of ['A', 'B'])
-    replicas.push(
-      new ReplicaProcess(name, await freePort(), await freePort(), {
-        BACKEND_STORAGE: 'DynamoDB',
-        DYNAMODB_URL: dynamo.endpoint,
-        DYNAMODB_TABLE_HOSTS: table,
-        HOST_TTL: String(HOST_TTL_SECONDS),
-        CHANGE_FEED_INTERVAL_MS: String(CHANGE_FEED_INTERVAL_MS),
-        XDS_LISTEN_ADDRESS: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-      }),
-    );
-  await Promise.all(replicas.map((replica) => replica.start()));
-});
+before(
+  async () => {
+    dynamo = await startDynalite();
+    const table = freshTableName();
+    const admin = testClient(dynamo.endpoint);
+    await ensureHostsTable(admin, table, silentLog);
+    admin.destroy();
+    for (const name of ['A', 'B'])
+      replicas.push(
+        new ReplicaProcess(name, await freePort(), await freePort(), {
+          BACKEND_STORAGE: 'DynamoDB',
+          DYNAMODB_URL: dynamo.endpoint,
+          DYNAMODB_TABLE_HOSTS: table,
+          HOST_TTL: String(HOST_TTL_SECONDS),
+          CHANGE_FEED_INTERVAL_MS: String(CHANGE_FEED_INTERVAL_MS),
+          XDS_LISTEN_ADDRESS: '127.0.0.1',
+          LOG_LEVEL: 'warn',
+        }),
+      );
+    await Promise.all(replicas.map((replica) => replica.start()));
+  },
+  { timeout: 60_000 },
+);
 
-after(async () => {
-  watcher?.close();
-  await Promise.allSettled(replicas.map((replica) => replica.stop('SIGKILL')));
-  await dynamo?.close();
-});
+after(
+  async () => {
+    watcher?.close();
+    await Promise.allSettled(replicas.map((replica) => replica.stop('SIGKILL')));
+    await dynamo?.close();
+  },
+  { timeout: 60_000 },
+);
 
 async function knowsPeers(replica: ReplicaProcess, count: number): Promise<boolean> {
   const text = await (await fetch(`${replica.url}/metrics`)).text();
