@@ -87,6 +87,8 @@ const WATCHED = [...SERVICES, QUIET_SERVICE];
 const OWNER_HOSTS = 3;
 const RUN_BOUND_MS = 290_000;
 const TEAR_DOWN_STEP_MS = 10_000;
+/** The longest wait for a settled fleet before the faults begin. */
+const START_SETTLE_MS = 30_000;
 
 const SEED = SeededRandom.seedFrom(process.env.CHAOS_SEED);
 
@@ -1141,13 +1143,24 @@ test(
     }
     for (const service of SERVICES) for (let n = 0; n < HOSTS_PER_SERVICE_AT_START; n++) newHost(service);
     loops.push(heartbeatLoop(), leaveDeadlineLoop(), operationsLoop(), ...slots.map(getLoop));
-    const registeredBy = Date.now() + 10_000;
-    while (hosts.some((host) => host.registeredAt === undefined) && Date.now() < registeredBy) await sleep(100);
-    note(`start: replicas know each other, ${hosts.filter((host) => host.registeredAt).length} hosts registered`);
+    // Measured from a settled fleet: every host registered and live in the table, every replica
+    // answering GETs from storage (a machine busy with other work can take a while to get there).
+    const settledBy = Date.now() + START_SETTLE_MS;
+    for (;;) {
+      const registered = hosts.every((host) => host.registeredAt !== undefined);
+      const live = registered ? [...(await readTruth()).values()].flat().length : 0;
+      const answering = await Promise.all(slots.map(async (slot) => (await list(slot, SERVICES[0])) !== undefined));
+      if ((registered && live === hosts.length && answering.every(Boolean)) || Date.now() > settledBy) {
+        note(`start: ${live} of ${hosts.length} hosts live in the table, GETs answered: ${answering.join(', ')}`);
+        break;
+      }
+      await sleep(250);
+    }
     for (const slot of slots) attachWatcher(slot);
     phase = 'start';
     // Not a stated bound: the first responses of three new streams on a busy machine.
     await converge('start', Date.now(), 10_000);
+    await checkAcknowledgedWrites('start');
 
     const targets = () => rng.shuffle(slots);
     // The kill first: the re-read everything its departure causes (a host lifetime after its
