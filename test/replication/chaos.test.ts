@@ -89,6 +89,8 @@ const RUN_BOUND_MS = 290_000;
 const TEAR_DOWN_STEP_MS = 10_000;
 /** The longest wait for a settled fleet before the faults begin. */
 const START_SETTLE_MS = 30_000;
+/** The most an overload (see FaultKind) moves a convergence bound. */
+const OVERLOAD_GRACE_MS = 30_000;
 
 const SEED = SeededRandom.seedFrom(process.env.CHAOS_SEED);
 
@@ -112,10 +114,22 @@ interface Slot {
 }
 
 type FaultKind =
-  'storage cut' | 'storage black hole' | 'pause' | 'kill and restart' | 'hints cut' | 'expiry owner killed';
+  | 'storage cut'
+  | 'storage black hole'
+  | 'pause'
+  | 'kill and restart'
+  | 'hints cut'
+  | 'expiry owner killed'
+  /**
+   * Not injected: no replica could store a heartbeat (every one answered 503 or nothing), as when
+   * the machine is too busy for dynalite to answer within DYNAMODB_TIMEOUT_MS. Counted as a storage
+   * fault of every replica (slot -1) from the first such heartbeat to the last.
+   */
+  | 'every replica’s storage failing';
 
 interface Fault {
   readonly kind: FaultKind;
+  /** -1: every replica. */
   readonly slot: number;
   readonly start: number;
   end?: number;
@@ -150,6 +164,8 @@ interface HostModel {
   /** Streams (by watcher id) that showed it; and that no longer did after it left. */
   readonly seenOn: Set<string>;
   readonly goneOn: Set<string>;
+  /** The last heartbeat attempts, for a failure's message: `B t+12.3s→503`. */
+  readonly attempts: string[];
 }
 
 interface Violation {
@@ -250,15 +266,21 @@ async function write(
   path: string,
   body: unknown,
   okStatus: number,
-): Promise<{ acked: boolean; status?: number; slot?: number; sentAt?: number }> {
+): Promise<{ acked: boolean; status?: number; slot?: number; sentAt?: number; tried: number }> {
   let status: number | undefined;
+  let tried = 0;
   for (const slot of order(host.pinned)) {
     const sentAt = Date.now();
+    tried++;
     status = await send(slot, method, path, body);
-    if (status === okStatus) return { acked: true, status, slot: slot.index, sentAt };
-    if (status === 400 || status === 404) return { acked: false, status };
+    if (method === 'POST' && path.startsWith('/v1/registration/')) {
+      host.attempts.push(`${slot.name} ${elapsed()}→${status ?? 'no answer'}`);
+      if (host.attempts.length > 8) host.attempts.shift();
+    }
+    if (status === okStatus) return { acked: true, status, slot: slot.index, sentAt, tried };
+    if (status === 400 || status === 404) return { acked: false, status, tried };
   }
-  return { acked: false, status };
+  return { acked: false, status, tried };
 }
 
 // ---- The hosts.
@@ -279,6 +301,7 @@ function newHost(service: string, pinned?: number): HostModel {
     busy: false,
     seenOn: new Set(),
     goneOn: new Set(),
+    attempts: [],
   };
   hosts.push(host);
   return host;
@@ -297,6 +320,7 @@ async function heartbeatOnce(host: HostModel): Promise<void> {
     },
     200,
   );
+  if (host.pinned === undefined && !result.acked && result.tried >= 2 && result.status !== 400) noteOverload();
   if (!result.acked || result.sentAt === undefined) return;
   // A gap longer than a lifetime: the host may have expired and been removed, weight and override with it.
   if (host.lastAckAt !== undefined && result.sentAt - host.lastAckAt > HOST_LIFETIME_MS) {
@@ -325,6 +349,26 @@ async function heartbeatLoop(): Promise<void> {
 async function silence(host: HostModel): Promise<void> {
   host.heartbeating = false;
   await host.heartbeat;
+}
+
+let lastOverloadAt = 0;
+
+/** A heartbeat no replica could store: opens (or extends) a fault of every replica's storage. */
+function noteOverload(): void {
+  lastOverloadAt = Date.now();
+  const open = faults.find((fault) => fault.kind === 'every replica’s storage failing' && fault.end === undefined);
+  if (open) return;
+  faults.push({ kind: 'every replica’s storage failing', slot: -1, start: lastOverloadAt });
+  note(`every replica failed a heartbeat (storage too slow on a busy machine): counted as a fault of all three`);
+}
+
+/** Ends the open overload once heartbeats were stored again for a while. */
+function closeOverload(now: number): void {
+  const open = faults.find((fault) => fault.kind === 'every replica’s storage failing' && fault.end === undefined);
+  if (open && now - lastOverloadAt > 3000) {
+    open.end = lastOverloadAt;
+    note(`heartbeats stored again: the overload lasted ${open.end - open.start} ms`);
+  }
 }
 
 function onTime(host: HostModel, now: number): boolean {
@@ -356,6 +400,7 @@ function boundOf(kind: FaultKind): number {
   switch (kind) {
     case 'storage cut':
     case 'storage black hole':
+    case 'every replica’s storage failing':
       return BOUND_STORAGE_HEALED_MS;
     case 'pause':
       return BOUND_PAUSE_ENDED_MS;
@@ -394,7 +439,7 @@ function leaveDeadline(host: HostModel, slot: number): number | undefined {
           candidate = fault.start + BOUND_OWNER_KILLED_MS;
       } else if (fault.kind !== 'hints cut') {
         if (
-          (fault.slot === slot || fault.slot === owner) &&
+          (fault.slot === slot || fault.slot === owner || fault.slot === -1) &&
           fault.start <= deadline &&
           (fault.end ?? Infinity) >= since
         )
@@ -462,6 +507,7 @@ function describe(endpoints: readonly RoutedEndpoint[]): string {
 async function leaveDeadlineLoop(): Promise<void> {
   while (running) {
     const now = Date.now();
+    closeOverload(now);
     for (const slot of slots) {
       if (slot.state !== 'up' || !slot.watcher) continue;
       for (const host of hosts) {
@@ -527,7 +573,10 @@ function healthy(slot: Slot, from: number, to: number): boolean {
   if (slot.state !== 'up') return false;
   return !faults.some(
     (fault) =>
-      fault.slot === slot.index && fault.kind !== 'hints cut' && fault.start <= to && (fault.end ?? Infinity) >= from,
+      (fault.slot === slot.index || fault.slot === -1) &&
+      fault.kind !== 'hints cut' &&
+      fault.start <= to &&
+      (fault.end ?? Infinity) >= from,
   );
 }
 
@@ -628,7 +677,14 @@ async function converge(
   boundMs: number,
   options: { quietGets?: boolean; extra?: View[] } = {},
 ): Promise<void> {
-  const deadline = since + boundMs + NOISE_MARGIN_MS;
+  /** The bound, moved past an overload (see FaultKind) that overlapped the wait, by at most OVERLOAD_GRACE_MS. */
+  const deadlineNow = () => {
+    let end = since + boundMs;
+    for (const fault of faults)
+      if (fault.kind === 'every replica’s storage failing' && (fault.end ?? Infinity) >= since)
+        end = Math.max(end, (fault.end ?? Date.now()) + BOUND_STORAGE_HEALED_MS);
+    return Math.min(end, since + boundMs + OVERLOAD_GRACE_MS) + NOISE_MARGIN_MS;
+  };
   const listedServices: readonly string[] = options.quietGets ? WATCHED : SERVICES;
   const pending = new Map<string, { view: View; first: string; last: string }>();
   for (const slot of slots)
@@ -700,7 +756,7 @@ async function converge(
       judge(entry, name, differences, now);
     }
     if (pending.size === 0) break;
-    if (Date.now() > deadline) {
+    if (Date.now() > deadlineNow()) {
       for (const [name, entry] of pending)
         violation(
           `converge:${label}:${name}`,
@@ -754,7 +810,8 @@ async function checkAcknowledgedWrites(label: string): Promise<void> {
       violation(
         `old-check-in:${host.ip}`,
         `an acknowledged heartbeat was lost (${label}): ${host.service} ${host.ip} has check-in ${record.last_check_in}, ` +
-          `${host.lastAckSendAt - checkIn} ms older than its last acknowledged heartbeat`,
+          `${host.lastAckSendAt - checkIn} ms older than its last acknowledged heartbeat; its last heartbeats ` +
+          `(replica, when sent, answer): ${live.attempts.join(', ')}`,
       );
     if (host.weight.acked !== undefined) {
       const allowed = [host.weight.acked, ...host.weight.pending];
@@ -946,6 +1003,8 @@ async function runFault(kind: FaultKind, slot: Slot, durationMs: number): Promis
       break;
     case 'expiry owner killed':
       throw new Error('runOwnerKilled runs this one');
+    case 'every replica’s storage failing':
+      throw new Error('not injected: noted when it happens');
   }
   // A proxy that subscribes while its replica's storage is down gets its resources once storage answers.
   let late: XdsWatcher | undefined;
@@ -974,6 +1033,8 @@ async function runFault(kind: FaultKind, slot: Slot, durationMs: number): Promis
       slot.hints.heal();
       healedAt = Date.now();
       break;
+    default:
+      throw new Error(`not a fault this test injects: ${kind}`);
   }
   fault.end = healedAt;
   opsEnabled = false;
