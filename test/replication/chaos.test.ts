@@ -29,7 +29,22 @@ import { XdsWatcher, type RoutedEndpoint } from '../helpers/xds-watcher.js';
  * - a deleted or expired host never comes back, and leaves every stream within its bound,
  *   whether its expiry owner lives or not.
  *
- * CHAOS_SEED=<n> replays a run's schedule (faults, targets, operations); every failure names it.
+ * Each storage fault and pause also gives the failing replica the expiry of a host (in the quiet
+ * service, which nothing else reads or changes) due while the fault lasts, and each storage fault
+ * opens a second stream on the failing replica while its storage is down: it must get its
+ * resources once storage answers. The kill and restart comes first, so that the re-read its
+ * departure causes is over when the expiry owner is killed last; the periodic GETs leave the
+ * quiet service alone, since a read that finds a host expired removes it (another path than the
+ * owner's, or the departure's, which are what is tested there).
+ *
+ * A heartbeat that no replica could store (the machine too busy for dynalite to answer within
+ * DYNAMODB_TIMEOUT_MS) is counted as a storage fault of every replica, so a busy machine moves
+ * the bounds instead of failing the run; the noise margin covers the rest.
+ *
+ * CHAOS_SEED=<n> replays a run: the plan of faults and their targets exactly, and each phase's
+ * sequence of choices (which operation, weight, status, service, pauses between them) from a
+ * generator of its own; which hosts exist to choose from still depends on timing. Every failure
+ * message names the seed.
  */
 
 // ---- What every replica runs with: short, so the whole run takes a few minutes.
