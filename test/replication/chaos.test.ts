@@ -518,6 +518,14 @@ function describe(endpoints: readonly RoutedEndpoint[]): string {
         .join(', ');
 }
 
+/** How `host` left, for a message: deleted when, or expired when and whose expiry it was. */
+function describeLeaving(host: HostModel, now: number): string {
+  if (host.leaving === 'deleted' && host.deletedAt !== undefined) return `deleted ${now - host.deletedAt} ms ago`;
+  if (host.lastAckAt === undefined) return String(host.leaving);
+  const owner = host.lastAckSlot === undefined ? '?' : (slots[host.lastAckSlot]?.name ?? '?');
+  return `stopped; expired ${now - host.lastAckAt - HOST_LIFETIME_MS} ms ago; its expiry owner: replica ${owner}`;
+}
+
 /** Every so often: a host that left and is still on a stream past its bound. */
 async function leaveDeadlineLoop(): Promise<void> {
   while (running) {
@@ -534,8 +542,8 @@ async function leaveDeadlineLoop(): Promise<void> {
           violation(
             `late:${slot.watcherId}:${host.ip}`,
             `a host that left is still routed past its bound: replica ${slot.name}'s stream still sends ` +
-              `${host.service} ${host.ip} (${host.leaving}), ${now - deadline + NOISE_MARGIN_MS} ms past its stated bound ` +
-              `(noise margin ${NOISE_MARGIN_MS} ms included in the wait); endpoints: ` +
+              `${host.service} ${host.ip} (${describeLeaving(host, now)}), ${now - deadline + NOISE_MARGIN_MS} ms ` +
+              `past its stated bound (flagged once the ${NOISE_MARGIN_MS} ms noise margin passed too); endpoints: ` +
               describe(slot.watcher.clusters.get(host.service) ?? []),
           );
       }
