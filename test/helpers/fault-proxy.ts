@@ -6,13 +6,12 @@ export type ProxyMode = 'pass' | 'cut' | 'blackhole';
 /**
  * A TCP proxy on loopback in front of one server (a dynalite, a replica's HTTP port), for tests
  * that break the connection between two real processes the way networks break:
- * - `cut()`: every open connection is closed and new ones are closed as soon as they are taken,
- *   as when the far side is down (closed, not reset: a socket reset with `resetAndDestroy` can
- *   keep Node 20 spinning at exit while it cleans up its handles);
+ * - `cut()`: every open connection is reset and new ones are refused at once (ECONNRESET /
+ *   ECONNREFUSED), as when the far side is down;
  * - `blackhole()`: open connections stop carrying bytes and new ones are accepted and never
  *   answered, as behind a firewall that drops packets: only the client's own timeout ends a call;
- * - `heal()`: connections pass again (the ones open during a black hole are closed, as a
- *   dropped connection would be once the network returns).
+ * - `heal()`: connections pass again (the ones open during a black hole are reset, as a
+ *   dropped connection's would be once the network returns).
  */
 export class FaultProxy {
   private mode: ProxyMode = 'pass';
@@ -33,7 +32,8 @@ export class FaultProxy {
     });
     const bound = (server.address() as net.AddressInfo).port;
     const proxy = new FaultProxy(server, `http://127.0.0.1:${bound}`, bound);
-    server.on('connection', (client: net.Socket) => proxy.accept(client, target));
+    // Nobody has its address before this returns, so no connection arrives before the handler.
+    server.on('connection', (client) => proxy.accept(client, target));
     return proxy;
   }
 
@@ -72,13 +72,13 @@ export class FaultProxy {
   }
 
   private dropAll(): void {
-    for (const socket of this.open) socket.destroy();
+    for (const socket of this.open) reset(socket);
     this.open.clear();
   }
 
   private accept(client: net.Socket, target: { host: string; port: number }): void {
     if (this.mode === 'cut') {
-      client.destroy();
+      reset(client);
       return;
     }
     this.open.add(client);
@@ -96,9 +96,20 @@ export class FaultProxy {
       this.open.delete(upstream);
       client.destroy();
     });
-    upstream.on('error', () => client.destroy());
+    upstream.on('error', () => reset(client));
     client.on('close', () => upstream.destroy());
     client.pipe(upstream);
     upstream.pipe(client);
   }
+}
+
+/**
+ * Resets `socket` (RST, as a dropped connection looks to the far side), or only destroys it once
+ * its own end was sent: libuv refuses to reset a socket that is shutting down (a pipe ends its
+ * destination when the source ends), and Node then never closes its handle, so the process
+ * spins at exit waiting for it.
+ */
+function reset(socket: net.Socket): void {
+  if (socket.writableEnded || socket.destroyed) socket.destroy();
+  else socket.resetAndDestroy();
 }
