@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ANNOUNCE_INTERVAL_MS } from '../../src/hosts/change-feed.js';
+import { ANNOUNCE_INTERVAL_MS } from '../../src/replication/change-feed.js';
 import { parseCheckIn, type Host } from '../../src/hosts/model.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { ensureHostsTable } from '../../src/store/dynamodb/hosts-table.js';
