@@ -36,7 +36,7 @@ import { CACHE_DIR, debootstrapMinbase, installNodeFromNpm, killGroup, run } fro
  * between runs, nothing installed is.
  *
  * Needs root, debootstrap, unshare and git; without them this fails, it never skips. It takes
- * about as long as `npm test` itself plus the installs (see docs/deploy.md), so it is named apart
+ * about as long as `npm test` itself plus the installs (the README's Development section says how long), so it is named apart
  * and run last by `npm run test:fresh-machine` with a bound of its own.
  */
 
@@ -49,6 +49,8 @@ const TEST_BOUND_MS = 85 * 60_000;
 const SERVE_BOUND_MS = 15 * 60_000;
 /** The inner suite's own variable: what the inner `npm test` prints as the reason it does not run this test again. */
 const SKIP_VARIABLE = 'DISCOVERY_SKIP_FRESH_MACHINE_TEST';
+/** Where the inner container test keeps debootstrap's packages (its default cache): this machine's, mounted there. */
+const INNER_DEBS = '/var/tmp/discovery-container-test/debs';
 const INNER_SKIP_REASON = 'this npm test runs inside the fresh-machine test; it does not start another one';
 
 /** The Debian release of this machine, for a fresh machine like it. */
@@ -111,7 +113,7 @@ mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/run"
 mount --bind "${path.join(FRESH_DIR, 'apt-archives')}" "$root/var/cache/apt/archives"
-mount --bind "${path.join(CACHE_DIR, 'debs')}" "$root${path.join(CACHE_DIR, 'debs')}"
+mount --bind "${path.join(CACHE_DIR, 'debs')}" "$root${INNER_DEBS}"
 if [ -n "\${NETWORK_OF_ITS_OWN:-}" ]; then ip link set lo up; fi
 exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \\
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
@@ -207,7 +209,7 @@ test(
       const policy = path.join(rootfs, 'usr', 'sbin', 'policy-rc.d');
       await writeFile(policy, '#!/bin/sh\n# a chroot: packages install, their services do not start\nexit 101\n');
       await chmod(policy, 0o755);
-      await mkdir(path.join(rootfs, CACHE_DIR, 'debs'), { recursive: true });
+      await mkdir(path.join(rootfs, INNER_DEBS), { recursive: true });
 
       // A clean clone: the committed HEAD of this checkout, nothing of its working tree.
       const head = (await run('git', ['-C', REPO_ROOT, 'rev-parse', 'HEAD'], { timeoutMs: 30_000 })).stdout.trim();
@@ -249,7 +251,7 @@ test(
           'for i in $(seq 1 600); do curl -s localhost:8080/healthcheck > /dev/null && break; sleep 1; done',
           'echo @@example',
           // As a reader sees it: each answer on a line of its own, a refusal fails the run.
-          'curl() { command curl --silent --show-error --fail-with-body "$@"; echo; }',
+          'curl() { command curl --silent --show-error --fail-with-body "$@" && echo; }',
           'set -e',
           '. /root/readme-example.sh',
           'echo @@done',
