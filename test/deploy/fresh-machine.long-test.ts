@@ -104,10 +104,14 @@ async function ensureBase(suite: string, log: (line: string) => void): Promise<s
  * Run as `unshare --mount --pid --fork [--net] bash RUNNER ROOTFS SCRIPT`: a mount namespace of
  * its own (every mount below ends with it; the host sees none), a PID namespace whose end ends
  * every process started inside (a server, a browser), then SCRIPT as root in the chroot with the
- * environment of a new login: no variable of the test's but the recursion guard.
+ * environment of a new login: no variable of the test's but the recursion guard (and, in a network
+ * namespace of its own, npm's offline setting).
  */
 const RUNNER = `set -euo pipefail
 root=$1 script=$2
+# The root a mount point of its own: buildah (the inner container test) remounts / private, which
+# fails with EINVAL on a chroot whose / is a plain folder.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
@@ -118,6 +122,7 @@ if [ -n "\${NETWORK_OF_ITS_OWN:-}" ]; then ip link set lo up; fi
 exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \\
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
   ${SKIP_VARIABLE}="${INNER_SKIP_REASON}" \\
+  \${NETWORK_OF_ITS_OWN:+npm_config_offline=true} \\
   /bin/bash -c "$script"
 `;
 
@@ -237,8 +242,10 @@ test(
       assert.match(testLog, new RegExp(INNER_SKIP_REASON));
       log(`the suite: ${suiteRun.pass} tests passed, then the container test`);
 
-      // The serve command, in a network of its own (no network: npm ci installs from the cache the
-      // first one filled), then the README's example against it.
+      // The serve command in a network namespace of its own, so that the README's port 8080 is no
+      // port of this machine's; then the README's example against it. That namespace reaches no
+      // registry: npm is told so (npm_config_offline) and its ci installs from the cache the first
+      // one filled (the lockfile records no download addresses, so npm reads package metadata).
       const example = await firstCurlExample();
       await writeFile(path.join(rootfs, 'root', 'readme-example.sh'), example);
       const serveLog = path.join(work, 'serve.log');
@@ -248,7 +255,7 @@ test(
         [
           'cd /root/discovery',
           '(npm ci && npm start) > /root/serve.log 2>&1 &',
-          'for i in $(seq 1 600); do curl -s localhost:8080/healthcheck > /dev/null && break; sleep 1; done',
+          'for i in $(seq 1 600); do curl -s localhost:8080/healthcheck > /dev/null && break; kill -0 $! || break; sleep 1; done',
           'echo @@example',
           // As a reader sees it: each answer on a line of its own, a refusal fails the run.
           'curl() { command curl --silent --show-error --fail-with-body "$@" && echo; }',

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from '../helpers/temp-dir.js';
 
 /**
  * scripts/system-tools.mjs, the first step of `npm test` and of .ci/run: it finds the system tools
@@ -20,9 +21,9 @@ const { SYSTEM_TOOLS } = (await import(SCRIPT)) as {
 
 function runScript(
   args: readonly string[],
-  options: { PATH: string; uid?: number },
+  options: { PATH: string; uid?: number; script?: string },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [SCRIPT, ...args], {
+  const child = spawn(process.execPath, [options.script ?? SCRIPT, ...args], {
     env: { PATH: options.PATH },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
@@ -68,12 +69,22 @@ test('a missing tool stops it with one line naming the tools and the exact comma
 
 test('run by a user other than root, it names the command to run with sudo rather than trying apt-get', async () => {
   assert.equal(process.getuid?.(), 0, 'this test switches to the nobody user, which needs root (as npm test runs)');
-  const ran = await runScript([], { PATH: '/nonexistent', uid: 65534 });
-  assert.equal(ran.code, 1);
-  const lines = ran.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, ran.stderr);
-  assert.match(lines[0] ?? '', /; run: sudo sh -c 'apt-get update && apt-get install -y [a-z0-9 -]+'$/);
-  assert.doesNotMatch(ran.stderr, /installing/);
+  // A copy the nobody user can read wherever the checkout is (under /root, it could not).
+  const dir = await tempDir('discovery-system-tools-');
+  try {
+    await chmod(dir.path, 0o755);
+    const copy = path.join(dir.path, 'system-tools.mjs');
+    await copyFile(SCRIPT, copy);
+    await chmod(copy, 0o644);
+    const ran = await runScript([], { PATH: '/nonexistent', uid: 65534, script: copy });
+    assert.equal(ran.code, 1, ran.stderr);
+    const lines = ran.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, ran.stderr);
+    assert.match(lines[0] ?? '', /; run: sudo sh -c 'apt-get update && apt-get install -y [a-z0-9 -]+'$/);
+    assert.doesNotMatch(ran.stderr, /installing/);
+  } finally {
+    await dir.remove();
+  }
 });
 
 test('the README names each tool, with its package and use, next to the test command; CI and npm test run this step', async () => {
