@@ -13,6 +13,8 @@
 export const SHARED_FILES = [
   'booleans.ts',
   'clock.ts',
+  // --help, --version and refusing other arguments, for both bins (the server and the agent).
+  'command-line.ts',
   'errors.ts',
   'listen-failure.ts',
   'logger.ts',
@@ -39,6 +41,8 @@ export const SERVER_RANKS = [
   ['config.ts'],
   ['app.ts'],
   ['compose.ts'],
+  // The server bin's usage, read before any setting.
+  ['server-args.ts'],
   ['main.ts'],
 ];
 

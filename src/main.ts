@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 // The server process: `node dist/src/main.js`, or the package's `discovery-server` bin.
+import { readCommandLine } from './command-line.js';
 import { composeRegistry, openWritesWarning, type Registry } from './compose.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { describeListenFailure } from './listen-failure.js';
 import { createLogger } from './logger.js';
 import { silenceAwsSdkNodeWarning, unsupportedNodeMessage } from './node-support.js';
+import { parseServerArgs, SERVER_USAGE } from './server-args.js';
 
 /** How long a graceful shutdown may take, after SHUTDOWN_DRAIN_SECONDS, before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
+  // Before any setting is read: `--help` and `--version` answer and exit, whatever the environment.
+  readCommandLine(
+    { name: 'discovery-server', usage: SERVER_USAGE, parse: parseServerArgs, onError: 'usage' },
+    process.argv.slice(2),
+  );
   let config: Config;
   try {
     config = loadConfig();

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseBoolean } from '../booleans.js';
 import { DEFAULT_TIMEOUT_MS, type HostTags, type Registration } from '../client/discovery-client.js';
+import { UsageError, type InformationalCommand } from '../command-line.js';
 
 /** Default seconds between checks of --check-url: a failing app is out of service within about failures x interval (30 s). */
 const DEFAULT_CHECK_INTERVAL_SECONDS = 10;
@@ -48,10 +49,8 @@ DISCOVERY_DRAIN_SECONDS, DISCOVERY_TOKEN (flags win).
 Logs are JSON lines on stderr. Exit codes: 0 after a signal, 1 when discovery refuses the
 registration (a 4xx: fix the input), 2 for a bad command line.`;
 
-/** A command line that cannot be run; the message is printed with the usage hint. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+// Shared with the server's command line (src/command-line.ts); re-exported for the agent's callers.
+export { UsageError };
 
 /** The app's health check, as the agent runs it. */
 export interface HealthCheckSettings {
@@ -78,7 +77,7 @@ export interface AgentSettings {
 }
 
 /** What a command line asks for: settings to run with, the usage text, or the version. */
-export type AgentCommand = AgentSettings | 'help' | 'version';
+export type AgentCommand = AgentSettings | InformationalCommand;
 
 /**
  * Flags over `DISCOVERY_*` environment variables. Checks only what is needed to build a request

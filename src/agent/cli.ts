@@ -1,38 +1,29 @@
 #!/usr/bin/env node
 import { DiscoveryClient, DiscoveryError } from '../client/discovery-client.js';
-import { PACKAGE_VERSION } from '../version.js';
+import { readCommandLine } from '../command-line.js';
 import { HeartbeatAgent, httpHealthCheck, type AgentLogEntry } from './agent.js';
-import { parseAgentCommand, redactUrl, UsageError, USAGE, type AgentCommand } from './agent-args.js';
+import { parseAgentCommand, redactUrl, USAGE } from './agent-args.js';
 
 /** Added to the worst case of a stop (in-flight heartbeat + delete, each bounded by the timeout) before the process gives up waiting. */
 const SHUTDOWN_SLACK_MS = 2_000;
 
-/** Exit codes: 0 stopped by a signal; 1 discovery refused the registration (4xx) or the agent failed; 2 bad command line. */
+/** Exit codes: 0 stopped by a signal; 1 discovery refused the registration (4xx) or the agent failed (2, a bad command line: src/command-line.ts). */
 const EXIT_REFUSED = 1;
-const EXIT_USAGE = 2;
 
 function writeLog(entry: AgentLogEntry | Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify(entry)}\n`);
 }
 
 async function main(): Promise<void> {
-  let command: AgentCommand;
-  try {
-    command = parseAgentCommand(process.argv.slice(2), process.env);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`discovery-agent: ${error.message}\nRun discovery-agent --help for usage.\n`);
-    process.exit(EXIT_USAGE);
-  }
-  if (command === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
-  if (command === 'version') {
-    process.stdout.write(`discovery-agent ${PACKAGE_VERSION}\n`);
-    return;
-  }
-  const settings = command;
+  const settings = readCommandLine(
+    {
+      name: 'discovery-agent',
+      usage: USAGE,
+      parse: (argv) => parseAgentCommand(argv, process.env),
+      onError: 'hint',
+    },
+    process.argv.slice(2),
+  );
   for (const warning of settings.warnings)
     writeLog({ time: new Date().toISOString(), level: 'warn', msg: warning, service: settings.service });
 

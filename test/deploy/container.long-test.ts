@@ -24,10 +24,10 @@ import { freePort, waitFor } from '../helpers/network.js';
  * server listens on a loopback port chosen now), sent a heartbeat and a read, and stopped
  * with SIGTERM, which must end it with exit code 0 after a clean shutdown.
  *
- * Needs root, buildah and debootstrap (.ci/run installs them); without them this fails, it
+ * Needs root, buildah and debootstrap (npm test's scripts/system-tools.mjs installs them); without them this fails, it
  * never skips. Cold (debootstrap included) it takes a few minutes; warm, the image build only.
  * That is past the 2 minutes `npm test` gives each *.test.js file, so it is named apart and run
- * last by `npm run test:container` with a bound of its own.
+ * after the other test files by `npm run test:container` with a bound of its own.
  */
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -46,7 +46,7 @@ async function preconditions(): Promise<void> {
     assert.equal(
       found.code,
       0,
-      `the container test needs ${tool}: apt-get install -y buildah debootstrap (.ci/run installs both)`,
+      `the container test needs ${tool}: apt-get install -y buildah debootstrap (npm test's first step, scripts/system-tools.mjs, installs both)`,
     );
   }
 }

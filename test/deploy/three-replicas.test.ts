@@ -16,7 +16,7 @@ import { tempDir } from '../helpers/temp-dir.js';
  * else listens, and a PID namespace of its own, so nothing it starts can outlive it. The page's first line (`npm ci && npm run
  * build`) is what `npm test` has already done, so it is left out.
  *
- * Needs root (unshare), nginx and iproute2 (.ci/run installs them); without them this fails,
+ * Needs root (unshare), nginx and iproute2 (npm test's scripts/system-tools.mjs installs them); without them this fails,
  * it never skips.
  */
 

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-/** Debian's chromium package, which `.ci/run` installs; no browser is downloaded. */
+/** Debian's chromium package, which npm test's scripts/system-tools.mjs installs; no browser is downloaded. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 /** Where screenshots go; git-ignored. */
 export const ARTIFACTS_DIR = path.resolve('test-artifacts');

