@@ -186,6 +186,9 @@ describe('a replica whose storage blips keeps its xDS right and heals it', { tim
     const pair = await startPair();
     try {
       assert.equal(await heartbeat(pair.a.httpUrl, 'billing', '10.3.0.1'), 200);
+      // Older than every read's look-back (LOOKBACK_MS, 10 s): the change log will not bring the
+      // service up again after the heal, only the stream's own read can.
+      await sleep(11_000);
       pair.proxy.cut();
       const watcher = new XdsWatcher(pair.b.xdsPort, ['billing'], 'late-proxy-on-b');
       try {
