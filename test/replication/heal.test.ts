@@ -184,10 +184,11 @@ describe('a replica whose storage blips keeps its xDS right and heals it', { tim
 
   test('item 3: a stream that subscribes while storage is down gets its resources once storage answers', async () => {
     const pair = await startPair();
+    const stopHeartbeats = keepHeartbeating(pair.a.httpUrl, 'billing', ['10.3.0.1']);
     try {
-      assert.equal(await heartbeat(pair.a.httpUrl, 'billing', '10.3.0.1'), 200);
-      // Older than every read's look-back (LOOKBACK_MS, 10 s): the change log will not bring the
-      // service up again after the heal, only the stream's own read can.
+      // Registered longer ago than every read's look-back (LOOKBACK_MS, 10 s), and heartbeating
+      // since: the change log will not bring the service up again after the heal, only the
+      // stream's own retried read can.
       await sleep(11_000);
       pair.proxy.cut();
       const watcher = new XdsWatcher(pair.b.xdsPort, ['billing'], 'late-proxy-on-b');
@@ -203,6 +204,7 @@ describe('a replica whose storage blips keeps its xDS right and heals it', { tim
         watcher.close();
       }
     } finally {
+      await stopHeartbeats();
       await pair.close();
     }
   });
