@@ -21,9 +21,9 @@ const { SYSTEM_TOOLS } = (await import(SCRIPT)) as {
 
 function runScript(
   args: readonly string[],
-  options: { PATH: string; uid?: number; script?: string },
+  options: { PATH: string; uid?: number; script?: string; node?: string },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [options.script ?? SCRIPT, ...args], {
+  const child = spawn(options.node ?? process.execPath, [options.script ?? SCRIPT, ...args], {
     env: { PATH: options.PATH },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
@@ -69,14 +69,18 @@ test('a missing tool stops it with one line naming the tools and the exact comma
 
 test('run by a user other than root, it names the command to run with sudo rather than trying apt-get', async () => {
   assert.equal(process.getuid?.(), 0, 'this test switches to the nobody user, which needs root (as npm test runs)');
-  // A copy the nobody user can read wherever the checkout is (under /root, it could not).
+  // Copies the nobody user can read wherever the checkout and Node.js are (under /root, or in
+  // CI's private temporary folder of Node.js binaries, it could not).
   const dir = await tempDir('discovery-system-tools-');
   try {
     await chmod(dir.path, 0o755);
     const copy = path.join(dir.path, 'system-tools.mjs');
     await copyFile(SCRIPT, copy);
     await chmod(copy, 0o644);
-    const ran = await runScript([], { PATH: '/nonexistent', uid: 65534, script: copy });
+    const node = path.join(dir.path, 'node');
+    await copyFile(process.execPath, node);
+    await chmod(node, 0o755);
+    const ran = await runScript([], { PATH: '/nonexistent', uid: 65534, script: copy, node });
     assert.equal(ran.code, 1, ran.stderr);
     const lines = ran.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, ran.stderr);
