@@ -34,6 +34,26 @@ function viewOf(readAt: Record<string, number>): KeptView {
   };
 }
 
+/** A feed reading the change log every 100 ms with a 300 ms look-back, its views `view`, started. */
+function startReader(recorder: Recorder, replica: string, antiEntropyIntervalMs: number, view: KeptView): ChangeFeed {
+  const changeLog = opened.store.changeLog;
+  assert.ok(changeLog, 'the DynamoDB store has a change log');
+  const feed = new ChangeFeed({
+    changeLog,
+    hostService: recorder,
+    clock: systemClock,
+    log: silentLog,
+    intervalMs: 100,
+    lookbackMs: 300,
+    hostLifetimeMs: 3_600_000,
+    ownUrl: () => `http://${replica}.invalid`,
+    antiEntropyIntervalMs,
+    views: [view],
+  });
+  feed.start();
+  return feed;
+}
+
 let dynamo: EmbeddedDynamoDb;
 let opened: OpenedStore;
 before(async () => {
@@ -54,20 +74,8 @@ describe('anti-entropy', { timeout: 60_000 }, () => {
     const lateAt = now - 30_000;
     await log.append({ key: changeKey(lateAt, 'peer', 1), replica: 'peer', services: ['users', 'orders'], at: lateAt });
     const recorder = new Recorder();
-    const feed = new ChangeFeed({
-      changeLog: log,
-      hostService: recorder,
-      clock: systemClock,
-      log: silentLog,
-      intervalMs: 100,
-      lookbackMs: 300,
-      hostLifetimeMs: 3_600_000,
-      ownUrl: () => 'http://127.0.0.1:1',
-      antiEntropyIntervalMs: 500,
-      // `users` was read a minute ago (before the change); `orders` a second ago (after it).
-      views: [viewOf({ users: now - 60_000, orders: now - 1_000 })],
-    });
-    feed.start();
+    // `users` was read a minute ago (before the change); `orders` a second ago (after it).
+    const feed = startReader(recorder, 'one', 500, viewOf({ users: now - 60_000, orders: now - 1_000 }));
     try {
       await waitFor('the anti-entropy check to re-read users', () =>
         recorder.applied.includes('users') ? true : undefined,
@@ -87,19 +95,7 @@ describe('anti-entropy', { timeout: 60_000 }, () => {
     const lateAt = now - 30_000;
     await log.append({ key: changeKey(lateAt, 'peer', 2), replica: 'peer', services: ['billing'], at: lateAt });
     const recorder = new Recorder();
-    const feed = new ChangeFeed({
-      changeLog: log,
-      hostService: recorder,
-      clock: systemClock,
-      log: silentLog,
-      intervalMs: 100,
-      lookbackMs: 300,
-      hostLifetimeMs: 3_600_000,
-      ownUrl: () => 'http://127.0.0.1:2',
-      antiEntropyIntervalMs: 3_600_000,
-      views: [viewOf({ billing: now - 60_000 })],
-    });
-    feed.start();
+    const feed = startReader(recorder, 'two', 3_600_000, viewOf({ billing: now - 60_000 }));
     try {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       // What the anti-entropy check exists for: this view stays behind without it.
