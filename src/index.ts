@@ -2,17 +2,5 @@
  * The package's public API: `import { DiscoveryClient, HeartbeatAgent } from '@discovery-registry/discovery'`.
  * The entry sits above both: the agent is built on the client, so the client cannot re-export it.
  */
-export {
-  DEFAULT_TIMEOUT_MS,
-  DiscoveryClient,
-  DiscoveryError,
-  type CallOptions,
-  type DiscoveryClientOptions,
-  type DiscoveryErrorKind,
-  type Host,
-  type HostTags,
-  type Registration,
-  type RepoHostList,
-  type ServiceHostList,
-} from './client/index.js';
+export * from './client/index.js';
 export { HeartbeatAgent, type HeartbeatAgentOptions, type AgentLogEntry } from './agent/agent.js';
