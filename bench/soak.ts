@@ -20,10 +20,18 @@ export interface SoakOptions {
   /** Share of hosts that stop heartbeating a third of the way in. */
   readonly dyingShare: number;
   readonly backend: string;
+  /**
+   * Heartbeats every surviving host must have sent before the soak ends: on a slow machine the
+   * run goes on past `seconds` (up to three times as long) until they have, so a soak on a busy
+   * machine still exercises what it claims rather than ending after a handful of requests.
+   */
+  readonly minimumBeatsPerHost?: number;
 }
 
 export interface SoakResult {
   readonly requests: number;
+  /** Heartbeats sent by the surviving host that sent the fewest. */
+  readonly fewestBeatsOfALiveHost: number;
   readonly failedRequests: number;
   readonly heartbeatP99Ms: number;
   readonly readP99Ms: number;
@@ -52,14 +60,23 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
     CACHE_TTL: '1',
   });
   const pid = server.child.pid!;
-  const deadline = Date.now() + options.seconds * 1000;
-  const dieAt = Date.now() + (options.seconds * 1000) / 3;
+  const startedAt = Date.now();
+  const dieAt = startedAt + (options.seconds * 1000) / 3;
+  const hardDeadline = startedAt + options.seconds * 3000;
   const hosts = Array.from({ length: options.hosts }, (_, index) => ({
     service: `svc-${index % options.services}`,
     ip: `10.${Math.floor(index / 62500) % 250}.${Math.floor(index / 250) % 250}.${index % 250}`,
     dies: index < options.hosts * options.dyingShare,
     lastBeatAt: 0,
+    beats: 0,
   }));
+  const survivors = hosts.filter((host) => !host.dies);
+  const fewestBeats = () => Math.min(...survivors.map((host) => host.beats));
+  let heartbeating = true;
+  /** The load stops at `seconds`, or later if a surviving host has not yet sent its minimum (bounded). */
+  const done = () =>
+    Date.now() >= hardDeadline ||
+    (Date.now() >= startedAt + options.seconds * 1000 && fewestBeats() >= (options.minimumBeatsPerHost ?? 0));
   const heartbeatLatencies: number[] = [];
   const readLatencies: number[] = [];
   const rssMbSamples: number[] = [];
@@ -88,6 +105,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       }),
     ).then(() => {
       host.lastBeatAt = Date.now();
+      host.beats++;
     });
 
   // Heartbeats: each host once per interval, spread evenly, at most 64 in flight.
@@ -95,7 +113,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
     const perTickMs = 20;
     const perTick = Math.max(1, Math.ceil((options.hosts * perTickMs) / (options.heartbeatEverySeconds * 1000)));
     let next = 0;
-    while (Date.now() < deadline) {
+    while (!done()) {
       const batch: Promise<void>[] = [];
       for (let count = 0; count < perTick; count++) {
         const host = hosts[next++ % hosts.length]!;
@@ -104,17 +122,18 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       }
       await Promise.all([Promise.all(batch), sleep(perTickMs)]);
     }
+    heartbeating = false;
   })();
 
   const readers = Array.from({ length: options.readers }, async (_, reader) => {
     let index = reader;
-    while (Date.now() < deadline) {
+    while (heartbeating) {
       await timed(readLatencies, () => fetch(`${server.url}/v1/registration/svc-${index++ % options.services}`));
     }
   });
 
   const memory = (async () => {
-    while (Date.now() < deadline) {
+    while (heartbeating) {
       const status = await readFile(`/proc/${pid}/status`, 'utf8');
       rssMbSamples.push(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
       await sleep(Math.max(250, (options.seconds * 1000) / 40));
@@ -144,6 +163,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
   const end = rssMbSamples.at(-1) ?? Number.NaN;
   return {
     requests,
+    fewestBeatsOfALiveHost: fewestBeats(),
     failedRequests,
     heartbeatP99Ms: percentile(heartbeatLatencies, 99),
     readP99Ms: percentile(readLatencies, 99),
