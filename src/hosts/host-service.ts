@@ -1,5 +1,4 @@
 import type { Clock } from '../clock.js';
-import { InvalidInputError, NotFoundError, StorageUnavailableError } from '../errors.js';
 import type { Log } from '../logger.js';
 import type { RegistryStats } from '../stats.js';
 import { isExpired, type ExpiryProtection, type ExpiryRules } from './expiry.js';
@@ -11,10 +10,8 @@ import { HostReadouts } from './host-readouts.js';
 import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js';
 import { HeartbeatWrites, heartbeatWriteKey } from './heartbeat-writes.js';
 import { instanceKeyOf, type InstanceKeyMode } from './instance-keys.js';
-import { canonicalIp } from './ip-address.js';
-import { LiveInstances } from './live-instances.js';
+import { audit, OperatorWrites } from './operator-writes.js';
 import {
-  effectiveStatus,
   formatCheckIn,
   routingChanged,
   type Host,
@@ -48,10 +45,7 @@ export interface HostServiceOptions {
    * (marked stale) instead of failing; 0 or absent fails the read with 503.
    */
   readonly staleReadMaxSeconds?: number;
-  /**
-   * The publisher this service's changes go to and its lists learn of remote changes and
-   * resyncs from (compose.ts passes the one every subscriber shares); a private one when absent.
-   */
+  /** Where changes are published and its lists learn of others' (compose.ts passes the shared one); its own when absent. */
   readonly events?: HostEvents;
   /**
    * Set when replicas share the store and learn of each other's changes from the change feed
@@ -80,13 +74,10 @@ export class HostService implements KeptView {
   readonly readouts: HostReadouts;
   private readonly store: HostStore;
   private readonly clock: Clock;
-  private readonly stats: RegistryStats;
-  private readonly log: Log;
   private readonly rules: ExpiryRules;
   private readonly lists: HostLists;
   private readonly servable: ServableRecords;
-  private readonly instances: LiveInstances;
-  private readonly ownedExpiries: ExpiryOwner | undefined;
+  private readonly writes: OperatorWrites;
   private readonly retries: ReadRetries;
   private readonly instanceKeyMode: InstanceKeyMode;
   private readonly heartbeatWrites: HeartbeatWrites | undefined;
@@ -95,8 +86,6 @@ export class HostService implements KeptView {
     this.store = options.store;
     this.instanceKeyMode = options.instanceKey ?? 'ip';
     this.clock = options.clock;
-    this.stats = options.stats;
-    this.log = options.log;
     const writeIntervalMs = (options.heartbeatWriteIntervalSeconds ?? 0) * 1000;
     this.heartbeatWrites = writeIntervalMs > 0 ? new HeartbeatWrites(writeIntervalMs) : undefined;
     // A stored check-in may trail the host's last heartbeat by up to the write interval, so a
@@ -108,7 +97,6 @@ export class HostService implements KeptView {
       staleReadMaxMs: (options.staleReadMaxSeconds ?? 0) * 1000,
     });
     this.servable = new ServableRecords(options.log);
-    this.ownedExpiries = options.expiryOwner;
     this.retries = options.freshness?.retries ?? new ReadRetries(options.log);
     this.events = options.events ?? new HostEvents(options.log);
     // Subscribed first (compose.ts builds this service right after the publisher), so a list
@@ -121,8 +109,8 @@ export class HostService implements KeptView {
       store: this.store,
       instanceKey: this.instanceKeyMode,
       clock: this.clock,
-      stats: this.stats,
-      log: this.log,
+      stats: this.options.stats,
+      log: this.options.log,
       rules: this.rules,
       events: this.events,
       retries: this.retries,
@@ -131,18 +119,23 @@ export class HostService implements KeptView {
         return this.listByService(service);
       },
       heartbeatWrites: this.heartbeatWrites,
-      expiryOwner: this.ownedExpiries,
+      expiryOwner: options.expiryOwner,
     });
     this.readouts = new HostReadouts({
       clock: this.clock,
-      stats: this.stats,
+      stats: this.options.stats,
       expiryProtection: options.expiryProtection,
       protectedServices: () => this.expiry.protectedServices(),
     });
-    this.instances = new LiveInstances({
+    this.writes = new OperatorWrites({
       store: this.store,
       instanceKey: this.instanceKeyMode,
       hostLifetimeMs: this.rules.hostTtlMs,
+      expiry: this.expiry,
+      events: this.events,
+      clock: this.clock,
+      stats: this.options.stats,
+      log: this.options.log,
     });
   }
 
@@ -192,13 +185,18 @@ export class HostService implements KeptView {
     }
     const { previous, current } = result;
     if (writeKey !== undefined) writes?.written(writeKey, input, current, startedAt);
-    this.ownedExpiries?.track(
+    this.options.expiryOwner?.track(
       writeKey ?? heartbeatWriteKey(input.service, instanceKeyOf(this.instanceKeyMode, input)),
       input.service,
       startedAt + this.rules.hostTtlMs,
     );
     if (previous === undefined)
-      this.audit(requester, { service: input.service, ip: current.ip_address, port: current.port }, 'host registered');
+      audit(
+        this.options.log,
+        requester,
+        { service: input.service, ip: current.ip_address, port: current.port },
+        'host registered',
+      );
     this.readouts.heartbeatTaken(input.service, this.clock.now());
     if (
       previous === undefined ||
@@ -217,7 +215,7 @@ export class HostService implements KeptView {
    */
   knownListByService(service: string): HostSnapshot | undefined {
     const known = this.lists.knownService(service, this.clock.now(), this.store.currentChangeToken?.(service));
-    if (known) this.stats.cacheLookup('hit');
+    if (known) this.options.stats.cacheLookup('hit');
     return known;
   }
 
@@ -236,10 +234,10 @@ export class HostService implements KeptView {
     this.retries.answered();
     const unchanged = this.lists.unchangedService(service, listed.changeToken, now);
     if (unchanged) {
-      this.stats.cacheLookup('hit');
+      this.options.stats.cacheLookup('hit');
       return unchanged;
     }
-    this.stats.cacheLookup('miss');
+    this.options.stats.cacheLookup('miss');
     const selection = await this.expiry.judgeService(service, this.servable.of(listed.hosts, { service }), now);
     const kept = this.lists.keepService(service, snapshotOf(selection, byIp), now, listed.changeToken);
     if (kept.routingChanged) this.events.publishChangeSeenOnRead(service);
@@ -271,132 +269,37 @@ export class HostService implements KeptView {
     return this.store.listServices();
   }
 
-  /**
-   * Removes the instances at an address (`ip` canonical, parsed at the edge): with `port`, the
-   * one instance `ip:port` (in `ip` mode only when the host at `ip` listens on `port`); without,
-   * every instance at `ip` (in `ip` mode there is one). A 400 when nothing is there, as the
-   * original answered.
-   */
-  async deregister(service: string, ipText: string, requester?: Requester, port?: number): Promise<void> {
-    const ip = canonicalIp(ipText);
-    if (ip === undefined)
-      throw new InvalidInputError(`Invalid parameter 'ip_address': '${ipText}' is not an IPv4 or IPv6 address.`);
-    let removed = 0;
-    for (const key of await this.instances.keysAt(service, ip, port)) {
-      this.expiry.forgetInstance(service, key);
-      if (await this.store.delete(service, key)) removed++;
-    }
-    const address = port === undefined ? ip : `${ip} port ${port}`;
-    if (removed === 0) throw new InvalidInputError(`Host ${address} of service '${service}' not found.`);
-    for (let count = 0; count < removed; count++) this.stats.hostRemoved(service, 'deleted');
-    this.audit(
-      requester,
-      { service, ip, ...(port === undefined ? {} : { port }), instances: removed },
-      'host deregistered',
-    );
-    this.events.publishLocalChange(service);
+  /** Removes the instances at an address (`ip` canonical, parsed at the edge): OperatorWrites.deregister. */
+  deregister(service: string, ip: string, requester?: Requester, port?: number): Promise<void> {
+    return this.writes.deregister(service, ip, requester, port);
   }
 
-  /**
-   * Sets `tags.load_balancing_weight` on the live instances at `ipText` (one with `port`, in
-   * `ip` mode only when the host listens on it), or on every live host of the service when
-   * `ipText` is undefined. Only the tag is written, so a heartbeat landing meanwhile is kept.
-   */
-  async setWeight(
+  /** Sets the weight of the live instances at an address, or of every live host: OperatorWrites.setWeight. */
+  setWeight(
     service: string,
-    ipText: string | undefined,
+    ip: string | undefined,
     weight: number,
     requester?: Requester,
     port?: number,
   ): Promise<void> {
-    const now = this.clock.now();
-    if (ipText !== undefined) {
-      const ip = canonicalIp(ipText);
-      if (ip === undefined) throw new NotFoundError('Host not found');
-      await this.instances.writeLive(service, ip, port, now, (key) =>
-        this.store.updateTags(service, key, { load_balancing_weight: weight }),
-      );
-      this.audit(requester, { service, ip, ...(port === undefined ? {} : { port }), weight }, 'weight set');
-      this.events.publishLocalChange(service);
-      return;
-    }
-    const { hosts } = await this.store.listByService(service);
-    const live = hosts.filter((host) => !isExpired(host, now, this.rules.hostTtlMs));
-    // Nothing to weight is no error: the original answered 204 and created nothing.
-    if (live.length === 0) return;
-    let updated = 0;
-    try {
-      for (const host of live) {
-        await this.store.updateTags(service, instanceKeyOf(this.instanceKeyMode, host), {
-          load_balancing_weight: weight,
-        });
-        updated++;
-      }
-    } catch (error) {
-      // One write per host, so a failure part-way leaves the first ones weighted: what readers
-      // see must follow what was written, and the answer says so. Retrying sets the same weight.
-      if (updated > 0) {
-        this.audit(
-          requester,
-          { service, weight, hosts: updated, of: live.length },
-          'weight set on part of the service',
-        );
-        this.events.publishLocalChange(service);
-      }
-      if (error instanceof StorageUnavailableError) {
-        throw new StorageUnavailableError(
-          `${error.message} The weight was set on ${updated} of ${live.length} hosts; retry to set it on all.`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-    this.audit(requester, { service, weight, hosts: updated }, 'weight set on every live host');
-    this.events.publishLocalChange(service);
+    return this.writes.setWeight(service, ip, weight, requester, port);
   }
 
-  /**
-   * Sets the operator's status override on the live instances at `ipText` (one with `port`,
-   * in `ip` mode only when the host listens on it; `status` undefined clears it). Only the
-   * override is written, so heartbeats keep it, and it wins over the host's own word until
-   * cleared. An unknown or expired address is a 404, as for a weight; a port the host at that
-   * IP does not listen on (`ip` mode) is a 400, as for a weight.
-   */
-  async setStatusOverride(
+  /** Sets or clears (`status` undefined) the status override at an address: OperatorWrites.setStatusOverride. */
+  setStatusOverride(
     service: string,
-    ipText: string,
+    ip: string,
     port: number | undefined,
     status: InstanceStatus | undefined,
     requester?: Requester,
   ): Promise<void> {
-    const ip = canonicalIp(ipText);
-    if (ip === undefined) throw new NotFoundError('Host not found');
-    const written = await this.instances.writeLive(service, ip, port, this.clock.now(), (key) =>
-      this.store.setStatusOverride(service, key, status),
-    );
-    this.audit(
-      requester,
-      { service, ip, ...(port === undefined ? {} : { port }), status: status ?? null, instances: written.length },
-      status === undefined ? 'status override cleared' : 'status override set',
-    );
-    if (written.some(({ before, after }) => effectiveStatus(before) !== effectiveStatus(after)))
-      this.events.publishLocalChange(service);
-  }
-
-  /** One info line per write that changes what is registered: what, and who asked. */
-  private audit(requester: Requester | undefined, what: Record<string, unknown>, message: string): void {
-    this.log.info(
-      requester === undefined
-        ? what
-        : { ...what, reqId: requester.requestId, client: requester.address, role: requester.role() },
-      message,
-    );
+    return this.writes.setStatusOverride(service, ip, port, status, requester);
   }
 
   /** A stale list while storage is unavailable (when allowed and young enough), else the error. */
   private staleOrThrow(stale: () => HostSnapshot, key: string, error: unknown): HostSnapshot {
     const snapshot = stale();
-    this.log.debug(
+    this.options.log.debug(
       { key, ageSeconds: snapshot.staleAgeSeconds, err: error },
       'storage unavailable: serving the last list read',
     );
