@@ -102,7 +102,7 @@ interface Entry {
  *   `HostService.listByService`, so expiry and sweeping follow the same rules as every read) and
  *   rebuilt in the background when a list is asked for and the last full build is older than
  *   `refreshIntervalMs`; the stale summary is answered meanwhile. An idle registry costs nothing.
- * - Local changes are not left to the interval: `HostService.onServiceChanged` marks a service
+ * - Local changes are not left to the interval: `HostEvents.onServiceChanged` marks a service
  *   dirty, and the next list re-reads only the dirty services before answering, so a change made
  *   through this process is listed at once.
  * - Changes through other replicas sharing the table reach it as change events too when the
