@@ -11,14 +11,7 @@ import { pingStore, type HeartbeatResult, type HostStore } from './host-store.js
 import { HeartbeatWrites, heartbeatWriteKey } from './heartbeat-writes.js';
 import { instanceKeyOf, type InstanceKeyMode } from './instance-keys.js';
 import { audit, OperatorWrites } from './operator-writes.js';
-import {
-  formatCheckIn,
-  routingChanged,
-  type Host,
-  type HeartbeatInput,
-  type InstanceStatus,
-  type Requester,
-} from './model.js';
+import { formatCheckIn, routingChanged, type Host, type HeartbeatInput, type Requester } from './model.js';
 import { ServableRecords } from './servable-records.js';
 
 /** CACHE_TYPE: whether host lists are kept between reads (`simple`) or read from storage each time (`null`). */
@@ -269,32 +262,12 @@ export class HostService implements KeptView {
     return this.store.listServices();
   }
 
-  /** Removes the instances at an address (`ip` canonical, parsed at the edge): OperatorWrites.deregister. */
-  deregister(service: string, ip: string, requester?: Requester, port?: number): Promise<void> {
-    return this.writes.deregister(service, ip, requester, port);
-  }
-
-  /** Sets the weight of the live instances at an address, or of every live host: OperatorWrites.setWeight. */
-  setWeight(
-    service: string,
-    ip: string | undefined,
-    weight: number,
-    requester?: Requester,
-    port?: number,
-  ): Promise<void> {
-    return this.writes.setWeight(service, ip, weight, requester, port);
-  }
-
-  /** Sets or clears (`status` undefined) the status override at an address: OperatorWrites.setStatusOverride. */
-  setStatusOverride(
-    service: string,
-    ip: string,
-    port: number | undefined,
-    status: InstanceStatus | undefined,
-    requester?: Requester,
-  ): Promise<void> {
-    return this.writes.setStatusOverride(service, ip, port, status, requester);
-  }
+  /** Removes the instances at an address (`ip` canonical, parsed at the edge): see OperatorWrites. */
+  readonly deregister: OperatorWrites['deregister'] = (...args) => this.writes.deregister(...args);
+  /** Sets the weight at an address, or of every live host of a service: see OperatorWrites. */
+  readonly setWeight: OperatorWrites['setWeight'] = (...args) => this.writes.setWeight(...args);
+  /** Sets or clears (`status` undefined) the status override at an address: see OperatorWrites. */
+  readonly setStatusOverride: OperatorWrites['setStatusOverride'] = (...args) => this.writes.setStatusOverride(...args);
 
   /** A stale list while storage is unavailable (when allowed and young enough), else the error. */
   private staleOrThrow(stale: () => HostSnapshot, key: string, error: unknown): HostSnapshot {
