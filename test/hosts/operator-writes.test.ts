@@ -11,6 +11,7 @@ import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { RecordingStats } from '../helpers/stats.js';
 
 const LIFETIME_MS = 30_000;
+const RECORD = { service: 'users', port: 80, revision: 'r1', service_repo_name: '', tags: {} } as const;
 
 /** Operator writes on a memory store and a manual clock; `published` lists the local changes, `forgotten` the instances forgotten. */
 function writesWith() {
@@ -32,16 +33,9 @@ function writesWith() {
     stats,
     log,
   });
-  const beat = (ip: string, tags: Record<string, unknown> = {}) =>
-    store.heartbeat({
-      service: 'users',
-      ip_address: ip,
-      port: 80,
-      revision: 'r1',
-      service_repo_name: '',
-      tags,
-      last_check_in: formatCheckIn(clock.now()),
-    });
+  /** A heartbeat of `ip` written now, as a front end's would be. */
+  const beat = (ip: string) =>
+    store.heartbeat({ ...RECORD, ip_address: ip, last_check_in: formatCheckIn(clock.now()) });
   return { store, clock, stats, published, forgotten, writes, beat };
 }
 
