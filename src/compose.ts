@@ -9,6 +9,7 @@ import { Authorizer } from './http/auth.js';
 import { ChangeFeed, hintSender } from './replication/change-feed.js';
 import { OwnedExpiries } from './replication/owned-expiries.js';
 import { ReadRetries, type Freshness } from './hosts/freshness.js';
+import { HostEvents } from './hosts/host-events.js';
 import { HostService } from './hosts/host-service.js';
 import { checkStoredInstanceKeys, InstanceKeyMismatchError, PortKeyedStore } from './hosts/instance-keys.js';
 import { ServiceDirectory, type ServiceTotals } from './hosts/service-directory.js';
@@ -169,7 +170,11 @@ export async function composeRegistry(
   // choice of how every kept view stays right (src/hosts/freshness.ts).
   const changeLog = config.changeFeed.enabled ? store.changeLog : undefined;
   const freshness: Freshness = { kind: changeLog ? 'feed' : 'poll', retries: new ReadRetries(log) };
+  // The one publisher of what changed: the host lists (subscribed first, by HostService), the xDS
+  // cache, the service directory and the change feed all hear of changes here.
+  const events = new HostEvents(log);
   const hostService: HostService = new HostService({
+    events,
     store,
     clock,
     hostTtlSeconds: config.hostTtlSeconds,
@@ -185,11 +190,12 @@ export async function composeRegistry(
     // Under the feed nobody re-reads a quiet service, so the replica that wrote a host's check-in
     // judges it when it is due.
     expiryOwner: changeLog
-      ? new OwnedExpiries({ clock, onDue: (services) => hostService.judgeDue(services) })
+      ? new OwnedExpiries({ clock, onDue: (services) => hostService.expiry.judgeDue(services) })
       : undefined,
   });
   const xdsCache = new XdsSnapshotCache({
     hostService,
+    events,
     clock,
     log,
     pollIntervalMs: config.xds.pollIntervalMs,
@@ -199,6 +205,7 @@ export async function composeRegistry(
   });
   const serviceDirectory = new ServiceDirectory({
     hostService,
+    events,
     clock,
     log,
     refreshIntervalMs: overrides.serviceRefreshIntervalMs,
@@ -209,7 +216,7 @@ export async function composeRegistry(
   const changeFeed = changeLog
     ? new ChangeFeed({
         changeLog,
-        hostService,
+        events,
         clock,
         log,
         intervalMs: config.changeFeed.intervalMs,

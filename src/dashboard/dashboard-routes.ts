@@ -137,7 +137,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
       // storage failure leaves the last summary, which is still worth showing.
       await serviceDirectory.list({ limit: 1 }).catch(() => undefined);
       const now = server.clock.now();
-      const protection = hostService.expiryProtectionStatus();
+      const protection = hostService.readouts.expiryProtectionStatus();
       const totals = serviceDirectory.totals();
       const clients = server.xdsClients();
       return reply.header('cache-control', 'no-store').send({
@@ -146,7 +146,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRoutesOptions> 
         node_version: process.version,
         started_at: new Date(server.startedAt).toISOString(),
         uptime_seconds: Math.max(0, Math.floor((now - server.startedAt) / 1000)),
-        heartbeats_last_minute: hostService.heartbeatsLastMinute(),
+        heartbeats_last_minute: hostService.readouts.heartbeatsLastMinute(),
         services: totals.services,
         hosts: totals.hosts,
         host_ttl_seconds: hostService.hostTtlSeconds,

@@ -4,6 +4,7 @@ import { StorageUnavailableError } from '../errors.js';
 import { ReadRetries, type KeptView } from './freshness.js';
 import type { Log } from '../logger.js';
 import type { HostSnapshot } from './host-lists.js';
+import type { HostEvents } from './host-events.js';
 import type { HostService } from './host-service.js';
 import type { InstanceStatus } from './model.js';
 import { statusCounts } from './status-views.js';
@@ -54,6 +55,8 @@ export interface ServicePage {
 
 export interface ServiceDirectoryOptions {
   readonly hostService: HostService;
+  /** Where the domain publishes what changed (compose.ts passes the one publisher). */
+  readonly events: Pick<HostEvents, 'onServiceChanged' | 'onResync'>;
   readonly clock: Clock;
   readonly log: Log;
   /** Longest time between full re-reads of storage; see the class comment. */
@@ -99,7 +102,7 @@ interface Entry {
  *   `HostService.listByService`, so expiry and sweeping follow the same rules as every read) and
  *   rebuilt in the background when a list is asked for and the last full build is older than
  *   `refreshIntervalMs`; the stale summary is answered meanwhile. An idle registry costs nothing.
- * - Local changes are not left to the interval: `HostService.onServiceChanged` marks a service
+ * - Local changes are not left to the interval: `HostEvents.onServiceChanged` marks a service
  *   dirty, and the next list re-reads only the dirty services before answering, so a change made
  *   through this process is listed at once.
  * - Changes through other replicas sharing the table reach it as change events too when the
@@ -141,9 +144,9 @@ export class ServiceDirectory implements KeptView {
     this.refreshIntervalMs = options.refreshIntervalMs ?? SERVICE_DIRECTORY_REFRESH_MS;
     this.concurrency = options.concurrency ?? SERVICE_DIRECTORY_CONCURRENCY;
     this.retries = options.retries ?? new ReadRetries(options.log);
-    const unsubscribeChanges = this.hostService.onServiceChanged((service) => this.markChanged(service));
+    const unsubscribeChanges = options.events.onServiceChanged((service) => this.markChanged(service));
     // Anything may have changed (the change feed could not say what): the next list reads everything.
-    const unsubscribeResync = this.hostService.onResync(() => this.markAllChanged());
+    const unsubscribeResync = options.events.onResync(() => this.markAllChanged());
     this.unsubscribe = () => {
       unsubscribeChanges();
       unsubscribeResync();

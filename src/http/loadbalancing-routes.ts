@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService } from '../hosts/host-service.js';
 import { ErrorBody, HostParams, InstanceParams, NoContent, ServiceParams, WeightBody } from './schemas.js';
-import { parsePort, parseWeight } from './validation.js';
+import { parseIpToUpdate, parsePort, parseWeight } from './validation.js';
 import type { Authorizer } from './auth.js';
 import { emptyBodyAsObject } from './registration-routes.js';
 import { requesterOf } from './requester.js';
@@ -35,10 +35,11 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{
     '/v1/loadbalancing/:service/:ip_address',
     routeOptions('setHostWeight', 'Set the load-balancing weight of the host (every instance) at an IP', HostParams),
     async (request, reply) => {
+      const weight = parseWeight(request.body.load_balancing_weight);
       await hostService.setWeight(
         request.params.service,
-        request.params.ip_address,
-        parseWeight(request.body.load_balancing_weight),
+        parseIpToUpdate(request.params.ip_address),
+        weight,
         requesterOf(request, request.id, authorizer),
       );
       return reply.code(204).send(null);
@@ -53,12 +54,15 @@ export const loadBalancingRoutes: FastifyPluginAsyncTypebox<{
       InstanceParams,
     ),
     async (request, reply) => {
+      // Checked in the order the original checked them: the weight, the port, then the address.
+      const weight = parseWeight(request.body.load_balancing_weight);
+      const port = parsePort(request.params.port);
       await hostService.setWeight(
         request.params.service,
-        request.params.ip_address,
-        parseWeight(request.body.load_balancing_weight),
+        parseIpToUpdate(request.params.ip_address),
+        weight,
         requesterOf(request, request.id, authorizer),
-        parsePort(request.params.port),
+        port,
       );
       return reply.code(204).send(null);
     },

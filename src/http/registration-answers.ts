@@ -135,7 +135,7 @@ export class RegistrationAnswers {
       if (!validate(body)) throw new InvalidInputError(describeValidation(validate.errors ?? [], 'body'));
       input = this.heartbeatInput(service, body as RegistrationBody, client);
     } catch (error) {
-      this.options.hostService.countRejectedHeartbeat(service);
+      this.options.hostService.readouts.heartbeatFailed(service);
       return this.failure(error);
     }
     try {

@@ -16,7 +16,7 @@ import {
   ServiceParams,
   StatusBody,
 } from './schemas.js';
-import { parsePort, parseStatus } from './validation.js';
+import { parseIpToRemove, parseIpToUpdate, parsePort, parseStatus } from './validation.js';
 import type { Authorizer } from './auth.js';
 import { clientAddress } from './client-address.js';
 import { requesterOf } from './requester.js';
@@ -152,7 +152,7 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
     async (request, reply) => {
       await hostService.deregister(
         request.params.service,
-        request.params.ip_address,
+        parseIpToRemove(request.params.ip_address),
         requesterOf(request, request.id, authorizer),
       );
       return reply.code(200).send({});
@@ -199,10 +199,11 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
         const body = request.body as StatusBody;
         const routeParams = request.params as { service: string; ip_address: string; port?: string };
         const status = parseStatus(body.status);
+        const port = portOf(routeParams);
         await hostService.setStatusOverride(
           routeParams.service,
-          routeParams.ip_address,
-          portOf(routeParams),
+          parseIpToUpdate(routeParams.ip_address),
+          port,
           status,
           requesterOf(request, request.id, authorizer),
         );
@@ -219,10 +220,11 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       ),
       async (request, reply) => {
         const routeParams = request.params as { service: string; ip_address: string; port?: string };
+        const port = portOf(routeParams);
         await hostService.setStatusOverride(
           routeParams.service,
-          routeParams.ip_address,
-          portOf(routeParams),
+          parseIpToUpdate(routeParams.ip_address),
+          port,
           undefined,
           requesterOf(request, request.id, authorizer),
         );
@@ -244,11 +246,12 @@ export const registrationWriteRoutes: FastifyPluginAsyncTypebox<RegistrationWrit
       config: { access: 'admin' },
     },
     async (request, reply) => {
+      const port = parsePort(request.params.port);
       await hostService.deregister(
         request.params.service,
-        request.params.ip_address,
+        parseIpToRemove(request.params.ip_address),
         requesterOf(request, request.id, authorizer),
-        parsePort(request.params.port),
+        port,
       );
       return reply.code(200).send({});
     },

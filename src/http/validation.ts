@@ -1,7 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { Compile } from 'typebox/compile';
 import { parseBoolean } from '../booleans.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 import { canonicalIp } from '../hosts/ip-address.js';
 import { jsonDepthExceeds, plainJsonProblem } from '../hosts/json-limits.js';
 import {
@@ -31,6 +31,21 @@ export const TAGS_NOT_JSON = 'Invalid json supplied in tags';
 export function requireIp(text: string, field = 'ip'): string {
   const ip = canonicalIp(text);
   if (ip === undefined) throw new InvalidInputError(`Invalid parameter '${field}': not an IPv4 or IPv6 address.`);
+  return ip;
+}
+
+/** The IP a delete route names, canonical; a 400 naming the field when it is no IPv4 or IPv6 address (as the original). */
+export function parseIpToRemove(text: string): string {
+  const ip = canonicalIp(text);
+  if (ip === undefined)
+    throw new InvalidInputError(`Invalid parameter 'ip_address': '${text}' is not an IPv4 or IPv6 address.`);
+  return ip;
+}
+
+/** The IP a weight or status route names, canonical; what is no address names no host: a 404, as for an unknown one. */
+export function parseIpToUpdate(text: string): string {
+  const ip = canonicalIp(text);
+  if (ip === undefined) throw new NotFoundError('Host not found');
   return ip;
 }
 

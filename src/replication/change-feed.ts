@@ -10,10 +10,10 @@ import {
   type ReplicaAnnouncement,
 } from '../hosts/change-log.js';
 import type { KeptView, ReadRetries } from '../hosts/freshness.js';
-import type { HostService } from '../hosts/host-service.js';
+import type { HostEvents } from '../hosts/host-events.js';
 
-/** What the feed needs of the domain: this process's changes, and the way to apply the others'. */
-export type FeedHostService = Pick<HostService, 'onLocalChange' | 'applyRemoteChanges' | 'resync'>;
+/** What the feed needs of the event publisher: this process's changes, and where to publish the others'. */
+export type FeedEvents = Pick<HostEvents, 'onLocalChange' | 'publishRemoteChanges' | 'publishResync'>;
 
 /** What one replica tells another at once: the change records it just made (not yet stored, perhaps). */
 export interface ChangeHint {
@@ -34,7 +34,7 @@ export type HintSender = (url: string, hint: ChangeHint, signal: AbortSignal) =>
 
 export interface ChangeFeedOptions {
   readonly changeLog: ChangeLog;
-  readonly hostService: FeedHostService;
+  readonly events: FeedEvents;
   readonly clock: Clock;
   readonly log: Log;
   /** `CHANGE_FEED_INTERVAL_MS`: how often the log is read, the catch-up for hints that were lost. */
@@ -131,7 +131,7 @@ interface Peer {
  * How replicas that share one store learn of each other's routing changes without re-reading
  * what they serve (docs/replicas.md):
  *
- * - Each local change (HostService.onLocalChange) becomes a change record naming its services;
+ * - Each local change (HostEvents.onLocalChange) becomes a change record naming its services;
  *   changes of one event-loop turn, and under a stream of changes those of each 50 ms, share one.
  * - The record is hinted at once to every peer (`POST /v1/feed/hints`), which drops what it
  *   built for those services and re-reads them, and stored in the change log (one write).
@@ -182,7 +182,7 @@ export class ChangeFeed {
     this.lookbackMs = options.lookbackMs ?? LOOKBACK_MS;
     // The first check comes one interval after start: what the views hold then was read since.
     this.lastAntiEntropyAt = this.clock.now();
-    this.unsubscribe = options.hostService.onLocalChange((service) => this.localChange(service));
+    this.unsubscribe = options.events.onLocalChange((service) => this.localChange(service));
   }
 
   /** Starts reading the log, announcing this replica and pruning. Idempotent. */
@@ -193,7 +193,7 @@ export class ChangeFeed {
     this.later(0, () => this.announceLoop());
     this.later(this.pruneIntervalMs, () => this.pruneLoop());
     // Hosts written before this process started that nobody heartbeats any more: found expired now.
-    this.later(this.options.hostLifetimeMs + this.options.intervalMs, () => this.options.hostService.resync());
+    this.later(this.options.hostLifetimeMs + this.options.intervalMs, () => this.options.events.publishResync());
   }
 
   /** Peers this replica knows and hints (for the admin view and tests). */
@@ -344,8 +344,8 @@ export class ChangeFeed {
     }
     if (everything || services.size > 0)
       this.log.debug({ source, services: everything ? 'every' : services.size }, 'change feed: applying changes');
-    if (everything) this.options.hostService.resync();
-    else if (services.size > 0) this.options.hostService.applyRemoteChanges(services);
+    if (everything) this.options.events.publishResync();
+    else if (services.size > 0) this.options.events.publishRemoteChanges(services);
     return everything ? new Set([EVERY_SERVICE]) : services;
   }
 
@@ -382,7 +382,7 @@ export class ChangeFeed {
       { services: behind.size, example: behind.values().next().value },
       'change feed: anti-entropy found views read before a recorded change; reading them again',
     );
-    this.options.hostService.applyRemoteChanges(behind);
+    this.options.events.publishRemoteChanges(behind);
   }
 
   private async pollLoop(): Promise<void> {
@@ -414,7 +414,7 @@ export class ChangeFeed {
     this.readFailing = false;
     // Storage answers again: views whose reads failed retry now rather than at their back-off.
     this.options.retries?.answered();
-    if (tooFarBehind) this.options.hostService.resync();
+    if (tooFarBehind) this.options.events.publishResync();
     // Records before `from` were applied by earlier reads (or are the anti-entropy's alone).
     const applied = this.apply(antiEntropy ? page.changes.filter((change) => change.at >= from) : page.changes, 'log');
     if (antiEntropy) {
@@ -464,8 +464,8 @@ export class ChangeFeed {
     }
     if (left) {
       // Now for a write it made but did not record; a host lifetime later for its hosts' expiry.
-      this.options.hostService.resync();
-      this.later(this.options.hostLifetimeMs + this.options.intervalMs, () => this.options.hostService.resync());
+      this.options.events.publishResync();
+      this.later(this.options.hostLifetimeMs + this.options.intervalMs, () => this.options.events.publishResync());
     }
   }
 

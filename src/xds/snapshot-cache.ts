@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { ReadRetries, type Freshness, type KeptView } from '../hosts/freshness.js';
+import type { HostEvents } from '../hosts/host-events.js';
 import type { HostService } from '../hosts/host-service.js';
 import type { HostSnapshot } from '../hosts/host-lists.js';
 import type { Log } from '../logger.js';
@@ -7,11 +8,13 @@ import { LocalityIndex, classKey, type NodeLocality } from './locality-classes.j
 import { TYPE_URL } from './protos.js';
 import { clusterLoadAssignment, isServiceName, staticResource, toResource, type XdsResource } from './resources.js';
 
-/** What the cache needs of the domain: reads, and the change events it publishes. */
-export type SnapshotSource = Pick<HostService, 'listByService' | 'listServiceNames' | 'onServiceChanged' | 'onResync'>;
+/** What the cache reads of the domain. */
+export type SnapshotSource = Pick<HostService, 'listByService' | 'listServiceNames'>;
 
 export interface SnapshotCacheOptions {
   readonly hostService: SnapshotSource;
+  /** Where the domain publishes what changed (compose.ts passes the one publisher). */
+  readonly events: Pick<HostEvents, 'onServiceChanged' | 'onResync'>;
   readonly clock: Clock;
   readonly log: Log;
   /**
@@ -135,9 +138,9 @@ export class XdsSnapshotCache implements KeptView {
 
   constructor(private readonly options: SnapshotCacheOptions) {
     this.freshness = options.freshness ?? { kind: 'poll', retries: new ReadRetries(options.log) };
-    this.unsubscribe = options.hostService.onServiceChanged((service) => this.serviceChanged(service));
+    this.unsubscribe = options.events.onServiceChanged((service) => this.serviceChanged(service));
     if (this.freshness.kind === 'feed') {
-      this.unsubscribeResync = options.hostService.onResync(() => this.resync());
+      this.unsubscribeResync = options.events.onResync(() => this.resync());
     } else {
       this.unsubscribeResync = () => undefined;
       this.schedulePoll();

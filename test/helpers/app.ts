@@ -26,7 +26,7 @@ export async function realApp(
     stats: NO_STATS,
     log,
   });
-  const serviceDirectory = new ServiceDirectory({ hostService, clock, log });
+  const serviceDirectory = new ServiceDirectory({ hostService, events: hostService.events, clock, log });
   const app = await buildApp({
     hostService,
     log,

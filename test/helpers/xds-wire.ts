@@ -73,6 +73,7 @@ export class StreamFixture {
     this.hostService = this.replica(options.hostTtlSeconds, options.clock);
     this.cache = new XdsSnapshotCache({
       hostService: this.hostService,
+      events: this.hostService.events,
       clock: options.clock ?? systemClock,
       log,
       pollIntervalMs: options.pollIntervalMs ?? 600_000,

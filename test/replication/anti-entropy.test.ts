@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { systemClock } from '../../src/clock.js';
 import { changeKey } from '../../src/hosts/change-log.js';
 import type { KeptView } from '../../src/hosts/freshness.js';
-import { ChangeFeed, type FeedHostService } from '../../src/replication/change-feed.js';
+import { ChangeFeed, type FeedEvents } from '../../src/replication/change-feed.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
 import { waitFor } from '../helpers/network.js';
@@ -15,15 +15,15 @@ import { waitFor } from '../helpers/network.js';
  * read after the change is left alone.
  */
 
-class Recorder implements FeedHostService {
+class Recorder implements FeedEvents {
   readonly applied: string[] = [];
   onLocalChange(): () => void {
     return () => undefined;
   }
-  applyRemoteChanges(services: Iterable<string>): void {
+  publishRemoteChanges(services: Iterable<string>): void {
     this.applied.push(...services);
   }
-  resync(): void {}
+  publishResync(): void {}
 }
 
 /** A kept view whose services were read at the given times. */
@@ -40,7 +40,7 @@ function startReader(recorder: Recorder, replica: string, antiEntropyIntervalMs:
   assert.ok(changeLog, 'the DynamoDB store has a change log');
   const feed = new ChangeFeed({
     changeLog,
-    hostService: recorder,
+    events: recorder,
     clock: systemClock,
     log: silentLog,
     intervalMs: 100,

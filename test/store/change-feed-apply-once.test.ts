@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { systemClock } from '../../src/clock.js';
-import { ChangeFeed, type ChangeHint, type FeedHostService } from '../../src/replication/change-feed.js';
+import { ChangeFeed, type ChangeHint, type FeedEvents } from '../../src/replication/change-feed.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
 
@@ -11,7 +11,7 @@ import { openStore, silentLog, startDynalite, type OpenedStore } from '../helper
  * (each read looks back, so the log returns a record many times).
  */
 
-class Recorder implements FeedHostService {
+class Recorder implements FeedEvents {
   readonly applied: string[] = [];
   resyncs = 0;
   private local: ((service: string) => void) | undefined;
@@ -19,13 +19,13 @@ class Recorder implements FeedHostService {
     this.local = listener;
     return () => (this.local = undefined);
   }
-  applyRemoteChanges(services: Iterable<string>): void {
+  publishRemoteChanges(services: Iterable<string>): void {
     this.applied.push(...services);
   }
-  resync(): void {
+  publishResync(): void {
     this.resyncs++;
   }
-  /** As HostService does after a local write. */
+  /** As HostEvents does after a local write. */
   change(service: string): void {
     this.local?.(service);
   }
@@ -54,7 +54,7 @@ async function startPair(opened: OpenedStore, name: string, hints: 'delivered' |
   };
   const writerFeed = new ChangeFeed({
     ...common,
-    hostService: writer,
+    events: writer,
     replicaId: `writer-${name}`,
     ownUrl: () => 'http://127.0.0.1:1',
     sendHint: async (_url: string, hint: ChangeHint) => {
@@ -64,7 +64,7 @@ async function startPair(opened: OpenedStore, name: string, hints: 'delivered' |
   });
   const readerFeed = new ChangeFeed({
     ...common,
-    hostService: reader,
+    events: reader,
     replicaId: `reader-${name}`,
     ownUrl: () => 'http://127.0.0.1:2',
   });

@@ -301,7 +301,7 @@ describe('expiry protection with the feed', () => {
       await watcher.until((endpoints) => endpoints.length === 3, 5000, 'registered');
       // All three stop at once: protection keeps them 2 s past their expiry, then they go.
       await eventually(
-        async () => a.registry.hostService.expiryProtectionStatus().protectedServices.includes('guarded'),
+        async () => a.registry.hostService.readouts.expiryProtectionStatus().protectedServices.includes('guarded'),
         5000,
         'protection starts on the replica that wrote them',
       );

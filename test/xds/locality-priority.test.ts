@@ -56,6 +56,7 @@ describe('xDS endpoints by the proxy locality (XDS_LOCALITY_PRIORITY)', () => {
     });
     cache = new XdsSnapshotCache({
       hostService,
+      events: hostService.events,
       clock: systemClock,
       log,
       pollIntervalMs: 600_000,
