@@ -9,14 +9,14 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import pino from 'pino';
-import { composeRegistry, type Registry } from '../../src/compose.js';
-import { ConfigError, loadConfig } from '../../src/config.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { ensureHostsTable, learnTableShape } from '../../src/store/dynamodb/hosts-table.js';
-import { createDynamoDbStore } from '../../src/store/dynamodb/create-dynamodb-store.js';
-import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
-import { StorageUnavailableError } from '../../src/errors.js';
-import { freshTableName, silentLog, startDynalite, testClient } from '../helpers/dynamodb.js';
+import { composeRegistry, type Registry } from '../../../src/compose.js';
+import { ConfigError, loadConfig } from '../../../src/config.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { ensureHostsTable, learnTableShape } from '../../../src/store/dynamodb/hosts-table.js';
+import { createDynamoDbStore } from '../../../src/store/dynamodb/create-dynamodb-store.js';
+import { DynamoDbHostStore } from '../../../src/store/dynamodb/dynamodb-host-store.js';
+import { StorageUnavailableError } from '../../../src/errors.js';
+import { freshTableName, silentLog, startDynalite, testClient } from '../../helpers/dynamodb.js';
 import {
   createTableAsOriginal,
   originalDelete,
@@ -30,7 +30,7 @@ import {
   rawItem,
   readAsOriginal,
   type OriginalHost,
-} from '../helpers/original-service.js';
+} from '../../helpers/original-service.js';
 
 /**
  * A fleet moving between the original service and discovery on the original's own table: both

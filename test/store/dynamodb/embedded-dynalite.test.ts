@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { runDiscoveryToExit, startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
-import { registerOrThrow } from '../helpers/registry.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { runDiscoveryToExit, startDiscovery, type DiscoveryProcess } from '../../helpers/discovery-process.js';
+import { registerOrThrow } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 
 const DEFAULTS = { APPLICATION_ENV: 'development' }; // BACKEND_STORAGE defaults to DynamoDB, DYNAMODB_URL to empty
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { freshTableName, startDynalite } from '../helpers/dynamodb.js';
-import { startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
-import { register, waitFor } from '../helpers/registry.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { freshTableName, startDynalite } from '../../helpers/dynamodb.js';
+import { startDiscovery, type DiscoveryProcess } from '../../helpers/discovery-process.js';
+import { register, waitFor } from '../../helpers/registry.js';
 
 const HEARTBEATS = 500;
 /** Bound on how long a change takes to show through a caching replica: CACHE_TTL plus room for a loaded machine. */
