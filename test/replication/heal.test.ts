@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { freshTableName, startDynalite } from '../helpers/dynamodb.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { startRegistry, waitFor, type RunningRegistry } from '../helpers/registry.js';
+import { hostAt, register, startRegistry, waitFor, type RunningRegistry } from '../helpers/registry.js';
 import { endpointWord, XdsWatcher } from '../helpers/xds-watcher.js';
 
 /**
@@ -48,13 +48,9 @@ async function post(url: string, path: string, body: Record<string, unknown>): P
   return response.status;
 }
 
-function heartbeat(url: string, service: string, ip: string): Promise<number> {
-  return post(url, `/v1/registration/${service}`, {
-    ip,
-    port: 8080,
-    revision: 'r1',
-    tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}` },
-  });
+/** One heartbeat of the host at `ip:8080`; resolves with the answer's status. */
+async function heartbeat(url: string, service: string, ip: string): Promise<number> {
+  return (await register(url, service, hostAt(ip, 8080))).status;
 }
 
 /**
