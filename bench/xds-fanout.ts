@@ -462,9 +462,9 @@ function childBasics(): void {
 
 async function serverRole(): Promise<void> {
   childBasics();
-  const { startRegistry } = await import('../test/helpers/xds.js');
-  const running = await startRegistry({ LOG_LEVEL: 'error', XDS_POLL_INTERVAL_MS: '60000' });
-  process.send!({ type: 'ready', httpUrl: running.httpUrl, xdsPort: running.xdsPort });
+  const { startRegistry } = await import('../test/helpers/registry.js');
+  const running = await startRegistry({ xds: true, env: { LOG_LEVEL: 'error', XDS_POLL_INTERVAL_MS: '60000' } });
+  process.send!({ type: 'ready', httpUrl: running.url, xdsPort: running.xdsPort });
 }
 
 /** A grpc-js server with the EDS method and nothing else: answers each stream's first request with a small message and holds the stream. */

@@ -2,7 +2,7 @@ import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { TYPE_URL, xdsProtos } from '../src/xds/protos.js';
 import { RawXdsStream, type WireResponse } from '../test/helpers/ads-client.js';
-import { register, startRegistry, type RunningRegistry } from '../test/helpers/xds.js';
+import { hostAt, registerOrThrow, startRegistry, type RunningRegistry } from '../test/helpers/registry.js';
 import { summarise, type Summary } from './lib/latency-summary.js';
 
 /**
@@ -94,7 +94,7 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
   const options = { ...DEFAULTS, ...overrides };
   const deadline = Date.now() + options.timeoutMs;
   const remaining = () => Math.max(1, deadline - Date.now());
-  const running: RunningRegistry = await startRegistry({ LOG_LEVEL: 'error' });
+  const running: RunningRegistry = await startRegistry({ xds: true, env: { LOG_LEVEL: 'error' } });
   const channels: grpc.Client[] = [];
   const newChannel = () => {
     // Distinct channel options keep grpc-js from sharing one connection between the clients.
@@ -118,7 +118,7 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
       const ip = `10.${200 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
       const seen = awaitResponse(watcher, names, (response) => endpointsIn(response).has(`${ip}:8080`), remaining());
       const posted = performance.now();
-      await register(running.httpUrl, 'bench-latency', ip, 8080);
+      await registerOrThrow(running.url, 'bench-latency', hostAt(ip, 8080));
       const answered = performance.now();
       const at = await seen;
       // The push can beat the HTTP answer to the client; that counts as 0, not negative.
@@ -130,7 +130,7 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
     const setupStarted = performance.now();
     const services = Array.from({ length: options.services }, (_, index) => `bench-svc-${index}`);
     for (const [index, service] of services.entries())
-      await register(running.httpUrl, service, `10.100.${Math.floor(index / 256)}.${index % 256}`, 8080);
+      await registerOrThrow(running.url, service, hostAt(`10.100.${Math.floor(index / 256)}.${index % 256}`, 8080));
     let channel = newChannel();
     const ready: Promise<unknown>[] = [];
     for (let index = 0; index < options.streams; index++) {
@@ -157,7 +157,7 @@ export async function runXdsBench(overrides: Partial<BenchOptions> = {}): Promis
         awaitResponse(stream, services, (response) => endpointsIn(response).has(`${ip}:8080`), remaining()),
       );
       const posted = performance.now();
-      await register(running.httpUrl, service, ip, 8080);
+      await registerOrThrow(running.url, service, hostAt(ip, 8080));
       const answered = performance.now();
       const times = await Promise.all(seen);
       // Time until the last of the streams had it: what "every subscriber within 1 s" means.

@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
-import { buildApp } from './app.js';
+import { buildApp, type AppDependencies } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConfigError, type Config } from './config.js';
 import { Authorizer } from './http/auth.js';
@@ -57,6 +57,8 @@ export interface ComposeOverrides {
   readonly fastPaths?: boolean;
   /** Readiness's storage probe interval in ms (tests shorten it). */
   readonly readinessProbeIntervalMs?: number;
+  /** Run on the app's root before its routes (tests add hooks here, as a later change might). */
+  readonly beforeRoutes?: AppDependencies['beforeRoutes'];
 }
 
 /**
@@ -263,6 +265,7 @@ export async function composeRegistry(
     serviceDirectory,
     metrics,
     fastPaths: overrides.fastPaths,
+    beforeRoutes: overrides.beforeRoutes,
     accessLog: config.accessLog,
     server: { clock, startedAt, xdsEnabled: config.xds.enabled },
     changeFeed,

@@ -3,9 +3,9 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AGENT_CLI, exitCode, spawnAgent, waitForLog, type AgentProcess } from '../helpers/agent-process.js';
-import { freePort, waitFor } from '../helpers/network.js';
+import { freePort } from '../helpers/network.js';
 import { startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
-import { listHosts } from '../helpers/registry.js';
+import { listHosts, waitFor } from '../helpers/registry.js';
 
 const TAG_ARGS = ['--tag', 'az=us-east-1a', '--tag', 'region=us-east-1', '--tag', 'instance_id=i-0a1b2c'];
 

@@ -5,7 +5,7 @@ import { after, describe, test } from 'node:test';
 import { PACKAGE_VERSION } from '../../src/version.js';
 import { exitCode, spawnAgent, waitForLog, type AgentProcess } from '../helpers/agent-process.js';
 import { startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
-import { waitFor } from '../helpers/network.js';
+import { waitFor } from '../helpers/registry.js';
 
 const TAG_ARGS = ['--tag', 'az=us-east-1a', '--tag', 'region=us-east-1', '--tag', 'instance_id=i-0a1b2c'];
 

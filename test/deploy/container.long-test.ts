@@ -14,7 +14,8 @@ import {
   userId,
 } from '../helpers/buildah.js';
 import { heartbeatForm } from '../helpers/discovery-process.js';
-import { freePort, waitFor } from '../helpers/network.js';
+import { freePort } from '../helpers/network.js';
+import { waitFor } from '../helpers/registry.js';
 
 /**
  * The Containerfile, built and run as an operator would: no registry is reachable here, so its

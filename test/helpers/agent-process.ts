@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from './network.js';
+import { waitFor } from './registry.js';
 
 export const AGENT_CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/agent/cli.js');
 

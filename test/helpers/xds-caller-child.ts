@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
-import { who } from './xds.js';
+import { who } from './grpc-backend.js';
 
 /**
  * The child side of `startXdsCaller` (xds-caller-process.ts): a proxyless gRPC client dialling

@@ -7,7 +7,7 @@ import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
 import type { XdsResource } from '../../src/xds/resources.js';
 import { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
 import { XdsStreamServer, type StreamError } from '../../src/xds/stream-server.js';
-import { CountingStats, waitFor } from './xds.js';
+import { RecordingStats, waitFor } from './registry.js';
 
 /** A stream transport that records what the server sends, for either protocol's responses. */
 export class RecordingTransport<Response> {
@@ -27,23 +27,27 @@ export class RecordingTransport<Response> {
   }
 }
 
+/** A resource as a stream wrote it (XdsResource), as a client decoded it off the wire (an Any), or in a delta response. */
+type AnyResource = XdsResource | { readonly value: Uint8Array } | { readonly resource: { readonly value: Uint8Array } };
+
 /**
  * `ip:port` of every endpoint of a response's ClusterLoadAssignments, by cluster name, in the order
- * sent: a response a stream wrote (XdsResource) or one a client decoded off the wire (an Any).
+ * sent, for either protocol's responses.
  */
-export function endpointsOf(response: {
-  readonly resources: readonly (XdsResource | { readonly value: Uint8Array })[];
-}): Record<string, string[]> {
+export function endpointsOf(response: { readonly resources: readonly AnyResource[] }): Record<string, string[]> {
   const type = xdsProtos().typeOf(TYPE_URL.clusterLoadAssignment);
   assert.ok(type);
   const out: Record<string, string[]> = {};
   for (const resource of response.resources) {
-    const cla = type.toObject(type.decode('body' in resource ? resource.body : resource.value)) as {
+    const bytes =
+      'body' in resource ? resource.body : 'resource' in resource ? resource.resource.value : resource.value;
+    const cla = type.toObject(type.decode(bytes)) as {
       cluster_name: string;
       endpoints?: {
         lb_endpoints?: { endpoint: { address: { socket_address: { address: string; port_value: number } } } }[];
       }[];
     };
+    if ('name' in resource) assert.equal(cla.cluster_name, resource.name, 'a resource is named by its cluster');
     out[cla.cluster_name] = (cla.endpoints ?? []).flatMap((locality) =>
       (locality.lb_endpoints ?? []).map(
         (lb) => `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`,
@@ -63,7 +67,7 @@ export interface StreamFixtureOptions {
 /** The domain, the xDS cache and the stream server over a MemoryHostStore: no sockets, streams driven through fake transports. */
 export class StreamFixture {
   readonly store = new MemoryHostStore();
-  readonly stats = new CountingStats();
+  readonly stats = new RecordingStats();
   readonly hostService: HostService;
   readonly cache: XdsSnapshotCache;
   readonly server: XdsStreamServer;

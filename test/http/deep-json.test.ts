@@ -6,7 +6,7 @@ import { TAG_VALUE_DEPTH_MAX } from '../../src/hosts/model.js';
 import { ADS_METHOD } from '../../src/xds/grpc-server.js';
 import { TYPE_URL } from '../../src/xds/protos.js';
 import { RawXdsStream } from '../helpers/ads-client.js';
-import { register, startRegistry, type RunningRegistry } from '../helpers/xds.js';
+import { hostAt, registerOrThrow, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 /**
  * JSON nested thousands of levels deep, in every place a client can send JSON: the answer is a
@@ -48,9 +48,9 @@ describe('deeply nested client JSON', { timeout: 60_000 }, () => {
   let url: string;
 
   before(async () => {
-    running = await startRegistry();
-    url = running.httpUrl;
-    await register(url, 'guarded', '10.0.0.1', 9000);
+    running = await startRegistry({ xds: true });
+    url = running.url;
+    await registerOrThrow(url, 'guarded', hostAt('10.0.0.1', 9000));
   });
   after(async () => running?.close());
 

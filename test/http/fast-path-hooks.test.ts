@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { OPEN, realApp } from '../helpers/app.js';
-import type { AuthConfig } from '../../src/http/auth.js';
+import { composeTestRegistry, type StartOptions } from '../helpers/registry.js';
 
-const CREDENTIALS: AuthConfig = {
-  passwords: {},
-  tokens: { read: ['tok-read-0123456789'], register: ['tok-register-0123456789'], admin: ['tok-admin-0123456789'] },
+const OPEN = {};
+const CREDENTIALS = {
+  AUTH_READ_TOKENS: 'tok-read-0123456789',
+  AUTH_REGISTER_TOKENS: 'tok-register-0123456789',
+  AUTH_ADMIN_TOKENS: 'tok-admin-0123456789',
 };
+
+/** The real app as compose.ts wires it, not yet ready, and its closing. */
+async function realApp(options: StartOptions): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  const { registry } = await composeTestRegistry(options);
+  return { app: registry.app, close: () => registry.close() };
+}
 
 /** What a later change might add at the root: a named onRequest hook (rate limiting, say). */
 function rateLimit(app: FastifyInstance) {
@@ -29,9 +36,9 @@ const corsPlugin: FastifyPluginAsync = Object.assign(
 
 describe('the fast paths and the hooks of the routes they answer', () => {
   test('as built, every hook on the two routes is one the fast paths take care of, at any log level and auth', async () => {
-    for (const auth of [OPEN, CREDENTIALS]) {
-      for (const level of ['silent', 'debug']) {
-        const { app, close } = await realApp({ auth, level });
+    for (const env of [OPEN, CREDENTIALS]) {
+      for (const logLevel of ['silent', 'debug']) {
+        const { app, close } = await realApp({ env, logLevel });
         try {
           await app.ready();
         } finally {

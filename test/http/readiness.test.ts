@@ -9,8 +9,7 @@ import { HOST_STORE_METHODS, PROBE_KEY, pingStore, type HostStore } from '../../
 import { MemoryHostStore } from '../../src/store/memory-host-store.js';
 import { startDiscovery } from '../helpers/discovery-process.js';
 import { startDynalite } from '../helpers/dynamodb.js';
-import { waitFor } from '../helpers/network.js';
-import { register, startRegistry } from '../helpers/registry.js';
+import { register, startRegistry, waitFor } from '../helpers/registry.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { NO_STATS } from '../../src/stats.js';
 

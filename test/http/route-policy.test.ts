@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AuthConfig } from '../../src/http/auth.js';
 import { Authorizer } from '../../src/http/auth.js';
 import { declarePluginRoutes, RoutePolicy, type Access } from '../../src/http/route-policy.js';
-import { realApp } from '../helpers/app.js';
+import { composeTestRegistry } from '../helpers/registry.js';
 
 const CREDENTIALS: AuthConfig = {
   passwords: {},
@@ -37,13 +37,20 @@ describe('route policy', () => {
   });
 
   test('the real app refuses a route added without a declaration', async () => {
-    const { app, close } = await realApp({ auth: CREDENTIALS });
+    const { registry } = await composeTestRegistry({
+      env: {
+        AUTH_READ_TOKENS: 'tok-read-0123456789',
+        AUTH_REGISTER_TOKENS: 'tok-register-0123456789',
+        AUTH_ADMIN_TOKENS: 'tok-admin-0123456789',
+      },
+    });
+    const { app } = registry;
     try {
       assert.throws(() => app.get('/v1/new-feature', async () => 'leak'), /GET \/v1\/new-feature declares no access/);
       app.get('/v1/new-feature', { config: { access: 'read' } }, async () => 'ok');
       assert.equal((await app.inject('/v1/new-feature')).statusCode, 401);
     } finally {
-      await close();
+      await registry.close();
     }
   });
 

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import { pino } from 'pino';
 import { Metrics } from '../../src/metrics.js';
 import { fanOut, StatsdStats } from '../../src/stats.js';
-import { register } from '../helpers/registry.js';
+import { register, waitFor } from '../helpers/registry.js';
 
 describe('statsd counters over UDP', () => {
   const socket = createSocket('udp4');
@@ -38,25 +38,25 @@ describe('statsd counters over UDP', () => {
     socket.close();
   });
 
-  async function waitFor(metric: string): Promise<void> {
-    const deadline = Date.now() + 5000;
-    while (!received.includes(metric)) {
-      if (Date.now() > deadline) assert.fail(`statsd never received ${metric}; got ${received.join(' ')}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
+  const untilReceived = (metric: string) =>
+    waitFor(
+      () => `statsd to receive ${metric}; got ${received.join(' ')}`,
+      () => received.includes(metric),
+      5000,
+      20,
+    );
 
   test('registration success and failure, delete and sweep are counted', async () => {
     assert.equal((await register(url, 'users', { ip: '10.0.0.1' })).status, 200);
-    await waitFor('registration.users.success:1|c');
+    await untilReceived('registration.users.success:1|c');
     assert.equal((await register(url, 'users', { port: 'nope' })).status, 400);
-    await waitFor('registration.users.failure:1|c');
+    await untilReceived('registration.users.failure:1|c');
     assert.equal((await fetch(`${url}/v1/registration/users/10.0.0.1`, { method: 'DELETE' })).status, 200);
-    await waitFor('service.host.delete.users:1|c');
+    await untilReceived('service.host.delete.users:1|c');
     await register(url, 'users', { ip: '10.0.0.2' });
     clock.advance(11_000);
     await fetch(`${url}/v1/registration/users`);
-    await waitFor('service.host.sweep.users:1|c');
+    await untilReceived('service.host.sweep.users:1|c');
   });
 
   test('a burst of heartbeats is summed, none lost', async () => {
@@ -68,8 +68,12 @@ describe('statsd counters over UDP', () => {
       received
         .filter((line) => line.startsWith('registration.burst.success:'))
         .reduce((total, line) => total + Number(line.split(':')[1]?.split('|')[0]), 0);
-    const deadline = Date.now() + 5000;
-    while (sum() < 40 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitFor(
+      () => `all 40 heartbeats counted; got ${sum()}`,
+      () => sum() >= 40,
+      5000,
+      20,
+    );
     assert.equal(sum(), 40);
     // Summed, not one message per heartbeat.
     assert.ok(received.filter((line) => line.startsWith('registration.burst.success:')).length < 40);
@@ -102,8 +106,12 @@ describe('typed events: one call, statsd names on the wire, Prometheus from the 
       stats.xds('push');
       stats.xds('nack');
       await statsd.close();
-      const deadline = Date.now() + 5000;
-      while (received.length < 6 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(
+        () => `six statsd lines; got ${received.join(' ')}`,
+        () => received.length >= 6,
+        5000,
+        20,
+      );
       assert.deepEqual([...received].sort(), [
         'registration.my_svc_1.failure:1|c',
         'registration.users.success:2|c',

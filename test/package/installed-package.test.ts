@@ -8,8 +8,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
 import { runDiscoveryToExit, startDiscovery } from '../helpers/discovery-process.js';
-import { waitFor } from '../helpers/network.js';
-import { listHosts, register } from '../helpers/registry.js';
+import { listHosts, register, waitFor } from '../helpers/registry.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import type { KeptView } from '../../src/hosts/freshness.js';
 import { ChangeFeed, type FeedEvents } from '../../src/replication/change-feed.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
-import { waitFor } from '../helpers/network.js';
+import { waitFor } from '../helpers/registry.js';
 
 /**
  * The change feed's anti-entropy check on a real change log (dynalite): a view read before a

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { freshTableName, startDynalite } from '../helpers/dynamodb.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { startRegistry, type RunningRegistry } from '../helpers/xds.js';
+import { hostAt, register, startRegistry, waitFor, type RunningRegistry } from '../helpers/registry.js';
 import { endpointWord, XdsWatcher } from '../helpers/xds-watcher.js';
 
 /**
@@ -48,15 +48,15 @@ async function post(url: string, path: string, body: Record<string, unknown>): P
   return response.status;
 }
 
-function heartbeat(url: string, service: string, ip: string): Promise<number> {
-  return post(url, `/v1/registration/${service}`, {
-    ip,
-    port: 8080,
-    revision: 'r1',
-    tags: { az: 'az-1', region: 'region-1', instance_id: `i-${ip}` },
-  });
+/** One heartbeat of the host at `ip:8080`; resolves with the answer's status. */
+async function heartbeat(url: string, service: string, ip: string): Promise<number> {
+  return (await register(url, service, hostAt(ip, 8080))).status;
 }
 
+/**
+ * The waits below are the point of these tests, not a stand-in for an outcome: time passing on
+ * real storage (a host lifetime, an outage, the change log's look-back) with nothing changing.
+ */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Two replicas on a fresh table, B's storage behind a proxy; closed by the returned function. */
@@ -68,14 +68,11 @@ async function startPair(): Promise<{
 }> {
   const table = freshTableName();
   const proxy = await FaultProxy.inFrontOf(dynamo.endpoint);
-  const a = await startRegistry(replicaEnv(dynamo.endpoint, table));
-  const b = await startRegistry(replicaEnv(proxy.url, table));
+  const a = await startRegistry({ xds: true, env: replicaEnv(dynamo.endpoint, table) });
+  const b = await startRegistry({ xds: true, env: replicaEnv(proxy.url, table) });
   // Each must know the other before a hint can travel; the log read is the catch-up regardless.
-  const deadline = performance.now() + 10_000;
-  while ((a.registry.changeFeed?.peerIds().length ?? 0) === 0 || (b.registry.changeFeed?.peerIds().length ?? 0) === 0) {
-    if (performance.now() > deadline) throw new Error('the replicas never saw each other');
-    await sleep(50);
-  }
+  const knows = (replica: RunningRegistry) => (replica.registry.changeFeed?.peerIds().length ?? 0) > 0;
+  await waitFor('the replicas to see each other', () => knows(a) && knows(b), 10_000, 50);
   return {
     a,
     b,
@@ -106,7 +103,7 @@ function keepHeartbeating(url: string, service: string, ips: readonly string[]):
 describe('a replica whose storage blips keeps its xDS right and heals it', { timeout: 120_000 }, () => {
   test('item 1: a change while B cannot read is never pushed stale or empty, and reaches B within the bound after the heal', async () => {
     const pair = await startPair();
-    const stopHeartbeats = keepHeartbeating(pair.a.httpUrl, 'users', ['10.1.0.1', '10.1.0.2']);
+    const stopHeartbeats = keepHeartbeating(pair.a.url, 'users', ['10.1.0.1', '10.1.0.2']);
     const watcher = new XdsWatcher(pair.b.xdsPort, ['users'], 'proxy-on-b');
     try {
       await watcher.until(
@@ -119,7 +116,7 @@ describe('a replica whose storage blips keeps its xDS right and heals it', { tim
       // Longer than HOST_TTL with nothing changing: B's last read of the service is now older than a host lifetime.
       await sleep(HOST_TTL_SECONDS * 1000 + 3_000);
       pair.proxy.cut();
-      assert.equal(await post(pair.a.httpUrl, '/v1/loadbalancing/users/10.1.0.1', { load_balancing_weight: 78 }), 204);
+      assert.equal(await post(pair.a.url, '/v1/loadbalancing/users/10.1.0.1', { load_balancing_weight: 78 }), 204);
       await sleep(3_000);
       assert.ok(
         sizes.every((size) => size === 2),
@@ -152,8 +149,8 @@ describe('a replica whose storage blips keeps its xDS right and heals it', { tim
     // B owns h1's expiry (h1 heartbeat once through B); A's stream watches.
     const watcher = new XdsWatcher(pair.a.xdsPort, ['orders'], 'proxy-on-a');
     try {
-      assert.equal(await heartbeat(pair.b.httpUrl, 'orders', '10.2.0.1'), 200);
-      const stopHeartbeats = keepHeartbeating(pair.a.httpUrl, 'orders', ['10.2.0.2']);
+      assert.equal(await heartbeat(pair.b.url, 'orders', '10.2.0.1'), 200);
+      const stopHeartbeats = keepHeartbeating(pair.a.url, 'orders', ['10.2.0.2']);
       try {
         await watcher.until(
           () => watcher.clusters.get('orders')?.length === 2,
@@ -184,7 +181,7 @@ describe('a replica whose storage blips keeps its xDS right and heals it', { tim
 
   test('item 3: a stream that subscribes while storage is down gets its resources once storage answers', async () => {
     const pair = await startPair();
-    const stopHeartbeats = keepHeartbeating(pair.a.httpUrl, 'billing', ['10.3.0.1']);
+    const stopHeartbeats = keepHeartbeating(pair.a.url, 'billing', ['10.3.0.1']);
     try {
       // Registered longer ago than every read's look-back (LOOKBACK_MS, 10 s), and heartbeating
       // since: the change log will not bring the service up again after the heal, only the

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, XdsDeltaStream } from '../../src/xds/delta-stream.js';
 import { TYPE_URL } from '../../src/xds/protos.js';
-import { waitFor } from '../helpers/xds.js';
+import { waitFor } from '../helpers/registry.js';
 import { assertEnded, eachSentExactly, endpointsOf, RecordingTransport, settle } from '../helpers/xds-wire.js';
 import { StreamFixture, type StreamFixtureOptions } from '../helpers/xds-wire.js';
 

@@ -1,35 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { TYPE_URL } from '../../src/xds/protos.js';
-import { xdsProtos } from '../../src/xds/protos.js';
+import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
 import { RawDeltaStream, type DeltaWireResponse } from '../helpers/delta-client.js';
 import { RawXdsStream } from '../helpers/ads-client.js';
-import { deregister, register, startRegistry, type RunningRegistry } from '../helpers/xds.js';
-
-/** The endpoint addresses of a delta response's ClusterLoadAssignment resources, by cluster name. */
-function endpointsOf(response: DeltaWireResponse): Record<string, string[]> {
-  const type = xdsProtos().typeOf(TYPE_URL.clusterLoadAssignment)!;
-  const out: Record<string, string[]> = {};
-  for (const resource of response.resources) {
-    const assignment = type.toObject(type.decode(resource.resource.value)) as {
-      cluster_name: string;
-      endpoints?: { lb_endpoints?: { endpoint: { address: { socket_address: { address: string } } } }[] }[];
-    };
-    assert.equal(assignment.cluster_name, resource.name);
-    out[resource.name] = (assignment.endpoints ?? [])
-      .flatMap((locality) => locality.lb_endpoints ?? [])
-      .map((lb) => lb.endpoint.address.socket_address.address)
-      .sort();
-  }
-  return out;
-}
+import { endpointsOf } from '../helpers/xds-wire.js';
+import { deregister, hostAt, registerOrThrow, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real gRPC', () => {
   let running: RunningRegistry;
   let client: grpc.Client;
   before(async () => {
-    running = await startRegistry();
+    running = await startRegistry({ xds: true });
     client = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure());
   });
   after(async () => {
@@ -39,13 +21,13 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
 
   test('a client watching 1,000 clusters gets all of them once, then only the one that changed', async () => {
     const names = Array.from({ length: 1000 }, (_, index) => `svc-${index}`);
-    await register(running.httpUrl, 'svc-7', '10.7.0.1', 8080);
+    await registerOrThrow(running.url, 'svc-7', hostAt('10.7.0.1', 8080));
     const stream = new RawDeltaStream(client);
     stream.send({ node: { id: 'delta-1' }, type_url: TYPE_URL.clusterLoadAssignment, resource_names_subscribe: names });
     const first = await stream.next();
     assert.equal(first.resources.length, 1000);
     assert.deepEqual(first.removed_resources, []);
-    assert.deepEqual(endpointsOf(first)['svc-7'], ['10.7.0.1']);
+    assert.deepEqual(endpointsOf(first)['svc-7'], ['10.7.0.1:8080']);
     assert.ok(
       first.resources.every((resource) => resource.version !== ''),
       'every resource has its own version',
@@ -53,13 +35,13 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
     stream.ack(first);
     assert.ok(await stream.silentFor(300), 'an ACK is not answered');
 
-    await register(running.httpUrl, 'svc-42', '10.42.0.1', 8080);
+    await registerOrThrow(running.url, 'svc-42', hostAt('10.42.0.1', 8080));
     const change = await stream.next();
     assert.deepEqual(
       change.resources.map((resource) => resource.name),
       ['svc-42'],
     );
-    assert.deepEqual(endpointsOf(change), { 'svc-42': ['10.42.0.1'] });
+    assert.deepEqual(endpointsOf(change), { 'svc-42': ['10.42.0.1:8080'] });
     assert.notEqual(change.nonce, first.nonce);
     stream.ack(change);
     assert.ok(await stream.silentFor(300), 'nothing else changed');
@@ -67,8 +49,8 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
   });
 
   test('subscribe and unsubscribe are deltas; a reconnecting client that says what it holds gets only what differs', async () => {
-    await register(running.httpUrl, 'alpha', '10.1.0.1', 80);
-    await register(running.httpUrl, 'beta', '10.2.0.1', 80);
+    await registerOrThrow(running.url, 'alpha', hostAt('10.1.0.1', 80));
+    await registerOrThrow(running.url, 'beta', hostAt('10.2.0.1', 80));
     const stream = new RawDeltaStream(client, 'eds');
     stream.send({ type_url: TYPE_URL.clusterLoadAssignment, resource_names_subscribe: ['alpha'] });
     const first = await stream.next();
@@ -86,7 +68,7 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
       resource_names_unsubscribe: ['alpha'],
     });
     assert.ok(await stream.silentFor(300), 'unsubscribing needs no answer');
-    await register(running.httpUrl, 'alpha', '10.1.0.2', 80);
+    await registerOrThrow(running.url, 'alpha', hostAt('10.1.0.2', 80));
     assert.ok(await stream.silentFor(300), 'a change of an unsubscribed cluster is not pushed');
     const betaVersion = added.resources[0]!.version;
     const alphaVersion = first.resources[0]!.version;
@@ -100,12 +82,12 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
       initial_resource_versions: { alpha: alphaVersion, beta: betaVersion },
     });
     const resumed = await again.next();
-    assert.deepEqual(endpointsOf(resumed), { alpha: ['10.1.0.1', '10.1.0.2'] });
+    assert.deepEqual(endpointsOf(resumed), { alpha: ['10.1.0.1:80', '10.1.0.2:80'] });
     again.close();
   });
 
   test('the versions are those of the state-of-the-world streams, and a NACK is counted, not answered', async () => {
-    await register(running.httpUrl, 'gamma', '10.3.0.1', 80);
+    await registerOrThrow(running.url, 'gamma', hostAt('10.3.0.1', 80));
     const sotw = new RawXdsStream(client);
     sotw.send({ type_url: TYPE_URL.clusterLoadAssignment, resource_names: ['gamma'], node: { id: 'sotw' } });
     await sotw.next();
@@ -132,7 +114,7 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
     const before = first.resources.map((resource) => resource.name);
     assert.ok(before.includes('svc-7'), before.join(','));
     stream.ack(first);
-    await register(running.httpUrl, 'delta-new', '10.9.0.1', 80);
+    await registerOrThrow(running.url, 'delta-new', hostAt('10.9.0.1', 80));
     let added: DeltaWireResponse | undefined;
     for (let attempt = 0; attempt < 10 && added === undefined; attempt++) {
       const response = await stream.next(5000);
@@ -143,7 +125,7 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
       added?.resources.map((resource) => resource.name),
       ['delta-new'],
     );
-    await deregister(running.httpUrl, 'delta-new', '10.9.0.1');
+    await deregister(running.url, 'delta-new', '10.9.0.1');
     let removed: DeltaWireResponse | undefined;
     for (let attempt = 0; attempt < 10 && removed === undefined; attempt++) {
       const response = await stream.next(5000);
@@ -182,11 +164,11 @@ describe('incremental xDS (DeltaAggregatedResources, DeltaEndpoints) over real g
 
 describe('incremental xDS with XDS_LOCALITY_PRIORITY', () => {
   test('a delta client that states its locality gets its zone at priority 0, as a state-of-the-world one does', async () => {
-    const running = await startRegistry({ XDS_LOCALITY_PRIORITY: 'true' });
+    const running = await startRegistry({ xds: true, env: { XDS_LOCALITY_PRIORITY: 'true' } });
     const client = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure());
     try {
-      await register(running.httpUrl, 'zoned', '10.5.0.1', 80, { region: 'region-1', az: 'az-a' });
-      await register(running.httpUrl, 'zoned', '10.5.0.2', 80, { region: 'region-1', az: 'az-b' });
+      await registerOrThrow(running.url, 'zoned', hostAt('10.5.0.1', 80, { region: 'region-1', az: 'az-a' }));
+      await registerOrThrow(running.url, 'zoned', hostAt('10.5.0.2', 80, { region: 'region-1', az: 'az-b' }));
       const stream = new RawDeltaStream(client);
       stream.send({
         node: { id: 'zoned-proxy', locality: { region: 'region-1', zone: 'az-a' } },

@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
+import { startBackend, who } from '../helpers/grpc-backend.js';
 import {
   deregister,
-  register,
-  startBackend,
+  hostAt,
+  registerOrThrow,
   startRegistry,
   waitFor,
-  who,
   type RunningRegistry,
-} from '../helpers/xds.js';
+} from '../helpers/registry.js';
 
 /** Short, so the expiry test waits seconds, not minutes. */
 const HOST_TTL_SECONDS = 2;
@@ -44,11 +44,11 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
   async function heartbeat(ip: string): Promise<void> {
     const backend = backends.get(ip);
     if (!backend) throw new Error(`no backend ${ip}`);
-    await register(running.httpUrl, SERVICE, ip, backend.port);
+    await registerOrThrow(running.url, SERVICE, hostAt(ip, backend.port));
   }
 
   before(async () => {
-    running = await startRegistry({ HOST_TTL: String(HOST_TTL_SECONDS) });
+    running = await startRegistry({ xds: true, env: { HOST_TTL: String(HOST_TTL_SECONDS) } });
     for (const ip of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) backends.set(ip, await startBackend(ip));
     heartbeats = setInterval(() => {
       for (const ip of alive) heartbeat(ip).catch(() => undefined);
@@ -87,7 +87,7 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
       },
       20_000,
     );
-    const clients = (await (await fetch(`${running.httpUrl}/v1/xds/clients`)).json()) as {
+    const clients = (await (await fetch(`${running.url}/v1/xds/clients`)).json()) as {
       clients: {
         node: { id: string } | null;
         resources: { type_url: string; resource_names: string[]; up_to_date: boolean }[];
@@ -102,7 +102,7 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
 
   test('after a DELETE, calls stop reaching the removed host', async () => {
     alive.delete('127.0.0.3');
-    await deregister(running.httpUrl, SERVICE, '127.0.0.3');
+    await deregister(running.url, SERVICE, '127.0.0.3');
     await waitFor('calls to reach only 127.0.0.2', async () => {
       const names = await reached(10);
       return names.size === 1 && names.has('127.0.0.2');
@@ -117,7 +117,7 @@ describe('a real gRPC xDS client follows the registry', { timeout: 90_000 }, () 
 
   test('a DRAINING host gets no new calls, an OUT_OF_SERVICE one is not served, and clearing the override brings it back', async () => {
     const setStatus = async (status: string | undefined) => {
-      const response = await fetch(`${running.httpUrl}/v1/registration/${SERVICE}/127.0.0.4/status`, {
+      const response = await fetch(`${running.url}/v1/registration/${SERVICE}/127.0.0.4/status`, {
         method: status === undefined ? 'DELETE' : 'PUT',
         ...(status === undefined
           ? {}

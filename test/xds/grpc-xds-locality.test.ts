@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startXdsCaller, type XdsCaller } from '../helpers/xds-caller-process.js';
-import { deregister, register, startBackend, startRegistry, waitFor, type RunningRegistry } from '../helpers/xds.js';
+import { startBackend } from '../helpers/grpc-backend.js';
+import {
+  deregister,
+  hostAt,
+  registerOrThrow,
+  startRegistry,
+  waitFor,
+  type RunningRegistry,
+} from '../helpers/registry.js';
 
 const SERVICE = 'zoned';
 /** Where each backend runs: two zones of region-1, and region-2. The client runs in region-1/az-a. */
@@ -43,11 +51,11 @@ describe('a real gRPC xDS client fails over by locality', { timeout: 90_000 }, (
   }
 
   before(async () => {
-    running = await startRegistry({ XDS_LOCALITY_PRIORITY: 'true' });
+    running = await startRegistry({ xds: true, env: { XDS_LOCALITY_PRIORITY: 'true' } });
     for (const [ip, tags] of Object.entries(PLACEMENT) as [Ip, (typeof PLACEMENT)[Ip]][]) {
       const backend = await startBackend(ip);
       backends.set(ip, backend);
-      await register(running.httpUrl, SERVICE, ip, backend.port, { ...tags });
+      await registerOrThrow(running.url, SERVICE, hostAt(ip, backend.port, { ...tags }));
     }
     const bootstrap = {
       xds_servers: [
@@ -75,22 +83,22 @@ describe('a real gRPC xDS client fails over by locality', { timeout: 90_000 }, (
   });
 
   test("after its zone's hosts are deleted, calls move to the other zone of its region", async () => {
-    await deregister(running.httpUrl, SERVICE, '127.0.0.2');
+    await deregister(running.url, SERVICE, '127.0.0.2');
     await callsReachOnly(['127.0.0.3']);
-    await deregister(running.httpUrl, SERVICE, '127.0.0.3');
+    await deregister(running.url, SERVICE, '127.0.0.3');
     await callsReachOnly(['127.0.0.4']);
     assert.equal(backends.get('127.0.0.5')?.calls(), 0, 'the other region received no call');
   });
 
   test('after its region empties, calls move to the other region', async () => {
-    await deregister(running.httpUrl, SERVICE, '127.0.0.4');
+    await deregister(running.url, SERVICE, '127.0.0.4');
     await callsReachOnly(['127.0.0.5']);
   });
 
   test('when its zone has hosts again, calls come back to it', async () => {
     const backend = backends.get('127.0.0.2');
     assert.ok(backend);
-    await register(running.httpUrl, SERVICE, '127.0.0.2', backend.port, { ...PLACEMENT['127.0.0.2'] });
+    await registerOrThrow(running.url, SERVICE, hostAt('127.0.0.2', backend.port, { ...PLACEMENT['127.0.0.2'] }));
     await callsReachOnly(['127.0.0.2']);
   });
 });

@@ -9,7 +9,14 @@ import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
 import { clusterLoadAssignment, toResource, type XdsResource } from '../../src/xds/resources.js';
 import { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
 import { XdsStreamServer, type DiscoveryResponse, type NodeInfo } from '../../src/xds/stream-server.js';
-import { CountingStats, register, startRegistry, waitFor, type RunningRegistry } from '../helpers/xds.js';
+import {
+  hostAt,
+  RecordingStats,
+  registerOrThrow,
+  startRegistry,
+  waitFor,
+  type RunningRegistry,
+} from '../helpers/registry.js';
 import { RecordingTransport } from '../helpers/xds-wire.js';
 
 const EDS = TYPE_URL.clusterLoadAssignment;
@@ -43,7 +50,7 @@ describe('xDS endpoints by the proxy locality (XDS_LOCALITY_PRIORITY)', () => {
   let server: XdsStreamServer;
 
   function setUp(localityPriority: boolean) {
-    const stats = new CountingStats();
+    const stats = new RecordingStats();
     const log = pino({ level: 'silent' });
     hostService = new HostService({
       store: new MemoryHostStore(),
@@ -257,7 +264,7 @@ describe('REST EDS by the proxy locality', { timeout: 30_000 }, () => {
 
   async function restPriorities(node: Record<string, unknown>): Promise<Record<string, number>> {
     assert.ok(running);
-    const response = await fetch(`${running.httpUrl}/v3/discovery:endpoints`, {
+    const response = await fetch(`${running.url}/v3/discovery:endpoints`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ node, resource_names: [SERVICE] }),
@@ -270,9 +277,9 @@ describe('REST EDS by the proxy locality', { timeout: 30_000 }, () => {
   }
 
   test("a REST request's node locality orders the endpoints as on a stream", async () => {
-    running = await startRegistry({ XDS_LOCALITY_PRIORITY: 'true' });
+    running = await startRegistry({ xds: true, env: { XDS_LOCALITY_PRIORITY: 'true' } });
     for (const host of HOSTS) {
-      await register(running.httpUrl, SERVICE, host.ip, 8080, { region: host.region, az: host.az });
+      await registerOrThrow(running.url, SERVICE, hostAt(host.ip, 8080, { region: host.region, az: host.az }));
     }
     assert.deepEqual(await restPriorities({ id: 'envoy', locality: { region: 'us-east-1', zone: 'us-east-1b' } }), {
       'eu-west-1a': 2,

@@ -4,7 +4,7 @@ import type { HostService } from '../../src/hosts/host-service.js';
 import { TYPE_URL } from '../../src/xds/protos.js';
 import type { XdsSnapshotCache } from '../../src/xds/snapshot-cache.js';
 import type { DiscoveryRequest, DiscoveryResponse, XdsStream, XdsStreamServer } from '../../src/xds/stream-server.js';
-import { waitFor, type CountingStats } from '../helpers/xds.js';
+import { waitFor, type RecordingStats } from '../helpers/registry.js';
 import {
   assertEnded,
   eachSentExactly,
@@ -39,7 +39,7 @@ describe('xDS state-of-the-world stream protocol', () => {
   let hostService: HostService;
   let cache: XdsSnapshotCache;
   let server: XdsStreamServer;
-  let stats: CountingStats;
+  let stats: RecordingStats;
 
   function setUp(options: StreamFixtureOptions = {}) {
     fixture = new StreamFixture(options);

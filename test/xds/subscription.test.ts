@@ -10,7 +10,7 @@ import {
   StreamError,
   Subscription,
 } from '../../src/xds/subscription.js';
-import { waitFor } from '../helpers/xds.js';
+import { waitFor } from '../helpers/registry.js';
 import { StreamFixture } from '../helpers/xds-wire.js';
 
 const EDS = TYPE_URL.clusterLoadAssignment;

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { messageFromJson } from '../../src/xds/proto-json.js';
 import { TYPE_URL, xdsProtos } from '../../src/xds/protos.js';
 import { RawXdsStream, type WireResponse } from '../helpers/ads-client.js';
-import { register, startRegistry, type RunningRegistry } from '../helpers/xds.js';
+import { hostAt, registerOrThrow, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 /** Decodes a REST DiscoveryResponse with the Envoy protos, strictly (unknown fields fail). */
 function decodeJsonResponse(json: unknown) {
@@ -21,9 +21,9 @@ describe('REST xDS and the clients admin view', { timeout: 30_000 }, () => {
   let running: RunningRegistry;
 
   before(async () => {
-    running = await startRegistry();
-    await register(running.httpUrl, 'users', '10.0.0.1', 9000, { load_balancing_weight: 7 });
-    await register(running.httpUrl, 'users', '10.0.0.2', 9000, { canary: true, az: 'az-2' });
+    running = await startRegistry({ xds: true });
+    await registerOrThrow(running.url, 'users', hostAt('10.0.0.1', 9000, { load_balancing_weight: 7 }));
+    await registerOrThrow(running.url, 'users', hostAt('10.0.0.2', 9000, { canary: true, az: 'az-2' }));
   });
   after(async () => running?.close());
 
@@ -68,7 +68,7 @@ describe('REST xDS and the clients admin view', { timeout: 30_000 }, () => {
       type_url: TYPE_URL.clusterLoadAssignment,
     });
     assert.equal(again.statusCode, 304);
-    await register(running.httpUrl, 'users', '10.0.0.3', 9000);
+    await registerOrThrow(running.url, 'users', hostAt('10.0.0.3', 9000));
     const changed = await post({
       version_info: first.versionInfo,
       resource_names: ['users'],
@@ -143,7 +143,7 @@ describe('REST xDS and the clients admin view', { timeout: 30_000 }, () => {
 
 describe('xDS gRPC server shutdown', { timeout: 30_000 }, () => {
   test('closing the registry ends open ADS streams with status OK', async () => {
-    const running = await startRegistry();
+    const running = await startRegistry({ xds: true });
     const client = new grpc.Client(`127.0.0.1:${running.xdsPort}`, grpc.credentials.createInsecure());
     const stream = new RawXdsStream(client);
     stream.send({ type_url: TYPE_URL.clusterLoadAssignment, resource_names: ['users'] });

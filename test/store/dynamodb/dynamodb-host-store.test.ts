@@ -1,6 +1,6 @@
-import { hostStoreContract } from '../contract/host-store.contract.js';
-import { openStore, startDynalite } from '../helpers/dynamodb.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
+import { hostStoreContract } from '../../contract/host-store.contract.js';
+import { openStore, startDynalite } from '../../helpers/dynamodb.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
 
 let server: EmbeddedDynamoDb | undefined;
 

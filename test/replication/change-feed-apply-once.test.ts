@@ -4,6 +4,7 @@ import { systemClock } from '../../src/clock.js';
 import { ChangeFeed, type ChangeHint, type FeedEvents } from '../../src/replication/change-feed.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
 import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+import { waitFor } from '../helpers/registry.js';
 
 /**
  * Two feeds on one real change log (dynalite), with short intervals: every change one of them
@@ -31,6 +32,14 @@ class Recorder implements FeedEvents {
   }
 }
 
+const INTERVAL_MS = 100;
+const LOOKBACK_MS = 400;
+/**
+ * Once every change arrived, how long the test keeps watching for one applied twice: every
+ * record is read back by each read until it passes the look-back, so this covers all of them.
+ */
+const REREAD_WINDOW_MS = LOOKBACK_MS + 2 * INTERVAL_MS;
+
 /** A writing and a reading feed on one change log, short intervals, the reader known to the writer. */
 interface FeedPair {
   readonly writer: Recorder;
@@ -47,8 +56,8 @@ async function startPair(opened: OpenedStore, name: string, hints: 'delivered' |
     changeLog: opened.store.changeLog,
     clock: systemClock,
     log: silentLog,
-    intervalMs: 100,
-    lookbackMs: 400,
+    intervalMs: INTERVAL_MS,
+    lookbackMs: LOOKBACK_MS,
     hostLifetimeMs: 3_600_000,
     announceIntervalMs: 200,
   };
@@ -74,13 +83,12 @@ async function startPair(opened: OpenedStore, name: string, hints: 'delivered' |
   const close = async () => {
     await Promise.all([writerFeed.close(), readerFeed.close()]);
   };
-  const deadline = performance.now() + 10_000;
-  while (writerFeed.peerIds().length === 0 && performance.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  if (writerFeed.peerIds().length === 0) {
-    await close();
-    assert.fail('the writer never saw the reader announced');
-  }
+  await waitFor('the writer to see the reader announced', () => writerFeed.peerIds().length > 0, 10_000, 20).catch(
+    async (error: unknown) => {
+      await close();
+      throw error;
+    },
+  );
   return { writer, reader, writerFeed, close };
 }
 
@@ -105,8 +113,9 @@ describe('the change feed applies each change once', () => {
           pair.writer.change(service);
           await new Promise((resolve) => setTimeout(resolve, 30));
         }
-        // Long enough for every record to be read back several times and then pass the look-back.
-        await new Promise((resolve) => setTimeout(resolve, 2000));
+        await waitFor('every change applied', () => new Set(pair.reader.applied).size === services.length, 10_000);
+        // The point of the test: nothing is applied again while the records are read back.
+        await new Promise((resolve) => setTimeout(resolve, REREAD_WINDOW_MS));
         assert.deepEqual([...pair.reader.applied].sort(), [...services].sort());
         assert.equal(pair.reader.resyncs, 0);
         assert.deepEqual(pair.writer.applied, [], 'a replica never applies its own records');
@@ -127,7 +136,9 @@ describe('the change feed applies each change once', () => {
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
       const spanMs = performance.now() - started;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await waitFor('every change applied', () => new Set(pair.reader.applied).size === services.length, 10_000);
+      // Nothing is applied again while the records are read back.
+      await new Promise((resolve) => setTimeout(resolve, REREAD_WINDOW_MS));
       const records = (await opened.store.changeLog.read(since - 1000)).changes.filter(
         (record) => record.replica === 'writer-stream',
       );

@@ -4,10 +4,18 @@ import * as grpc from '@grpc/grpc-js';
 import { formatCheckIn } from '../../src/hosts/model.js';
 import { TYPE_URL } from '../../src/xds/protos.js';
 import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { RawXdsStream, decodeResources, type WireResponse } from '../helpers/ads-client.js';
+import { RawXdsStream } from '../helpers/ads-client.js';
 import { CountingDynamoDbProxy } from '../helpers/dynamodb-proxy.js';
 import { freshTableName, startDynalite } from '../helpers/dynamodb.js';
-import { deregister, register, startRegistry, type RunningRegistry } from '../helpers/xds.js';
+import {
+  deregister,
+  hostAt,
+  registerOrThrow,
+  startRegistry,
+  waitFor,
+  type RunningRegistry,
+} from '../helpers/registry.js';
+import { endpointsOf } from '../helpers/xds-wire.js';
 
 /**
  * Replicas on one DynamoDB table (a real dynalite) learning of each other's changes through the
@@ -32,26 +40,6 @@ function replicaEnv(
   };
 }
 
-/** `ip:port` of every endpoint of each ClusterLoadAssignment in a response, by cluster. */
-function endpointsByCluster(response: WireResponse): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const cla of decodeResources(response) as Array<{
-    cluster_name: string;
-    endpoints?: Array<{
-      lb_endpoints?: Array<{ endpoint: { address: { socket_address: { address: string; port_value: number } } } }>;
-    }>;
-  }>) {
-    const endpoints: string[] = [];
-    for (const locality of cla.endpoints ?? [])
-      for (const lb of locality.lb_endpoints ?? [])
-        endpoints.push(
-          `${lb.endpoint.address.socket_address.address}:${lb.endpoint.address.socket_address.port_value}`,
-        );
-    out.set(cla.cluster_name, endpoints);
-  }
-  return out;
-}
-
 /** An ADS stream on `replica` watching `services` over EDS, every response ACKed. */
 class Watcher {
   private readonly client: grpc.Client;
@@ -68,7 +56,7 @@ class Watcher {
     this.stream = new RawXdsStream(this.client);
     this.stream.onResponse = (response) => {
       this.stream.ack(response, services);
-      for (const [cluster, endpoints] of endpointsByCluster(response)) this.clusters.set(cluster, endpoints);
+      for (const [cluster, endpoints] of Object.entries(endpointsOf(response))) this.clusters.set(cluster, endpoints);
       for (const listener of this.listeners) listener();
     };
     this.stream.send({ type_url: TYPE_URL.clusterLoadAssignment, resource_names: services, node: { id: 'feed-test' } });
@@ -101,24 +89,15 @@ class Watcher {
 
 /** One sample of `/metrics`, by its series as written (`name{labels}`); 0 when absent. */
 async function metric(replica: RunningRegistry, series: string): Promise<number> {
-  const text = await (await fetch(`${replica.httpUrl}/metrics`)).text();
+  const text = await (await fetch(`${replica.url}/metrics`)).text();
   const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 async function hostsOf(replica: RunningRegistry, service: string): Promise<string[]> {
-  const response = await fetch(`${replica.httpUrl}/v1/registration/${service}`);
+  const response = await fetch(`${replica.url}/v1/registration/${service}`);
   assert.equal(response.status, 200);
   return ((await response.json()) as { hosts: { ip_address: string }[] }).hosts.map((host) => host.ip_address).sort();
-}
-
-async function eventually(check: () => Promise<boolean>, boundMs: number, what: string): Promise<number> {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > boundMs) assert.fail(`${what}: not within ${boundMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return performance.now() - started;
 }
 
 let dynamo: EmbeddedDynamoDb;
@@ -134,13 +113,14 @@ describe('the change feed between replicas on one table', () => {
 
   before(async () => {
     const table = freshTableName();
-    a = await startRegistry(replicaEnv(dynamo, table));
+    a = await startRegistry({ xds: true, env: replicaEnv(dynamo, table) });
     // B reads the log only once a minute: what reaches it sooner came as a hint.
-    b = await startRegistry(
-      replicaEnv(dynamo, table, { CHANGE_FEED_INTERVAL_MS: '60000', CACHE_TYPE: 'simple', CACHE_TTL: '3600' }),
-    );
+    b = await startRegistry({
+      xds: true,
+      env: replicaEnv(dynamo, table, { CHANGE_FEED_INTERVAL_MS: '60000', CACHE_TYPE: 'simple', CACHE_TTL: '3600' }),
+    });
     // Each knows the other once both announced and read the roll (A reads it every 1.5 s).
-    await eventually(async () => a.registry.changeFeed!.peerIds().length === 1, 10_000, 'A knows B');
+    await waitFor('A knows B', async () => a.registry.changeFeed!.peerIds().length === 1, 10_000);
   });
   after(async () => {
     for (const watcher of watchers) watcher.close();
@@ -152,12 +132,12 @@ describe('the change feed between replicas on one table', () => {
     watchers.push(watcher);
     await watcher.until((endpoints) => endpoints.length === 0, 5000, 'first response');
     // B learns of A only at its first read of the roll (at start); give A's announcement a moment.
-    await eventually(async () => b.registry.changeFeed!.peerIds().length === 1, 10_000, 'B knows A');
+    await waitFor('B knows A', async () => b.registry.changeFeed!.peerIds().length === 1, 10_000);
     const seen = watcher.until((endpoints) => endpoints.includes('10.1.0.1:8080'), 5000, 'A’s host on B’s stream');
-    await register(a.httpUrl, 'users', '10.1.0.1', 8080);
+    await registerOrThrow(a.url, 'users', hostAt('10.1.0.1', 8080));
     await seen;
     const gone = watcher.until((endpoints) => !endpoints.includes('10.1.0.1:8080'), 5000, 'A’s delete on B’s stream');
-    await deregister(a.httpUrl, 'users', '10.1.0.1');
+    await deregister(a.url, 'users', '10.1.0.1');
     await gone;
   });
 
@@ -173,21 +153,17 @@ describe('the change feed between replicas on one table', () => {
 
   test('a cached GET on the other replica shows the write at once, not after CACHE_TTL (an hour here)', async () => {
     assert.deepEqual(await hostsOf(b, 'billing'), []);
-    await register(a.httpUrl, 'billing', '10.1.0.2', 8080);
-    await eventually(
-      async () => (await hostsOf(b, 'billing')).includes('10.1.0.2'),
-      5000,
-      'write seen through the cache',
-    );
+    await registerOrThrow(a.url, 'billing', hostAt('10.1.0.2', 8080));
+    await waitFor('write seen through the cache', async () => (await hostsOf(b, 'billing')).includes('10.1.0.2'), 5000);
   });
 
   test('GET /v1/services on the other replica lists the new service, and never the feed’s own partition', async () => {
-    await register(a.httpUrl, 'search', '10.1.0.3', 8080);
+    await registerOrThrow(a.url, 'search', hostAt('10.1.0.3', 8080));
     const names = async () =>
-      ((await (await fetch(`${b.httpUrl}/v1/services`)).json()) as { services: { service: string }[] }).services.map(
+      ((await (await fetch(`${b.url}/v1/services`)).json()) as { services: { service: string }[] }).services.map(
         (summary) => summary.service,
       );
-    await eventually(async () => (await names()).includes('search'), 5000, 'service listed');
+    await waitFor('service listed', async () => (await names()).includes('search'), 5000);
     assert.ok(!(await names()).some((name) => name.includes('/')), (await names()).join(', '));
   });
 });
@@ -196,14 +172,17 @@ describe('the change log is the catch-up when hints do not arrive', () => {
   test('hints refused (writes locked, no PEER_TOKEN): the change still arrives, within the read interval', async () => {
     const table = freshTableName();
     const locked = { AUTH_REGISTER_TOKENS: REGISTER_TOKEN, AUTH_ADMIN_TOKENS: 'tok-admin-0123456789abcdef' };
-    const a = await startRegistry(replicaEnv(dynamo, table, locked));
-    const b = await startRegistry(replicaEnv(dynamo, table, { ...locked, CHANGE_FEED_INTERVAL_MS: '500' }));
+    const a = await startRegistry({ xds: true, env: replicaEnv(dynamo, table, locked) });
+    const b = await startRegistry({
+      xds: true,
+      env: replicaEnv(dynamo, table, { ...locked, CHANGE_FEED_INTERVAL_MS: '500' }),
+    });
     const watcher = new Watcher(b, ['orders']);
     try {
       await watcher.until((endpoints) => endpoints.length === 0, 5000, 'first response');
-      await eventually(async () => a.registry.changeFeed!.peerIds().length === 1, 10_000, 'A knows B');
+      await waitFor('A knows B', async () => a.registry.changeFeed!.peerIds().length === 1, 10_000);
       const seen = watcher.until((endpoints) => endpoints.includes('10.2.0.1:8080'), 5000, 'write on B');
-      const response = await fetch(`${a.httpUrl}/v1/registration/orders`, {
+      const response = await fetch(`${a.url}/v1/registration/orders`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${REGISTER_TOKEN}` },
         body: JSON.stringify({
@@ -227,12 +206,12 @@ describe('the change log is the catch-up when hints do not arrive', () => {
 
   test('a write that never made it into the log is found when its replica leaves the roll', async () => {
     const table = freshTableName();
-    const a = await startRegistry(replicaEnv(dynamo, table));
-    const b = await startRegistry(replicaEnv(dynamo, table, { CHANGE_FEED_INTERVAL_MS: '300' }));
+    const a = await startRegistry({ xds: true, env: replicaEnv(dynamo, table) });
+    const b = await startRegistry({ xds: true, env: replicaEnv(dynamo, table, { CHANGE_FEED_INTERVAL_MS: '300' }) });
     const watcher = new Watcher(b, ['ledger']);
     try {
       await watcher.until((endpoints) => endpoints.length === 0, 5000, 'first response');
-      await eventually(async () => b.registry.changeFeed!.peerIds().length === 1, 10_000, 'B knows A');
+      await waitFor('B knows A', async () => b.registry.changeFeed!.peerIds().length === 1, 10_000);
       // As if A died between the host write and its change record: the host is in the table only.
       await a.registry.store.heartbeat({
         service: 'ledger',
@@ -263,13 +242,16 @@ describe('the change log is the catch-up when hints do not arrive', () => {
 
   test('a host that stops heartbeating is expired by the replica that wrote it, and the other replica’s stream drops it', async () => {
     const table = freshTableName();
-    const a = await startRegistry(replicaEnv(dynamo, table, { HOST_TTL: '2' }));
-    const b = await startRegistry(replicaEnv(dynamo, table, { HOST_TTL: '2', CHANGE_FEED_INTERVAL_MS: '60000' }));
+    const a = await startRegistry({ xds: true, env: replicaEnv(dynamo, table, { HOST_TTL: '2' }) });
+    const b = await startRegistry({
+      xds: true,
+      env: replicaEnv(dynamo, table, { HOST_TTL: '2', CHANGE_FEED_INTERVAL_MS: '60000' }),
+    });
     const watcher = new Watcher(b, ['short']);
     try {
       await watcher.until((endpoints) => endpoints.length === 0, 5000, 'first response');
-      await eventually(async () => a.registry.changeFeed!.peerIds().length === 1, 10_000, 'A knows B');
-      await register(a.httpUrl, 'short', '10.4.0.1', 8080);
+      await waitFor('A knows B', async () => a.registry.changeFeed!.peerIds().length === 1, 10_000);
+      await registerOrThrow(a.url, 'short', hostAt('10.4.0.1', 8080));
       await watcher.until((endpoints) => endpoints.includes('10.4.0.1:8080'), 5000, 'registered');
       // Expired 2 s after its heartbeat; A judges it then and hints B (which reads the log once a minute).
       const ms = await watcher.until((endpoints) => endpoints.length === 0, 8000, 'expired host dropped on B');
@@ -290,20 +272,25 @@ describe('expiry protection with the feed', () => {
       EXPIRY_PROTECTION_MIN_HOSTS: '3',
       EXPIRY_PROTECTION_MAX_SECONDS: '2',
     };
-    const a = await startRegistry(replicaEnv(dynamo, table, protection));
-    const b = await startRegistry(replicaEnv(dynamo, table, { ...protection, CHANGE_FEED_INTERVAL_MS: '60000' }));
+    const a = await startRegistry({ xds: true, env: replicaEnv(dynamo, table, protection) });
+    const b = await startRegistry({
+      xds: true,
+      env: replicaEnv(dynamo, table, { ...protection, CHANGE_FEED_INTERVAL_MS: '60000' }),
+    });
     const watcher = new Watcher(b, ['guarded']);
     try {
       await watcher.until((endpoints) => endpoints.length === 0, 5000, 'first response');
-      await eventually(async () => a.registry.changeFeed!.peerIds().length === 1, 10_000, 'A knows B');
+      await waitFor('A knows B', async () => a.registry.changeFeed!.peerIds().length === 1, 10_000);
       // Registered together, so they expire together (protection judges what one read finds expired).
-      await Promise.all(['10.6.0.1', '10.6.0.2', '10.6.0.3'].map((ip) => register(a.httpUrl, 'guarded', ip, 8080)));
+      await Promise.all(
+        ['10.6.0.1', '10.6.0.2', '10.6.0.3'].map((ip) => registerOrThrow(a.url, 'guarded', hostAt(ip, 8080))),
+      );
       await watcher.until((endpoints) => endpoints.length === 3, 5000, 'registered');
       // All three stop at once: protection keeps them 2 s past their expiry, then they go.
-      await eventually(
+      await waitFor(
+        'protection starts on the replica that wrote them',
         async () => a.registry.hostService.readouts.expiryProtectionStatus().protectedServices.includes('guarded'),
         5000,
-        'protection starts on the replica that wrote them',
       );
       assert.equal(watcher.latest.length, 3, 'kept while protected');
       await watcher.until((endpoints) => endpoints.length === 0, 15_000, 'removed on B when protection ended');
@@ -319,13 +306,15 @@ describe('while nothing changes, a replica following the feed does not re-read w
     test(`CHANGE_FEED=${feed}: DynamoDB calls in 4 s with 50 services watched over xDS`, async () => {
       const table = freshTableName();
       const proxy = await CountingDynamoDbProxy.start(dynamo.endpoint);
-      const replica = await startRegistry(replicaEnv(proxy, table, { CHANGE_FEED: feed }));
+      const replica = await startRegistry({ xds: true, env: replicaEnv(proxy, table, { CHANGE_FEED: feed }) });
       const services = Array.from({ length: 50 }, (_, index) => `idle-${index}`);
       const watcher = new Watcher(replica, services);
       try {
         for (const [index, service] of services.entries())
-          await register(replica.httpUrl, service, `10.5.0.${index}`, 8080);
+          await registerOrThrow(replica.url, service, hostAt(`10.5.0.${index}`, 8080));
         await watcher.until((endpoints) => endpoints.length === 50, 10_000, 'all 50 watched');
+        // Let the reads the registrations caused finish, then count a quiet window: the window is
+        // the point of the test (what a replica calls while nothing changes), not a wait for an outcome.
         await new Promise((resolve) => setTimeout(resolve, 500));
         proxy.take();
         await new Promise((resolve) => setTimeout(resolve, 4000));
@@ -349,8 +338,8 @@ describe('while nothing changes, a replica following the feed does not re-read w
 describe('POST /v1/feed/hints', () => {
   test('a malformed hint is a 400 naming the field and changes nothing; a replica without a feed answers 404', async () => {
     const table = freshTableName();
-    const replica = await startRegistry(replicaEnv(dynamo, table));
-    const single = await startRegistry({});
+    const replica = await startRegistry({ xds: true, env: replicaEnv(dynamo, table) });
+    const single = await startRegistry({ xds: true });
     try {
       const post = (url: string, body: unknown) =>
         fetch(`${url}/v1/feed/hints`, {
@@ -358,18 +347,18 @@ describe('POST /v1/feed/hints', () => {
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
         });
-      const bad = await post(replica.httpUrl, {
+      const bad = await post(replica.url, {
         replica: 'p1',
         changes: [{ key: 'k', replica: 'p1', services: ['a/b'], at: 1 }],
       });
       assert.equal(bad.status, 400);
       assert.match(((await bad.json()) as { error: string }).error, /services/);
-      const noReplica = await post(replica.httpUrl, { changes: [] });
+      const noReplica = await post(replica.url, { changes: [] });
       assert.equal(noReplica.status, 400);
       assert.match(((await noReplica.json()) as { error: string }).error, /replica/);
       const good = { replica: 'p1', changes: [{ key: 'k', replica: 'p1', services: ['users'], at: 1 }] };
-      assert.equal((await post(replica.httpUrl, good)).status, 204);
-      const none = await post(single.httpUrl, good);
+      assert.equal((await post(replica.url, good)).status, 204);
+      const none = await post(single.url, good);
       assert.equal(none.status, 404);
       assert.match(((await none.json()) as { error: string }).error, /change feed/);
     } finally {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { changeKey, type ChangeRecord } from '../../src/hosts/change-log.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { openStore, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+import { changeKey, type ChangeRecord } from '../../../src/hosts/change-log.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { openStore, startDynalite, type OpenedStore } from '../../helpers/dynamodb.js';
 
 /** The change log's storage on a real dynalite: one partition of the hosts table. */
 

@@ -6,7 +6,7 @@ import {
   pythonJsonLoads,
   storedCheckInAsServed,
   storedCheckInSpellings,
-} from '../../src/store/dynamodb/item-layout.js';
+} from '../../../src/store/dynamodb/item-layout.js';
 
 /**
  * The original's item layout at the byte level. Expected texts are what Python 3 and pynamodb

@@ -9,14 +9,14 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import pino from 'pino';
-import { composeRegistry, type Registry } from '../../src/compose.js';
-import { ConfigError, loadConfig } from '../../src/config.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { ensureHostsTable, learnTableShape } from '../../src/store/dynamodb/hosts-table.js';
-import { createDynamoDbStore } from '../../src/store/dynamodb/create-dynamodb-store.js';
-import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
-import { StorageUnavailableError } from '../../src/errors.js';
-import { freshTableName, silentLog, startDynalite, testClient } from '../helpers/dynamodb.js';
+import { composeRegistry, type Registry } from '../../../src/compose.js';
+import { ConfigError, loadConfig } from '../../../src/config.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { ensureHostsTable, learnTableShape } from '../../../src/store/dynamodb/hosts-table.js';
+import { createDynamoDbStore } from '../../../src/store/dynamodb/create-dynamodb-store.js';
+import { DynamoDbHostStore } from '../../../src/store/dynamodb/dynamodb-host-store.js';
+import { StorageUnavailableError } from '../../../src/errors.js';
+import { freshTableName, silentLog, startDynalite, testClient } from '../../helpers/dynamodb.js';
 import {
   createTableAsOriginal,
   originalDelete,
@@ -30,7 +30,7 @@ import {
   rawItem,
   readAsOriginal,
   type OriginalHost,
-} from '../helpers/original-service.js';
+} from '../../helpers/original-service.js';
 
 /**
  * A fleet moving between the original service and discovery on the original's own table: both
@@ -91,7 +91,8 @@ async function list(url: string, path: string): Promise<ServedHost[]> {
   return body.hosts.sort((a, b) => a.ip_address.localeCompare(b.ip_address));
 }
 
-function heartbeat(url: string, service: string, fields: Record<string, string>): Promise<Response> {
+/** A form heartbeat of exactly `fields`, none added: as each of the original's clients sent it. */
+function heartbeatWithExactly(url: string, service: string, fields: Record<string, string>): Promise<Response> {
   return fetch(`${url}/v1/registration/${service}`, { method: 'POST', body: new URLSearchParams(fields) });
 }
 
@@ -189,7 +190,7 @@ describe("discovery on the original's table", () => {
   });
 
   test("a heartbeat through discovery keeps the original's weight and writes what its model reads", async () => {
-    const response = await heartbeat(discovery.url, 'users', {
+    const response = await heartbeatWithExactly(discovery.url, 'users', {
       ip: '10.0.3.17',
       port: '9211',
       revision: '3a4b5c6',
@@ -211,7 +212,7 @@ describe("discovery on the original's table", () => {
   });
 
   test('a first registration through discovery is a host the original reads, with no repo attribute when empty', async () => {
-    const response = await heartbeat(discovery.url, 'orders', {
+    const response = await heartbeatWithExactly(discovery.url, 'orders', {
       ip: '10.0.4.1',
       port: '8080',
       revision: 'r1',
@@ -231,7 +232,12 @@ describe("discovery on the original's table", () => {
   });
 
   test('a weight for one host through discovery is in the JSON tags the original reads', async () => {
-    await heartbeat(discovery.url, 'carts', { ip: '10.0.5.1', port: '80', revision: 'r1', tags: JSON.stringify(TAGS) });
+    await heartbeatWithExactly(discovery.url, 'carts', {
+      ip: '10.0.5.1',
+      port: '80',
+      revision: 'r1',
+      tags: JSON.stringify(TAGS),
+    });
     const response = await form(discovery.url, 'POST', '/v1/loadbalancing/carts/10.0.5.1', {
       load_balancing_weight: '7',
     });
@@ -244,7 +250,12 @@ describe("discovery on the original's table", () => {
 
   test('a weight for every host of a service through discovery is in each JSON tags the original reads', async () => {
     for (const ip of ['10.0.6.1', '10.0.6.2', '10.0.6.3']) {
-      await heartbeat(discovery.url, 'search', { ip, port: '80', revision: 'r1', tags: JSON.stringify(TAGS) });
+      await heartbeatWithExactly(discovery.url, 'search', {
+        ip,
+        port: '80',
+        revision: 'r1',
+        tags: JSON.stringify(TAGS),
+      });
     }
     const response = await form(discovery.url, 'POST', '/v1/loadbalancing/search', { load_balancing_weight: '12' });
     assert.equal(response.status, 204);
@@ -256,7 +267,12 @@ describe("discovery on the original's table", () => {
   });
 
   test('a status override through discovery leaves the host the original reads unchanged', async () => {
-    await heartbeat(discovery.url, 'mail', { ip: '10.0.7.1', port: '80', revision: 'r1', tags: JSON.stringify(TAGS) });
+    await heartbeatWithExactly(discovery.url, 'mail', {
+      ip: '10.0.7.1',
+      port: '80',
+      revision: 'r1',
+      tags: JSON.stringify(TAGS),
+    });
     const before = await originalGet(admin, tableName, 'mail', '10.0.7.1');
     const response = await form(discovery.url, 'PUT', '/v1/registration/mail/10.0.7.1/status', {
       status: 'OUT_OF_SERVICE',
@@ -269,7 +285,7 @@ describe("discovery on the original's table", () => {
   });
 
   test('a delete and a re-registration through discovery: the original sees the host go and come back as sent', async () => {
-    await heartbeat(discovery.url, 'audit', {
+    await heartbeatWithExactly(discovery.url, 'audit', {
       ip: '10.0.8.1',
       port: '80',
       revision: 'r1',
@@ -277,7 +293,12 @@ describe("discovery on the original's table", () => {
     });
     assert.equal((await fetch(`${discovery.url}/v1/registration/audit/10.0.8.1`, { method: 'DELETE' })).status, 200);
     assert.equal(await originalGet(admin, tableName, 'audit', '10.0.8.1'), undefined);
-    await heartbeat(discovery.url, 'audit', { ip: '10.0.8.1', port: '81', revision: 'r2', tags: JSON.stringify(TAGS) });
+    await heartbeatWithExactly(discovery.url, 'audit', {
+      ip: '10.0.8.1',
+      port: '81',
+      revision: 'r2',
+      tags: JSON.stringify(TAGS),
+    });
     const original = await originalGet(admin, tableName, 'audit', '10.0.8.1');
     assert.deepEqual(original?.tags, TAGS, 'no tag of the deleted host comes back');
     assert.equal(original?.port, 81);
@@ -301,7 +322,7 @@ describe("discovery on the original's table", () => {
     assert.equal((await list(discovery.url, '/v1/registration/billing'))[0]?.tags.load_balancing_weight, 40);
     // Discovery knew the tags from its last read; the original changed them since: the conditional
     // write notices, reads afresh and merges, so the original's weight survives our heartbeat.
-    await heartbeat(discovery.url, 'billing', {
+    await heartbeatWithExactly(discovery.url, 'billing', {
       ip: '10.0.9.1',
       port: '8443',
       revision: 'b2',
@@ -333,7 +354,7 @@ describe("discovery on the original's table", () => {
   test('two replicas and the original writing one host at once lose no tag and no weight', async () => {
     const second = await startDiscovery(tableName);
     try {
-      await heartbeat(discovery.url, 'chat', {
+      await heartbeatWithExactly(discovery.url, 'chat', {
         ip: '10.0.10.1',
         port: '80',
         revision: 'r1',
@@ -343,7 +364,7 @@ describe("discovery on the original's table", () => {
       for (let index = 0; index < 12; index++) {
         const url = index % 2 === 0 ? discovery.url : second.url;
         writes.push(
-          heartbeat(url, 'chat', {
+          heartbeatWithExactly(url, 'chat', {
             ip: '10.0.10.1',
             port: '80',
             revision: 'r1',
@@ -455,7 +476,7 @@ describe("start-up on the original's table and others", () => {
         Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName),
         ['service_repo_name_index'],
       );
-      await heartbeat(discovery.url, 'users', {
+      await heartbeatWithExactly(discovery.url, 'users', {
         ip: '10.1.0.1',
         port: '80',
         revision: 'r',
@@ -501,7 +522,7 @@ describe("start-up on the original's table and others", () => {
     await ensureHostsTable(admin, ours, silentLog);
     const discovery = await startDiscovery(ours);
     try {
-      await heartbeat(discovery.url, 'users', {
+      await heartbeatWithExactly(discovery.url, 'users', {
         ip: '10.1.2.1',
         port: '80',
         revision: 'r',

@@ -2,13 +2,9 @@ import assert from 'node:assert/strict';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import {
-  heartbeatForm,
-  runDiscoveryToExit,
-  startDiscovery,
-  type DiscoveryProcess,
-} from '../helpers/discovery-process.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { runDiscoveryToExit, startDiscovery, type DiscoveryProcess } from '../../helpers/discovery-process.js';
+import { registerOrThrow } from '../../helpers/registry.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 
 const DEFAULTS = { APPLICATION_ENV: 'development' }; // BACKEND_STORAGE defaults to DynamoDB, DYNAMODB_URL to empty
 
@@ -17,14 +13,6 @@ async function hostsOf(discovery: DiscoveryProcess, service: string): Promise<st
   assert.equal(response.status, 200);
   const body = (await response.json()) as { hosts: { ip_address: string }[] };
   return body.hosts.map((host) => host.ip_address);
-}
-
-async function register(discovery: DiscoveryProcess, service: string, ip: string): Promise<void> {
-  const response = await fetch(`${discovery.url}/v1/registration/${service}`, {
-    method: 'POST',
-    body: heartbeatForm(ip),
-  });
-  assert.equal(response.status, 200, await response.text());
 }
 
 describe('embedded DynamoDB-compatible store (development defaults)', () => {
@@ -44,8 +32,8 @@ describe('embedded DynamoDB-compatible store (development defaults)', () => {
         assert.match(embeddedLines[0] ?? '', /dynalite.*http:\/\/127\.0\.0\.1:\d+/);
       }
       await access(path.join(dirA.path, 'data', 'dynalite'));
-      await register(a, 'users', '10.0.0.1');
-      await register(b, 'users', '10.0.0.2');
+      await registerOrThrow(a.url, 'users', { ip: '10.0.0.1' });
+      await registerOrThrow(b.url, 'users', { ip: '10.0.0.2' });
       assert.deepEqual(await hostsOf(a, 'users'), ['10.0.0.1']);
       assert.deepEqual(await hostsOf(b, 'users'), ['10.0.0.2']);
 

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import pino from 'pino';
-import { ManualClock } from '../../src/clock.js';
-import { composeRegistry, type Registry } from '../../src/compose.js';
-import { loadConfig } from '../../src/config.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { heartbeatOf } from '../contract/host-store.contract.js';
-import { openStore, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
-import { NO_STATS } from '../../src/stats.js';
-import { CHANGE_LOG_PARTITION } from '../../src/store/dynamodb/dynamodb-change-log.js';
+import { ManualClock } from '../../../src/clock.js';
+import { composeRegistry, type Registry } from '../../../src/compose.js';
+import { loadConfig } from '../../../src/config.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { heartbeatOf } from '../../contract/host-store.contract.js';
+import { openStore, startDynalite, type OpenedStore } from '../../helpers/dynamodb.js';
+import { NO_STATS } from '../../../src/stats.js';
+import { CHANGE_LOG_PARTITION } from '../../../src/store/dynamodb/dynamodb-change-log.js';
 
 /** Whether a command's input addresses the change feed's partition (marshalled or not). */
 function touchesChangeLog(input: unknown): boolean {

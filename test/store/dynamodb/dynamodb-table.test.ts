@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DescribeTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { effectiveStatus, parseCheckIn } from '../../src/hosts/model.js';
-import type { Log } from '../../src/logger.js';
-import { DynamoDbHostStore, REPO_INDEX_NAME } from '../../src/store/dynamodb/dynamodb-host-store.js';
-import { createDynamoDbClient } from '../../src/store/dynamodb/dynamodb-client.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { ensureHostsTable } from '../../src/store/dynamodb/hosts-table.js';
-import { heartbeatOf } from '../contract/host-store.contract.js';
-import { freshTableName, openStore, silentLog, startDynalite, testClient } from '../helpers/dynamodb.js';
+import { effectiveStatus, parseCheckIn } from '../../../src/hosts/model.js';
+import type { Log } from '../../../src/logger.js';
+import { DynamoDbHostStore, REPO_INDEX_NAME } from '../../../src/store/dynamodb/dynamodb-host-store.js';
+import { createDynamoDbClient } from '../../../src/store/dynamodb/dynamodb-client.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { ensureHostsTable } from '../../../src/store/dynamodb/hosts-table.js';
+import { heartbeatOf } from '../../contract/host-store.contract.js';
+import { freshTableName, openStore, silentLog, startDynalite, testClient } from '../../helpers/dynamodb.js';
 
 function recordingLog(): Log & { lines: string[] } {
   const lines: string[] = [];

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { freshTableName, startDynalite } from '../helpers/dynamodb.js';
-import { heartbeatForm, startDiscovery, type DiscoveryProcess } from '../helpers/discovery-process.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { freshTableName, startDynalite } from '../../helpers/dynamodb.js';
+import { startDiscovery, type DiscoveryProcess } from '../../helpers/discovery-process.js';
+import { register, waitFor } from '../../helpers/registry.js';
 
 const HEARTBEATS = 500;
 /** Bound on how long a change takes to show through a caching replica: CACHE_TTL plus room for a loaded machine. */
@@ -15,23 +16,11 @@ async function ipsOf(discovery: DiscoveryProcess, service: string): Promise<stri
   return ((await response.json()) as { hosts: { ip_address: string }[] }).hosts.map((host) => host.ip_address);
 }
 
-/** The status, and the body when it is not 200 (so a failure names its cause). */
-async function register(discovery: DiscoveryProcess, service: string, ip: string): Promise<string> {
-  const response = await fetch(`${discovery.url}/v1/registration/${service}`, {
-    method: 'POST',
-    body: heartbeatForm(ip),
-  });
+/** The status of a heartbeat's answer, and its body when it is not 200 (so a failure names its cause). */
+async function outcome(discovery: DiscoveryProcess, service: string, ip: string): Promise<string> {
+  const response = await register(discovery.url, service, { ip });
   const body = await response.text();
   return response.status === 200 ? '200' : `${response.status} ${body}`;
-}
-
-/** Polls until `check` holds, failing past `boundMs`. */
-async function eventually(check: () => Promise<boolean>, boundMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + boundMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${boundMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('many discovery replicas over one DynamoDB table', () => {
@@ -64,12 +53,12 @@ describe('many discovery replicas over one DynamoDB table', () => {
   });
 
   test('a host registered through one replica is returned by the other', async () => {
-    assert.equal(await register(a, 'users', '10.0.0.1'), '200');
+    assert.equal(await outcome(a, 'users', '10.0.0.1'), '200');
     assert.deepEqual(await ipsOf(b, 'users'), ['10.0.0.1']);
   });
 
   test('a delete through one replica is seen by the other', async () => {
-    assert.equal(await register(b, 'orders', '10.0.0.7'), '200');
+    assert.equal(await outcome(b, 'orders', '10.0.0.7'), '200');
     assert.deepEqual(await ipsOf(a, 'orders'), ['10.0.0.7']);
     const removed = await fetch(`${b.url}/v1/registration/orders/10.0.0.7`, { method: 'DELETE' });
     assert.equal(removed.status, 200);
@@ -78,17 +67,17 @@ describe('many discovery replicas over one DynamoDB table', () => {
 
   test("a caching replica shows another replica's write within CACHE_TTL", async () => {
     assert.deepEqual(await ipsOf(cached, 'billing'), []); // now cached as empty
-    assert.equal(await register(a, 'billing', '10.0.0.9'), '200');
-    await eventually(
+    assert.equal(await outcome(a, 'billing', '10.0.0.9'), '200');
+    await waitFor(
+      'write seen by the caching replica',
       async () => (await ipsOf(cached, 'billing')).includes('10.0.0.9'),
       PROPAGATION_BOUND_MS,
-      'write seen by the caching replica',
     );
   });
 
   test(`${HEARTBEATS} concurrent heartbeats of distinct hosts spread over both replicas lose nothing`, async () => {
     const ips = Array.from({ length: HEARTBEATS }, (_, index) => `10.5.${Math.floor(index / 250)}.${index % 250}`);
-    const statuses = await Promise.all(ips.map((ip, index) => register(index % 2 === 0 ? a : b, 'fleet', ip)));
+    const statuses = await Promise.all(ips.map((ip, index) => outcome(index % 2 === 0 ? a : b, 'fleet', ip)));
     const failed = statuses.filter((status) => status !== '200');
     const logs = [a, b].flatMap((discovery) =>
       [...discovery.stdout, ...discovery.stderr].filter(

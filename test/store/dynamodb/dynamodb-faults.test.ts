@@ -3,16 +3,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { ManualClock } from '../../src/clock.js';
-import { composeRegistry, type Registry } from '../../src/compose.js';
-import { loadConfig } from '../../src/config.js';
-import { StorageUnavailableError } from '../../src/errors.js';
-import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { heartbeatOf } from '../contract/host-store.contract.js';
-import { openStore, startDynalite, testClient, type OpenedStore } from '../helpers/dynamodb.js';
-import { tempDir } from '../helpers/temp-dir.js';
-import { NO_STATS } from '../../src/stats.js';
+import { ManualClock } from '../../../src/clock.js';
+import { composeRegistry, type Registry } from '../../../src/compose.js';
+import { loadConfig } from '../../../src/config.js';
+import { StorageUnavailableError } from '../../../src/errors.js';
+import { DynamoDbHostStore } from '../../../src/store/dynamodb/dynamodb-host-store.js';
+import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
+import { heartbeatOf } from '../../contract/host-store.contract.js';
+import { openStore, startDynalite, testClient, type OpenedStore } from '../../helpers/dynamodb.js';
+import { tempDir } from '../../helpers/temp-dir.js';
+import { NO_STATS } from '../../../src/stats.js';
 
 /** Small, so that a test waiting on a dead server stays short; the bound is what is being proved. */
 const REQUEST_TIMEOUT_MS = 1500;
