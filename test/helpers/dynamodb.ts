@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
+import { after, before } from 'node:test';
 import { createDynamoDbClient } from '../../src/store/dynamodb/dynamodb-client.js';
 import { DynamoDbHostStore } from '../../src/store/dynamodb/dynamodb-host-store.js';
 import { startEmbeddedDynamoDb, type EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
@@ -83,5 +84,26 @@ export async function openStore(
         admin.destroy();
       }
     },
+  };
+}
+
+/**
+ * For a suite (or a file, called at its top level): a dynalite of its own started before its
+ * tests and one store over a fresh table, both gone after them. Returns the store's getter.
+ */
+export function dynaliteStoreForSuite(): () => OpenedStore {
+  let dynamo: EmbeddedDynamoDb | undefined;
+  let opened: OpenedStore | undefined;
+  before(async () => {
+    dynamo = await startDynalite();
+    opened = await openStore(dynamo.endpoint);
+  });
+  after(async () => {
+    await opened?.dispose();
+    await dynamo?.close();
+  });
+  return () => {
+    if (!opened) throw new Error('the suite store is opened in a before hook: use it inside a test');
+    return opened;
   };
 }

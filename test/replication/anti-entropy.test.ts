@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { systemClock } from '../../src/clock.js';
 import { changeKey } from '../../src/hosts/change-log.js';
 import type { KeptView } from '../../src/hosts/freshness.js';
 import { ChangeFeed, type FeedEvents } from '../../src/replication/change-feed.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+import { dynaliteStoreForSuite, silentLog } from '../helpers/dynamodb.js';
 import { waitFor } from '../helpers/registry.js';
 
 /**
@@ -36,7 +35,7 @@ function viewOf(readAt: Record<string, number>): KeptView {
 
 /** A feed reading the change log every 100 ms with a 300 ms look-back, its views `view`, started. */
 function startReader(recorder: Recorder, replica: string, antiEntropyIntervalMs: number, view: KeptView): ChangeFeed {
-  const changeLog = opened.store.changeLog;
+  const changeLog = opened().store.changeLog;
   assert.ok(changeLog, 'the DynamoDB store has a change log');
   const feed = new ChangeFeed({
     changeLog,
@@ -54,20 +53,11 @@ function startReader(recorder: Recorder, replica: string, antiEntropyIntervalMs:
   return feed;
 }
 
-let dynamo: EmbeddedDynamoDb;
-let opened: OpenedStore;
-before(async () => {
-  dynamo = await startDynalite();
-  opened = await openStore(dynamo.endpoint);
-});
-after(async () => {
-  await opened?.dispose();
-  await dynamo?.close();
-});
+const opened = dynaliteStoreForSuite();
 
 describe('anti-entropy', { timeout: 60_000 }, () => {
   test('a view read before a recorded change it never heard of is read again; one read after it is not', async () => {
-    const log = opened.store.changeLog;
+    const log = opened().store.changeLog;
     assert.ok(log, 'the DynamoDB store has a change log');
     const now = systemClock.now();
     // Stamped 30 s ago, stored now: behind the 300 ms look-back of every regular read.
@@ -89,7 +79,7 @@ describe('anti-entropy', { timeout: 60_000 }, () => {
   });
 
   test('without the check, the regular reads never apply a record stored behind their look-back', async () => {
-    const log = opened.store.changeLog;
+    const log = opened().store.changeLog;
     assert.ok(log);
     const now = systemClock.now();
     const lateAt = now - 30_000;

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { systemClock } from '../../src/clock.js';
 import { ChangeFeed, type ChangeHint, type FeedEvents } from '../../src/replication/change-feed.js';
-import type { EmbeddedDynamoDb } from '../../src/store/dynamodb/embedded-dynalite.js';
-import { openStore, silentLog, startDynalite, type OpenedStore } from '../helpers/dynamodb.js';
+import { dynaliteStoreForSuite, silentLog, type OpenedStore } from '../helpers/dynamodb.js';
 import { waitFor } from '../helpers/registry.js';
 
 /**
@@ -93,20 +92,11 @@ async function startPair(opened: OpenedStore, name: string, hints: 'delivered' |
 }
 
 describe('the change feed applies each change once', () => {
-  let dynamo: EmbeddedDynamoDb;
-  let opened: OpenedStore;
-  before(async () => {
-    dynamo = await startDynalite();
-    opened = await openStore(dynamo.endpoint);
-  });
-  after(async () => {
-    await opened?.dispose();
-    await dynamo?.close();
-  });
+  const opened = dynaliteStoreForSuite();
 
   for (const hints of ['delivered', 'lost'] as const) {
     test(`hints ${hints}: 20 changes, each applied once by the peer across many look-back reads`, async () => {
-      const pair = await startPair(opened, hints, hints);
+      const pair = await startPair(opened(), hints, hints);
       try {
         const services = Array.from({ length: 20 }, (_, index) => `svc-${hints}-${index}`);
         for (const service of services) {
@@ -126,7 +116,7 @@ describe('the change feed applies each change once', () => {
   }
 
   test('a stream of changes makes at most one record per 50 ms, and every change still arrives', async () => {
-    const pair = await startPair(opened, 'stream', 'delivered');
+    const pair = await startPair(opened(), 'stream', 'delivered');
     try {
       const since = Date.now();
       const services = Array.from({ length: 100 }, (_, index) => `stream-${index}`);
@@ -139,7 +129,7 @@ describe('the change feed applies each change once', () => {
       await waitFor('every change applied', () => new Set(pair.reader.applied).size === services.length, 10_000);
       // Nothing is applied again while the records are read back.
       await new Promise((resolve) => setTimeout(resolve, REREAD_WINDOW_MS));
-      const records = (await opened.store.changeLog.read(since - 1000)).changes.filter(
+      const records = (await opened().store.changeLog.read(since - 1000)).changes.filter(
         (record) => record.replica === 'writer-stream',
       );
       assert.ok(

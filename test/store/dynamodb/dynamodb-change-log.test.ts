@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { changeKey, type ChangeRecord } from '../../../src/hosts/change-log.js';
-import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
-import { openStore, startDynalite, type OpenedStore } from '../../helpers/dynamodb.js';
+import { dynaliteStoreForSuite } from '../../helpers/dynamodb.js';
 
 /** The change log's storage on a real dynalite: one partition of the hosts table. */
 
@@ -11,19 +10,10 @@ function change(at: number, replica: string, sequence: number, services: string[
 }
 
 describe('DynamoDB change log', () => {
-  let dynamo: EmbeddedDynamoDb;
-  let opened: OpenedStore;
-  before(async () => {
-    dynamo = await startDynalite();
-    opened = await openStore(dynamo.endpoint);
-  });
-  after(async () => {
-    await opened?.dispose();
-    await dynamo?.close();
-  });
+  const opened = dynaliteStoreForSuite();
 
   test('a read returns the records since a time, oldest first, and every announcement', async () => {
-    const log = opened.store.changeLog;
+    const log = opened().store.changeLog;
     const t = Date.UTC(2026, 11, 2, 12, 0, 0);
     await log.append(change(t + 2000, 'b', 1, ['orders']));
     await log.append(change(t, 'a', 1, ['users', 'billing']));
@@ -47,7 +37,7 @@ describe('DynamoDB change log', () => {
   });
 
   test('appending the same key twice stores one record; withdraw removes an announcement', async () => {
-    const log = opened.store.changeLog;
+    const log = opened().store.changeLog;
     const t = Date.UTC(2026, 11, 2, 13, 0, 0);
     const record = change(t, 'c', 7, ['ledger']);
     await log.append(record);
@@ -59,7 +49,7 @@ describe('DynamoDB change log', () => {
   });
 
   test('prune removes the records before a time and keeps the rest and the announcements', async () => {
-    const log = opened.store.changeLog;
+    const log = opened().store.changeLog;
     const t = Date.UTC(2026, 11, 2, 14, 0, 0);
     for (let index = 0; index < 60; index++) await log.append(change(t + index, 'd', index, [`s-${index}`]));
     const removedBefore = await log.prune(t + 30);
@@ -74,6 +64,6 @@ describe('DynamoDB change log', () => {
   });
 
   test('the feed’s partition holds no host: it is not listed as a service', async () => {
-    assert.ok(!(await opened.store.listServices()).some((name) => name.includes('/')));
+    assert.ok(!(await opened().store.listServices()).some((name) => name.includes('/')));
   });
 });
