@@ -279,7 +279,15 @@ class Lists {
     rememberReads: boolean,
   ): { snapshot: HostSnapshot; routingChanged: boolean } {
     const previous = this.get(key)?.snapshot;
-    const reused = previous !== undefined && previous.version === built.version && sameCheckIns(previous, built);
+    // The kept object only when all it says is still true: the same hosts and check-ins can be
+    // live one moment and kept past HOST_TTL by expiry protection the next (its count and re-check
+    // time then differ, and so do the answer's header and how long the list holds).
+    const reused =
+      previous !== undefined &&
+      previous.version === built.version &&
+      previous.nextExpiryAt === built.nextExpiryAt &&
+      previous.protectedHosts === built.protectedHosts &&
+      sameCheckIns(previous, built);
     const snapshot = reused ? previous : built;
     const cached: CachedList = { snapshot, builtAt: now, changeToken };
     // Filed with the names that have hosts or with the empty ones, never both.

@@ -44,6 +44,20 @@ describe('expiry protection', () => {
     assert.equal(stats.count('service.host.sweep.web'), 0);
   });
 
+  test('a list read before the partition says so too once its hosts are past HOST_TTL (not the list kept from before)', async () => {
+    const clock = new ManualClock();
+    server = await startRegistry({ env: { ...PROTECTED, CACHE_TYPE: 'simple', CACHE_TTL: '3600' }, clock });
+    await fleet(server.url, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    clock.advance(5_000);
+    await fleet(server.url, ['10.0.0.4']);
+    const before = await read(server.url);
+    assert.equal(before.header, null, 'every host live');
+    clock.advance(6_000); // the same four hosts, the same check-ins; three of them now past HOST_TTL
+    const during = await read(server.url);
+    assert.deepEqual(during.ips, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    assert.equal(during.header, '3 hosts past HOST_TTL kept');
+  });
+
   test('at or below the threshold (hosts dying one by one), expiry works as usual', async () => {
     const clock = new ManualClock();
     const store = new MemoryHostStore();
