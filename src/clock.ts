@@ -21,3 +21,13 @@ export class ManualClock implements Clock {
     this.current = ms;
   }
 }
+
+/**
+ * Whether `intervalMs` has passed since `since` by the wall clock, for "at most every so often"
+ * work. A clock that stepped back (NTP, a restored VM) counts as passed: otherwise that work
+ * would stop for as long as the step, since `now - since` stays negative until the clock
+ * catches up.
+ */
+export function intervalPassed(now: number, since: number, intervalMs: number): boolean {
+  return now < since || now - since >= intervalMs;
+}

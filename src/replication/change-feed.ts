@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import { intervalPassed, type Clock } from '../clock.js';
 import type { Log } from '../logger.js';
 import {
   changeKey,
@@ -237,9 +237,18 @@ export class ChangeFeed {
     // The changes of this turn (a batch of writes answered together) make one record, and under
     // a stream of changes, those of each RECORD_SPACING_MS: the first change after a quiet spell
     // goes out at once, and the log's one partition takes a bounded rate of writes per replica.
-    const wait = this.lastFlushAt + RECORD_SPACING_MS - this.clock.now();
+    // Never longer than the spacing: the wall clock can step back (NTP, a restored VM), and a wait
+    // computed from it alone would hold the next record, and its hints, for the size of the step.
+    const wait = Math.min(RECORD_SPACING_MS, this.lastFlushAt + RECORD_SPACING_MS - this.clock.now());
     if (wait <= 0) setImmediate(run);
-    else setTimeout(run, wait);
+    else {
+      // Cleared by close(), which flushes what is pending itself.
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        run();
+      }, wait);
+      this.timers.add(timer);
+    }
   }
 
   private flush(): void {
@@ -399,7 +408,7 @@ export class ChangeFeed {
     if (tooFarBehind) from = startedAt - this.lookbackMs;
     const antiEntropy =
       !tooFarBehind &&
-      startedAt - this.lastAntiEntropyAt >= (this.options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS);
+      intervalPassed(startedAt, this.lastAntiEntropyAt, this.options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS);
     const readFrom = antiEntropy ? Math.min(from, startedAt - ANTI_ENTROPY_WINDOW_MS) : from;
     let page;
     try {
