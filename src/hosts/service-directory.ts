@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import { intervalPassed, type Clock } from '../clock.js';
 import { StorageUnavailableError } from '../errors.js';
 import { ReadRetries, type KeptView } from './freshness.js';
 import type { Log } from '../logger.js';
@@ -163,7 +163,10 @@ export class ServiceDirectory implements KeptView {
       // A refresh already running may have read a service before it changed: one more after it.
       if (this.tooManyChanged && this.fullRefresh) await this.fullRefresh.catch(() => undefined);
       await this.refreshAll();
-    } else if (this.clock.now() - this.lastAttemptAt >= this.refreshIntervalMs && this.fullRefresh === undefined) {
+    } else if (
+      intervalPassed(this.clock.now(), this.lastAttemptAt, this.refreshIntervalMs) &&
+      this.fullRefresh === undefined
+    ) {
       this.refreshAll().catch((error: unknown) =>
         this.log.warn({ err: error }, 'service directory refresh failed; serving the previous summary'),
       );
