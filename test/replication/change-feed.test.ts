@@ -323,8 +323,10 @@ describe('while nothing changes, a replica following the feed does not re-read w
           // A read of the log every 1.5 s, an announcement every 15 s: 2 to 4 calls.
           assert.ok(total <= 5, `${total} calls: ${JSON.stringify(byOperation)}`);
         } else {
-          // XDS_POLL_INTERVAL_MS (1 s here) re-reads every watched service: about 200.
-          assert.ok(total >= 100, `${total} calls: ${JSON.stringify(byOperation)}`);
+          // XDS_POLL_INTERVAL_MS (1 s here) re-reads every watched service: about 200 on an idle
+          // machine (84 was seen at a load of 4). The contrast needs only every service re-read
+          // at least once in the window, which no feed replica does.
+          assert.ok(total >= services.length, `${total} calls: ${JSON.stringify(byOperation)}`);
         }
       } finally {
         watcher.close();
