@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import pino from 'pino';
 import { ManualClock } from '../../../src/clock.js';
-import { composeRegistry, type Registry } from '../../../src/compose.js';
-import { loadConfig } from '../../../src/config.js';
 import type { EmbeddedDynamoDb } from '../../../src/store/dynamodb/embedded-dynalite.js';
 import { heartbeatOf } from '../../contract/host-store.contract.js';
 import { openStore, startDynalite, type OpenedStore } from '../../helpers/dynamodb.js';
-import { NO_STATS } from '../../../src/stats.js';
+import { startRegistry, type RunningRegistry } from '../../helpers/registry.js';
 import { CHANGE_LOG_PARTITION } from '../../../src/store/dynamodb/dynamodb-change-log.js';
 
 /** Whether a command's input addresses the change feed's partition (marshalled or not). */
@@ -61,6 +58,9 @@ class CommandCounter {
     return result;
   }
 }
+
+/** The registries below: DynamoDB (the store handed in), lists read from storage on every request. */
+const DYNAMODB_ENV = { BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '600', CACHE_TYPE: 'null' };
 
 let server: EmbeddedDynamoDb;
 before(async () => {
@@ -233,18 +233,14 @@ describe("DynamoDB calls per store operation, in the original's item layout (its
 
 describe("DynamoDB calls per API request in the original's item layout (through the real listener)", () => {
   let opened: OpenedStore;
-  let registry: Registry;
+  let registry: RunningRegistry;
   let url: string;
   const counter = new CommandCounter();
 
   before(async () => {
     opened = await openStore(server.endpoint, { layout: 'original', prepare: (client) => counter.attach(client) });
-    const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '600', CACHE_TYPE: 'null' }, process.cwd());
-    registry = await composeRegistry(config, pino({ level: 'silent' }), { store: opened.store, stats: NO_STATS });
-    await registry.app.listen({ port: 0, host: '127.0.0.1' });
-    const address = registry.app.server.address();
-    if (address === null || typeof address === 'string') throw new Error('no TCP address');
-    url = `http://127.0.0.1:${address.port}`;
+    registry = await startRegistry({ env: DYNAMODB_ENV, store: opened.store });
+    url = registry.url;
   });
   after(async () => {
     await registry.close();
@@ -296,23 +292,15 @@ describe("DynamoDB calls per API request in the original's item layout (through 
 
 describe('DynamoDB calls per API request (through the real listener, fast paths included)', () => {
   let opened: OpenedStore;
-  let registry: Registry;
+  let registry: RunningRegistry;
   let url: string;
   const counter = new CommandCounter();
   const clock = new ManualClock();
 
   before(async () => {
     opened = await openStore(server.endpoint, { prepare: (client) => counter.attach(client) });
-    const config = loadConfig({ BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '600', CACHE_TYPE: 'null' }, process.cwd());
-    registry = await composeRegistry(config, pino({ level: 'silent' }), {
-      store: opened.store,
-      clock,
-      stats: NO_STATS,
-    });
-    await registry.app.listen({ port: 0, host: '127.0.0.1' });
-    const address = registry.app.server.address();
-    if (address === null || typeof address === 'string') throw new Error('no TCP address');
-    url = `http://127.0.0.1:${address.port}`;
+    registry = await startRegistry({ env: DYNAMODB_ENV, store: opened.store, clock });
+    url = registry.url;
   });
   after(async () => {
     await registry.close();
@@ -422,20 +410,13 @@ describe('DynamoDB calls per 1,000 heartbeats, HEARTBEAT_WRITE_INTERVAL off and 
     const counter = new CommandCounter();
     const clock = new ManualClock();
     const opened = await openStore(server.endpoint, { prepare: (client) => counter.attach(client) });
-    const config = loadConfig(
-      { BACKEND_STORAGE: 'DynamoDB', HOST_TTL: '30', CACHE_TYPE: 'null', HEARTBEAT_WRITE_INTERVAL: interval },
-      process.cwd(),
-    );
-    const registry = await composeRegistry(config, pino({ level: 'silent' }), {
+    const registry = await startRegistry({
+      env: { ...DYNAMODB_ENV, HOST_TTL: '30', HEARTBEAT_WRITE_INTERVAL: interval },
       store: opened.store,
       clock,
-      stats: NO_STATS,
     });
     try {
-      await registry.app.listen({ port: 0, host: '127.0.0.1' });
-      const address = registry.app.server.address();
-      if (address === null || typeof address === 'string') throw new Error('no TCP address');
-      const url = `http://127.0.0.1:${address.port}`;
+      const url = registry.url;
       counter.reset();
       for (let round = 0; round < 10; round++) {
         for (let host = 0; host < 100; host++) {
